@@ -1,0 +1,283 @@
+"""Address allocation: node IPs, per-node pod subnets, bridge and pod addresses.
+
+Kubernetes' fix (the article): a cluster-wide pod range (GKE: 10.0.0.0/14) is split
+into one subnet per node (GKE: a /24 per node); the node's bridge ``cbr0`` takes the
+first address of its subnet and is the pods' default gateway; pods take the next
+addresses. All containers of a pod share the pod's one IP (the ``pause``
+container's namespace).
+
+With Docker's defaults every node's ``docker0`` has 172.17.0.0/16 (bridge
+172.17.0.1, first container 172.17.0.2): the subnets overlap across nodes and a
+pod address no longer tells which node it lives on. That mode is allowed (it is
+the article's "pathological worst case") and reported as a diagnostic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+
+from sim.errors import ScenarioError
+from sim.spec.scenario import Container, Scenario
+
+DOCKER_DEFAULT_SUBNET = IPv4Network("172.17.0.0/16")
+
+
+@dataclass(frozen=True)
+class NodeAddr:
+    """Addresses of one node."""
+
+    name: str
+    address: IPv4Address
+    pod_subnet: IPv4Network
+    bridge: str
+    bridge_address: IPv4Address
+    pods: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PodAddr:
+    """Address of one pod (shared by all its containers)."""
+
+    name: str
+    node: str
+    address: IPv4Address
+    containers: tuple[Container, ...]
+
+
+@dataclass(frozen=True)
+class HostAddr:
+    """An external host."""
+
+    name: str
+    address: IPv4Address
+    return_route_to_pods: bool
+
+
+@dataclass(frozen=True)
+class AddressPlan:
+    """Every address of the cluster, plus diagnostics (warnings) about it."""
+
+    node_network: IPv4Network
+    gateway_address: IPv4Address
+    pod_range: IPv4Network
+    nodes: tuple[NodeAddr, ...]
+    pods: tuple[PodAddr, ...]
+    hosts: tuple[HostAddr, ...]
+    diagnostics: tuple[str, ...]
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _node_addresses(scn: Scenario, file: str) -> tuple[IPv4Address, dict[str, IPv4Address]]:
+    net = scn.node_network.cidr
+    hosts = list(net.hosts())
+    if not hosts:
+        raise ScenarioError(
+            f"node network {net} has no host addresses",
+            file=file,
+            field="node_network.cidr",
+            fix="use a prefix of /30 or shorter",
+        )
+    gw = scn.node_network.gateway if scn.node_network.gateway is not None else hosts[0]
+    if gw not in net:
+        raise ScenarioError(
+            f"gateway {gw} is outside the node network {net}",
+            file=file,
+            field="node_network.gateway",
+            fix=f"pick an address inside {net}",
+        )
+    taken = {gw: "the gateway"}
+    out: dict[str, IPv4Address] = {}
+    for i, node in enumerate(scn.nodes):
+        if node.address is None:
+            continue
+        if node.address not in net or node.address in (net.network_address, net.broadcast_address):
+            raise ScenarioError(
+                f"address {node.address} is not a host address of the node network {net}",
+                file=file,
+                field=f"nodes.{i}.address",
+                fix=f"pick a host address inside {net}, or leave it out to allocate one",
+            )
+        if node.address in taken:
+            raise ScenarioError(
+                f"address {node.address} is already used by {taken[node.address]}",
+                file=file,
+                field=f"nodes.{i}.address",
+                fix="give every node a distinct address",
+            )
+        taken[node.address] = f"node {node.name!r}"
+        out[node.name] = node.address
+    free = (h for h in hosts if h not in taken)
+    for i, node in enumerate(scn.nodes):
+        if node.address is None:
+            addr = next(free, None)
+            if addr is None:
+                raise ScenarioError(
+                    f"node network {net} has no free address left for node {node.name!r}",
+                    file=file,
+                    field=f"nodes.{i}.address",
+                    fix="use a larger node_network.cidr",
+                )
+            out[node.name] = addr
+    return gw, out
+
+
+def _pod_subnets(scn: Scenario, file: str) -> tuple[IPv4Network, dict[str, IPv4Network], list[str]]:
+    pn = scn.pod_network
+    diags: list[str] = []
+    if pn.mode == "docker-default":
+        subnets = {n.name: DOCKER_DEFAULT_SUBNET for n in scn.nodes}
+        if len(scn.nodes) > 1:
+            names = ", ".join(n.name for n in scn.nodes)
+            diags.append(
+                f"overlapping pod subnets: every node ({names}) has {DOCKER_DEFAULT_SUBNET} on "
+                f"{pn.bridge_name}, so cross-node pod addressing is ambiguous: no node or router "
+                "can tell which node a 172.17.x.x address lives on (the article's pathological "
+                "worst case); the gateway gets no pod routes"
+            )
+        return DOCKER_DEFAULT_SUBNET, subnets, diags
+    cluster = pn.cluster_cidr
+    if pn.mode == "cluster-cidr":
+        if pn.node_prefix_length < cluster.prefixlen:
+            raise ScenarioError(
+                f"node_prefix_length /{pn.node_prefix_length} is shorter than the cluster "
+                f"CIDR {cluster}",
+                file=file,
+                field="pod_network.node_prefix_length",
+                fix=f"use a prefix length of at least {cluster.prefixlen}",
+            )
+        capacity = 2 ** (pn.node_prefix_length - cluster.prefixlen)
+        if len(scn.nodes) > capacity:
+            raise ScenarioError(
+                f"cluster CIDR {cluster} holds only {capacity} /{pn.node_prefix_length} node "
+                f"subnets but there are {len(scn.nodes)} nodes",
+                file=file,
+                field="pod_network.cluster_cidr",
+                fix="use a larger cluster_cidr or a longer node_prefix_length",
+            )
+        gen = cluster.subnets(new_prefix=pn.node_prefix_length)
+        return cluster, {n.name: next(gen) for n in scn.nodes}, diags
+    # explicit
+    subnets: dict[str, IPv4Network] = {}
+    for i, node in enumerate(scn.nodes):
+        sub = node.pod_subnet
+        assert sub is not None  # checked by the loader
+        if not sub.subnet_of(cluster):
+            raise ScenarioError(
+                f"pod subnet {sub} does not fit in the cluster CIDR {cluster}",
+                file=file,
+                field=f"nodes.{i}.pod_subnet",
+                fix=f"pick a subnet inside {cluster}, or widen pod_network.cluster_cidr",
+            )
+        for other, osub in subnets.items():
+            if sub.overlaps(osub):
+                raise ScenarioError(
+                    f"pod subnet {sub} of node {node.name!r} overlaps {osub} of node {other!r}; "
+                    "a pod address would no longer say which node it lives on",
+                    file=file,
+                    field=f"nodes.{i}.pod_subnet",
+                    fix="give every node a distinct, non-overlapping pod subnet",
+                )
+        subnets[node.name] = sub
+    return cluster, subnets, diags
+
+
+def allocate(scn: Scenario, file: str = "<scenario>") -> AddressPlan:
+    """Allocate every address of ``scn``.
+
+    Raises
+    ------
+    ScenarioError
+        Pods that do not fit a subnet, subnets outside the cluster CIDR or
+        overlapping each other or the node network, clashing external addresses.
+    """
+    gw, node_ips = _node_addresses(scn, file)
+    pod_range, subnets, diags = _pod_subnets(scn, file)
+    net = scn.node_network.cidr
+    if pod_range.overlaps(net):
+        field = "pod_network.cluster_cidr" if scn.pod_network.mode != "docker-default" else None
+        raise ScenarioError(
+            f"pod range {pod_range} overlaps the node network {net}",
+            file=file,
+            field=field or "node_network.cidr",
+            fix="keep pod addresses and node addresses in separate ranges",
+        )
+    bridge = scn.pod_network.bridge_name
+    limit = scn.pod_network.max_pods_per_node
+    pods: list[PodAddr] = []
+    nodes: list[NodeAddr] = []
+    per_node: dict[str, list[str]] = {n.name: [] for n in scn.nodes}
+    for pod in scn.pods:
+        per_node[pod.node].append(pod.name)
+    pod_index = {p.name: i for i, p in enumerate(scn.pods)}
+    pods_by_name = {p.name: p for p in scn.pods}
+    for node in scn.nodes:
+        sub = subnets[node.name]
+        hosts = sub.hosts()
+        bridge_addr = next(hosts, None)
+        fits = sub.num_addresses - 3 if sub.prefixlen < 31 else 0
+        cap = fits if limit is None else min(fits, limit)
+        for k, pname in enumerate(per_node[node.name]):
+            if k >= cap:
+                why = (
+                    f"max_pods_per_node is {limit}"
+                    if limit is not None and limit < fits
+                    else f"its pod subnet {sub} holds {fits} pod(s) beside the bridge"
+                )
+                raise ScenarioError(
+                    f"too many pods for node {node.name!r}: pod {pname!r} is the "
+                    f"{_ordinal(k + 1)} but {why}",
+                    file=file,
+                    field=f"pods.{pod_index[pname]}.node",
+                    fix="use a larger node subnet (smaller node_prefix_length), "
+                    "more nodes, or fewer pods",
+                )
+            p = pods_by_name[pname]
+            pods.append(PodAddr(pname, node.name, next(hosts), p.containers))
+        nodes.append(
+            NodeAddr(
+                node.name,
+                node_ips[node.name],
+                sub,
+                bridge,
+                bridge_addr,
+                tuple(per_node[node.name]),
+            )
+        )
+    order = {p.name: i for i, p in enumerate(scn.pods)}
+    pods.sort(key=lambda p: order[p.name])
+    hosts_out: list[HostAddr] = []
+    seen: dict[IPv4Address, str] = {}
+    for i, h in enumerate(scn.external_hosts):
+        clash = None
+        if h.address in net:
+            clash = f"the node network {net}"
+        elif h.address in pod_range:
+            clash = f"the pod range {pod_range}"
+        elif h.address in seen:
+            clash = f"external host {seen[h.address]!r}"
+        if clash:
+            raise ScenarioError(
+                f"external host address {h.address} is inside {clash}",
+                file=file,
+                field=f"external_hosts.{i}.address",
+                fix="external hosts need addresses outside the cluster's ranges, one each",
+            )
+        seen[h.address] = h.name
+        rr = h.return_route_to_pods
+        if rr is None:
+            rr = h.address.is_private
+        hosts_out.append(HostAddr(h.name, h.address, rr))
+    return AddressPlan(
+        node_network=net,
+        gateway_address=gw,
+        pod_range=pod_range,
+        nodes=tuple(nodes),
+        pods=tuple(pods),
+        hosts=tuple(hosts_out),
+        diagnostics=tuple(diags),
+    )

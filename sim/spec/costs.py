@@ -1,0 +1,136 @@
+"""Per-hop cost parameters, with the published figures the defaults come from.
+
+Each kind of station of the data plane (see :mod:`sim.engine.stations`) takes a
+:class:`StationCost`. The service time of a packet of ``size_bytes`` at a station is::
+
+    per_packet_us + per_byte_ns * size_bytes / 1000
+        + (size_bytes + framing_bytes) * 8 / (rate_gbps * 1000)   # links only, in us
+
+followed by ``propagation_us`` that does not hold the server.
+
+Sources of the defaults
+-----------------------
+* Wire time: an Ethernet frame carries 38 B beyond the IP packet (preamble+SFD 8,
+  header 14, FCS 4, inter-frame gap 12), so a 1500 B MTU packet is 1538 B on the wire:
+  1.2304 us at 10 Gbit/s (RFC 5180, appendix A; IEEE 802.3).
+* Linux bridge and IP forwarding: on the order of 1 Mpps per core, i.e. ~0.5-1 us
+  of CPU per packet (design.md section 4; kernel forwarding benchmarks, e.g.
+  the netdev "XDP vs. Linux forwarding" figures of ~1 Mpps/core for the full stack).
+* veth + network-namespace crossing: ~0.5 us per packet (design.md section 4).
+* Conntrack + SNAT: a few hundred ns per packet on top of plain forwarding
+  (netfilter conntrack lookup/insert); we use 0.4 us.
+* Per-byte cost: ~0.05 ns/B, a memory copy/checksum at ~20 GB/s.
+* Propagation: 0.5 us per datacenter link (about 100 m of fibre at 5 ns/m).
+
+These are order-of-magnitude defaults. ``podnetsim calibrate`` fits them to a
+real kernel measured on your machine.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Ethernet bytes per frame beyond the IP packet: preamble+SFD 8, MAC header 14,
+#: FCS 4, inter-frame gap 12 (IEEE 802.3; RFC 5180 appendix A).
+ETHERNET_OVERHEAD_BYTES = 38
+
+
+class StationCost(BaseModel):
+    """Cost and buffer parameters of one kind of station.
+
+    Attributes
+    ----------
+    per_packet_us : float
+        Fixed CPU/processing time per packet, microseconds.
+    per_byte_ns : float
+        Processing time per byte of IP packet, nanoseconds.
+    rate_gbps : float or None
+        Serialization rate of a link, Gbit/s; None for stations that are not links.
+    framing_bytes : int
+        Bytes added on the wire per packet (only used with ``rate_gbps``).
+    propagation_us : float
+        Delay after service that does not hold the server, microseconds.
+    servers : int
+        Number of packets served in parallel (e.g. CPU cores doing forwarding).
+    buffer_packets : int or None
+        Drop-tail limit on packets waiting *and* in service; None is unlimited.
+    buffer_bytes : int or None
+        Drop-tail limit on bytes waiting and in service; None is unlimited.
+    service : {"deterministic", "exponential"}
+        Distribution of the service time (the mean is given by the cost formula).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_packet_us: float = Field(0.0, ge=0)
+    per_byte_ns: float = Field(0.0, ge=0)
+    rate_gbps: float | None = Field(None, gt=0)
+    framing_bytes: int = Field(0, ge=0)
+    propagation_us: float = Field(0.0, ge=0)
+    servers: int = Field(1, ge=1)
+    buffer_packets: int | None = Field(1000, ge=1)
+    buffer_bytes: int | None = Field(None, ge=1)
+    service: Literal["deterministic", "exponential"] = "deterministic"
+
+    def mean_service_us(self, size_bytes: float) -> float:
+        """Mean service time of a packet, microseconds.
+
+        Parameters
+        ----------
+        size_bytes : float
+            IP packet size in bytes.
+        """
+        t_us = self.per_packet_us + self.per_byte_ns * size_bytes / 1000.0
+        if self.rate_gbps is not None:
+            t_us += (size_bytes + self.framing_bytes) * 8.0 / (self.rate_gbps * 1000.0)
+        return t_us
+
+
+def _link(**kw) -> StationCost:
+    return StationCost(
+        rate_gbps=10.0, framing_bytes=ETHERNET_OVERHEAD_BYTES, propagation_us=0.5, **kw
+    )
+
+
+class Costs(BaseModel):
+    """Cost parameters of every kind of station, with sourced defaults.
+
+    Attributes
+    ----------
+    loopback : StationCost
+        ``lo`` inside a pod's shared namespace (container to container).
+    veth : StationCost
+        One direction of a pod's veth pair (namespace crossing).
+    bridge : StationCost
+        The node bridge (``cbr0``/``docker0``) switching a frame.
+    forward : StationCost
+        The node's IP forwarding + netfilter stage.
+    nat_extra_us : float
+        Extra time at a forwarding stage for a packet that is SNAT'd or de-NAT'd
+        (conntrack lookup and rewrite), microseconds.
+    eth0_tx : StationCost
+        Transmission on a node's eth0 (serialization at the NIC rate + propagation).
+    eth0_rx : StationCost
+        Receive processing on a node's eth0 (driver, GRO), no serialization.
+    gateway : StationCost
+        The gateway router's forwarding.
+    gateway_link : StationCost
+        Transmission from the gateway on a link (to a node or an external host).
+    external_link : StationCost
+        Transmission from an external host towards the gateway.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    loopback: StationCost = StationCost(per_packet_us=0.3, per_byte_ns=0.05)
+    veth: StationCost = StationCost(per_packet_us=0.5, per_byte_ns=0.05)
+    bridge: StationCost = StationCost(per_packet_us=0.6, per_byte_ns=0.05)
+    forward: StationCost = StationCost(per_packet_us=1.0, per_byte_ns=0.05)
+    nat_extra_us: float = Field(0.4, ge=0)
+    eth0_tx: StationCost = _link(per_packet_us=0.2)
+    eth0_rx: StationCost = StationCost(per_packet_us=0.5, per_byte_ns=0.05)
+    gateway: StationCost = StationCost(per_packet_us=1.0, per_byte_ns=0.05)
+    gateway_link: StationCost = _link()
+    external_link: StationCost = _link()

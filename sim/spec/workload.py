@@ -1,0 +1,144 @@
+"""Workload (flow) specifications: what traffic a scenario offers.
+
+A flow is traffic between two endpoints of the scenario (``pod``,
+``pod/container``, a node, an external host, or an IP address). Its kind sets how
+packets are generated:
+
+``poisson``          open loop, exponential inter-arrival times
+``constant``         open loop, fixed inter-arrival time
+``onoff``            open loop bursts: sends at the given rate during ON periods,
+                     silent during OFF periods (exponential or Pareto lengths)
+``trace``            replays a CSV ``time_s,size_bytes,src,dst`` (one packet a row)
+``request-response`` closed loop: ``outstanding`` requests in flight; each is
+                     answered along the reverse path; gives round-trip times
+``bulk``             window-limited transfer: ``window_packets`` in flight, each
+                     acknowledged by a small reply; gives throughput
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: Simple IMIX (Agilent/Cisco "simple IMIX"): IP packet sizes and weights 7:4:1.
+IMIX_SIZES_BYTES = (40, 576, 1500)
+IMIX_WEIGHTS = (7, 4, 1)
+
+OPEN_LOOP_KINDS = ("poisson", "constant", "onoff")
+FlowKind = Literal["poisson", "constant", "onoff", "trace", "request-response", "bulk"]
+
+
+class Flow(BaseModel):
+    """One flow of packets between two endpoints.
+
+    Attributes
+    ----------
+    name : str
+        Unique flow name (used in results and for random-number streams).
+    kind : str
+        One of ``poisson``, ``constant``, ``onoff``, ``trace``, ``request-response``,
+        ``bulk``.
+    src, dst : str
+        Endpoints (pod, pod/container, node, external host, or IP address). Not used
+        by ``trace`` flows, whose rows name their endpoints.
+    rate_pps : float or None
+        Offered rate, packets per second (open-loop kinds; during ON for ``onoff``).
+    rate_gbps : float or None
+        Offered rate in Gbit/s of IP packet bits (alternative to ``rate_pps``).
+    load : float or None
+        Offered rate as a fraction of the path's bottleneck capacity for the mean
+        packet size (alternative to ``rate_pps``/``rate_gbps``).
+    size_bytes : int, "imix", or list of int
+        IP packet size, bytes: fixed, the simple IMIX mix, or a uniform choice.
+    start_s, stop_s : float
+        When the flow starts and stops sending, seconds of simulated time.
+    on_mean_us, off_mean_us : float
+        Mean ON and OFF period lengths of ``onoff`` flows, microseconds.
+    period_distribution : {"exponential", "pareto"}
+        Distribution of ON/OFF period lengths.
+    pareto_shape : float
+        Shape (alpha > 1) of Pareto periods.
+    trace_file : str or None
+        CSV for ``trace`` flows, relative to the scenario file.
+    outstanding : int
+        Requests in flight of a ``request-response`` flow.
+    reply_bytes : int
+        Size of each reply of a ``request-response`` flow, bytes.
+    think_us : float
+        Time between a reply and the next request, microseconds.
+    window_packets : int
+        Packets in flight of a ``bulk`` flow.
+    ack_bytes : int
+        Size of each acknowledgement of a ``bulk`` flow, bytes.
+    rto_us : float
+        Closed-loop flows resend a lost request/packet after this timeout, microseconds.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    kind: FlowKind = "poisson"
+    src: str | None = None
+    dst: str | None = None
+    rate_pps: float | None = Field(None, gt=0)
+    rate_gbps: float | None = Field(None, gt=0)
+    load: float | None = Field(None, gt=0)
+    size_bytes: int | Literal["imix"] | list[int] = 1500
+    start_s: float = Field(0.0, ge=0)
+    stop_s: float | None = Field(None, gt=0)
+    on_mean_us: float = Field(100.0, gt=0)
+    off_mean_us: float = Field(100.0, gt=0)
+    period_distribution: Literal["exponential", "pareto"] = "exponential"
+    pareto_shape: float = Field(1.5, gt=1)
+    trace_file: str | None = None
+    outstanding: int = Field(1, ge=1)
+    reply_bytes: int = Field(64, ge=20, le=65535)
+    think_us: float = Field(0.0, ge=0)
+    window_packets: int = Field(16, ge=1)
+    ack_bytes: int = Field(64, ge=20, le=65535)
+    rto_us: float = Field(1000.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_kind_fields(self) -> Flow:
+        rates = [r for r in (self.rate_pps, self.rate_gbps, self.load) if r is not None]
+        if self.kind in OPEN_LOOP_KINDS:
+            if len(rates) != 1:
+                raise ValueError(
+                    f"a {self.kind} flow needs exactly one of rate_pps, rate_gbps or load "
+                    f"(got {len(rates)}); give one positive rate"
+                )
+        elif rates:
+            raise ValueError(
+                f"a {self.kind} flow takes no rate_pps/rate_gbps/load; remove it "
+                "(closed-loop and trace flows are paced by their replies or their file)"
+            )
+        if self.kind == "trace":
+            if not self.trace_file:
+                raise ValueError("a trace flow needs trace_file = 'path/to/trace.csv'")
+        elif self.src is None or self.dst is None:
+            raise ValueError(f"a {self.kind} flow needs both src and dst endpoints")
+        sizes = self.size_bytes if isinstance(self.size_bytes, list) else [self.size_bytes]
+        for s in sizes:
+            if s != "imix" and not (20 <= int(s) <= 65535):
+                raise ValueError(f"packet size {s} B is outside 20..65535 B")
+        if isinstance(self.size_bytes, list) and not self.size_bytes:
+            raise ValueError("size_bytes list is empty; give at least one size")
+        if self.stop_s is not None and self.stop_s <= self.start_s:
+            raise ValueError("stop_s must be after start_s")
+        return self
+
+    def size_choices(self) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        """Packet sizes (bytes) and their probabilities."""
+        if self.size_bytes == "imix":
+            total = sum(IMIX_WEIGHTS)
+            return IMIX_SIZES_BYTES, tuple(w / total for w in IMIX_WEIGHTS)
+        if isinstance(self.size_bytes, list):
+            n = len(self.size_bytes)
+            return tuple(int(s) for s in self.size_bytes), tuple(1.0 / n for _ in range(n))
+        return (int(self.size_bytes),), (1.0,)
+
+    def mean_size_bytes(self) -> float:
+        """Mean IP packet size, bytes."""
+        sizes, probs = self.size_choices()
+        return float(sum(s * p for s, p in zip(sizes, probs, strict=True)))
