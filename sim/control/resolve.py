@@ -207,8 +207,11 @@ def endpoint(cl: Cluster, text: str) -> Endpoint:
 class _Walker:
     """Forwards one packet through the cluster's tables, recording hops."""
 
-    def __init__(self, cl: Cluster, path: Path, src: IPv4Address, dst: IPv4Address) -> None:
+    def __init__(
+        self, cl: Cluster, path: Path, src: IPv4Address, dst: IPv4Address, reply: bool = False
+    ) -> None:
         self.cl = cl
+        self.reply = reply  # a reply belongs to a tracked connection: never SNAT'd anew
         self.path = path
         self.src = src
         self.dst = dst
@@ -287,8 +290,9 @@ class _Walker:
         node = self.nodes[node_name]
         nat = False
         orig = self.ct.reply_target(self.src, self.dst)
-        if orig is not None and not local_out:
-            self.dst = orig  # de-NAT of a reply to a masqueraded connection
+        if orig is not None and not local_out and self.dst == node.address:
+            # de-NAT of a reply, only on the node whose address the SNAT used
+            self.dst = orig
             nat = True
         if self.dst == node.address and not local_out:
             self.hop(f"{node_name}/forward", "forward", nat)
@@ -298,7 +302,7 @@ class _Walker:
         if route is None:
             raise _Drop(f"no route to {self.dst} at {node_name}")
         rule = self.cl.masquerade[node_name]
-        if not local_out and rule.applies(self.src, self.dst, route.dev):
+        if not local_out and not self.reply and rule.applies(self.src, self.dst, route.dev):
             self.ct.record(self.src, rule.to_address, self.dst)
             self.src = rule.to_address
             nat = True
@@ -342,8 +346,15 @@ class _Drop(Exception):
     """Internal: the packet is dropped with this reason."""
 
 
-def _walk(cl: Cluster, path: Path, src_ep: Endpoint, src: IPv4Address, dst: IPv4Address) -> Path:
-    w = _Walker(cl, path, src, dst)
+def _walk(
+    cl: Cluster,
+    path: Path,
+    src_ep: Endpoint,
+    src: IPv4Address,
+    dst: IPv4Address,
+    reply: bool = False,
+) -> Path:
+    w = _Walker(cl, path, src, dst, reply)
     try:
         if src_ep.kind in ("pod", "container"):
             if src_ep.kind == "container" and path.dst.kind == "container":
@@ -403,4 +414,4 @@ def resolve_reply(cl: Cluster, forward: Path) -> Path:
     if forward.dst.kind == "container":
         receiver = forward.dst
     path = Path(src=receiver, dst=forward.src, conntrack=forward.conntrack)
-    return _walk(cl, path, receiver, forward.seen_dst, forward.seen_src)
+    return _walk(cl, path, receiver, forward.seen_dst, forward.seen_src, reply=True)
