@@ -21,12 +21,12 @@ from sim.testbed.topology import example_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 PID = os.getpid()
-PREFIX = f"pnt-{PID}-"        # the shared replica of this session
-PREFIX_DOWN = f"pnd-{PID}-"   # up/down idempotence
-PREFIX_KILL = f"pnk-{PID}-"   # killed mid-measurement
-PREFIX_HALF = f"pnh-{PID}-"   # killed mid-build
+PREFIX = f"pnt-{PID}-"  # the shared replica of this session
+PREFIX_DOWN = f"pnd-{PID}-"  # up/down idempotence
+PREFIX_KILL = f"pnk-{PID}-"  # killed mid-measurement
+PREFIX_HALF = f"pnh-{PID}-"  # killed mid-build
 
-N, WARMUP = 200, 20           # few round trips: these tests check behaviour, not speed
+N, WARMUP = 200, 20  # few round trips: these tests check behaviour, not speed
 
 
 def _skip_reason() -> str | None:
@@ -37,13 +37,15 @@ def _skip_reason() -> str | None:
 
 
 _REASON = _skip_reason()
-pytestmark = pytest.mark.skipif(_REASON is not None,
-                                reason=f"real-kernel testbed unavailable: {_REASON}")
+pytestmark = pytest.mark.skipif(
+    _REASON is not None, reason=f"real-kernel testbed unavailable: {_REASON}"
+)
 
 
 def _root_links() -> set[str]:
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["ip", "-o", "link", "show"], capture_output=True, text=True, check=True
+    ).stdout
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
 
 
@@ -62,8 +64,9 @@ def replica():
 
 def _probe(topo, src, dst, **kw):
     dst_ns = topo.ns_of(dst)
-    return measure_pair(topo.ns_of(src), dst_ns, str(topo.address_of(dst)), N, WARMUP, 1,
-                        timeout_s=10, **kw)
+    return measure_pair(
+        topo.ns_of(src), dst_ns, str(topo.address_of(dst)), N, WARMUP, 1, timeout_s=10, **kw
+    )
 
 
 def test_up_builds_every_namespace_and_nothing_in_root(replica):
@@ -136,8 +139,13 @@ def test_down_is_complete_and_idempotent():
 
 def _spawn(script: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _wait_until(cond, timeout_s: float) -> bool:
@@ -167,14 +175,15 @@ def test_sigkill_during_measurement_then_down_leaves_nothing():
     try:
         client_ns = f"{PREFIX_KILL}p0"
         server_ns = f"{PREFIX_KILL}p2"
-        assert _wait_until(lambda: netns.status(PREFIX_KILL).get(client_ns, {}).get("pids"),
-                           timeout_s=20), "the measurement never started"
+        assert _wait_until(
+            lambda: netns.status(PREFIX_KILL).get(client_ns, {}).get("pids"), timeout_s=20
+        ), "the measurement never started"
         st = netns.status(PREFIX_KILL)
         probes = set(st[client_ns]["pids"]) | set(st.get(server_ns, {}).get("pids", []))
     finally:
         _killed(proc)
     assert netns.list_namespaces(PREFIX_KILL)  # orphaned replica and probes remain ...
-    netns.down(PREFIX_KILL)                    # ... until down()
+    netns.down(PREFIX_KILL)  # ... until down()
     assert netns.list_namespaces(PREFIX_KILL) == []
     assert not any(Path(f"/proc/{pid}").exists() and _state(pid) not in "ZX" for pid in probes)
     assert netns.down(PREFIX_KILL) == []

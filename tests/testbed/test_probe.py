@@ -33,8 +33,14 @@ def test_in_process_server_and_client():
     out = {}
 
     def serve():
-        out["server"] = run_server(0, bind="127.0.0.1", timeout_s=10, idle_timeout_s=5,
-                                   spin=False, ready=lambda p: (ports.append(p), ready.set()))
+        out["server"] = run_server(
+            0,
+            bind="127.0.0.1",
+            timeout_s=10,
+            idle_timeout_s=5,
+            spin=False,
+            ready=lambda p: (ports.append(p), ready.set()),
+        )
 
     thread = threading.Thread(target=serve)
     thread.start()
@@ -71,8 +77,9 @@ def test_server_stops_by_itself_when_idle():
     assert res["reason"] == "timeout"
 
 
-@pytest.mark.skipif(shutil.which("taskset") is None,
-                    reason="taskset not found (apt-get install -y util-linux)")
+@pytest.mark.skipif(
+    shutil.which("taskset") is None, reason="taskset not found (apt-get install -y util-linux)"
+)
 def test_measure_pair_localhost_subprocesses():
     res = measure_pair(None, None, "127.0.0.1", n=300, warmup=30, repeats=2, timeout_s=20)
     assert res["ok"]
@@ -97,5 +104,6 @@ def test_measure_pair_raises_when_server_cannot_start():
     # A namespace that does not exist: `ip netns exec` fails (or `ip` is
     # missing); either way the error is a one-line ProbeError, nothing hangs.
     with pytest.raises(ProbeError, match="did not start|not found"):
-        measure_pair(None, "pnt-missing-", "127.0.0.1", n=5, warmup=0, repeats=1,
-                     hello_timeout_s=0.3)
+        measure_pair(
+            None, "pnt-missing-", "127.0.0.1", n=5, warmup=0, repeats=1, hello_timeout_s=0.3
+        )

@@ -46,23 +46,25 @@ def test_strings_are_coerced_and_bridge_defaults_to_first_host():
     assert node.bridge_name == "cbr0"
 
 
-@pytest.mark.parametrize("make", [
-    lambda: NodeSpec("n", "10.0.0.5/24", "198.18.4.0/24"),
-    lambda: NodeSpec("n", "198.18.100.5/24", "192.168.0.0/24"),
-    lambda: NodeSpec("n", "198.18.100.5/8", "198.18.4.0/24"),
-    lambda: PodSpec("p", "n", "172.16.0.2/24"),
-    lambda: ExternalSpec("x", "8.8.8.8/32", True),
-    lambda: GatewaySpec("127.0.0.1/8"),
-    lambda: replace(example_topology(), non_masquerade=(IPv4Network("10.0.0.0/8"),)),
-    lambda: replace(example_topology(), pod_cidr=IPv4Network("100.64.0.0/10")),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: NodeSpec("n", "10.0.0.5/24", "198.18.4.0/24"),
+        lambda: NodeSpec("n", "198.18.100.5/24", "192.168.0.0/24"),
+        lambda: NodeSpec("n", "198.18.100.5/8", "198.18.4.0/24"),
+        lambda: PodSpec("p", "n", "172.16.0.2/24"),
+        lambda: ExternalSpec("x", "8.8.8.8/32", True),
+        lambda: GatewaySpec("127.0.0.1/8"),
+        lambda: replace(example_topology(), non_masquerade=(IPv4Network("10.0.0.0/8"),)),
+        lambda: replace(example_topology(), pod_cidr=IPv4Network("100.64.0.0/10")),
+    ],
+)
 def test_addresses_outside_benchmark_range_are_rejected(make):
     with pytest.raises(ValueError, match="198.18.0.0/15"):
         make()
 
 
-@pytest.mark.parametrize("prefix", ["", "pns", "PNS-", "a b-", "pns/-", "-pns-",
-                                    "pnt-12345678-"])
+@pytest.mark.parametrize("prefix", ["", "pns", "PNS-", "a b-", "pns/-", "-pns-", "pnt-12345678-"])
 def test_bad_prefixes_are_rejected(prefix):
     with pytest.raises(ValueError, match="prefix"):
         check_prefix(prefix)
@@ -78,18 +80,23 @@ def test_prefix_too_long_for_many_pods():
     replace(topo, prefix="abcdefghij-", nodes=(node,), pods=pods)  # 11 + 4 = 15: fits
 
 
-@pytest.mark.parametrize("change, match", [
-    (dict(pods=(PodSpec("pod-a", "nodeX", "198.18.0.10/24"),)), "does not exist"),
-    (dict(pods=(PodSpec("pod-a", "node1", "198.18.1.10/24"),)), "pod_subnet"),
-    (dict(pods=(PodSpec("pod-a", "node1", "198.18.0.1/24"),)), "used by both"),
-    (dict(pods=(PodSpec("pod-a", "node1", "198.18.0.255/24"),)), "broadcast"),
-    (dict(pods=(PodSpec("node1", "node1", "198.18.0.10/24"),)), "unique"),
-    (dict(gateway=GatewaySpec("198.18.101.1/24")), "node_lan"),
-    (dict(externals=(ExternalSpec("x", "198.18.100.50/24"),)), "overlaps node_lan"),
-    (dict(externals=(ExternalSpec("x", "198.18.2.50/24"),)), "overlaps pod_cidr"),
-    (dict(pod_cidr=IPv4Network("198.18.0.0/23"), node_lan=IPv4Network("198.18.0.0/16")),
-     "overlaps"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(pods=(PodSpec("pod-a", "nodeX", "198.18.0.10/24"),)), "does not exist"),
+        (dict(pods=(PodSpec("pod-a", "node1", "198.18.1.10/24"),)), "pod_subnet"),
+        (dict(pods=(PodSpec("pod-a", "node1", "198.18.0.1/24"),)), "used by both"),
+        (dict(pods=(PodSpec("pod-a", "node1", "198.18.0.255/24"),)), "broadcast"),
+        (dict(pods=(PodSpec("node1", "node1", "198.18.0.10/24"),)), "unique"),
+        (dict(gateway=GatewaySpec("198.18.101.1/24")), "node_lan"),
+        (dict(externals=(ExternalSpec("x", "198.18.100.50/24"),)), "overlaps node_lan"),
+        (dict(externals=(ExternalSpec("x", "198.18.2.50/24"),)), "overlaps pod_cidr"),
+        (
+            dict(pod_cidr=IPv4Network("198.18.0.0/23"), node_lan=IPv4Network("198.18.0.0/16")),
+            "overlaps",
+        ),
+    ],
+)
 def test_inconsistent_topologies_are_rejected(change, match):
     with pytest.raises(ValueError, match=match):
         replace(example_topology(), **change)
@@ -97,8 +104,14 @@ def test_inconsistent_topologies_are_rejected(change, match):
 
 def test_overlapping_pod_subnets_are_rejected():
     topo = example_topology()
-    nodes = (topo.nodes[0], replace(topo.nodes[1], pod_subnet=IPv4Network("198.18.0.0/23"),
-                                    bridge_address=IPv4Interface("198.18.1.1/23")))
+    nodes = (
+        topo.nodes[0],
+        replace(
+            topo.nodes[1],
+            pod_subnet=IPv4Network("198.18.0.0/23"),
+            bridge_address=IPv4Interface("198.18.1.1/23"),
+        ),
+    )
     with pytest.raises(ValueError, match="overlaps"):
         replace(topo, nodes=nodes, pods=())
 

@@ -1,0 +1,5 @@
+"""Analysis: summaries of runs (after the run, warm-up removed)."""
+
+from sim.analysis.summary import summarize
+
+__all__ = ["summarize"]

@@ -1,0 +1,143 @@
+"""Summaries of a run, computed after it from the per-packet columns.
+
+Warm-up rule: a packet counts if it was *sent* in the measurement window
+``[warmup, duration)``. It is delivered or dropped if that happened by the end of
+the run; otherwise it is in flight. Latency is one-way, send to delivery.
+Throughput counts bits delivered inside the window, divided by its length.
+Station figures count packets that *arrived* at the station in the window:
+utilization = busy time / (servers x window); time-averaged number in system
+= total sojourn time / window (the area under the number-in-system curve).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sim.engine.run import RunResult
+
+PERCENTILES = (50, 90, 99, 99.9)
+SCHEMA_VERSION = 1
+
+
+def _latency_stats_us(lat_s: np.ndarray) -> dict[str, float]:
+    if lat_s.size == 0:
+        nan = math.nan
+        return {"mean": nan, "p50": nan, "p90": nan, "p99": nan, "p99.9": nan, "max": nan}
+    us = lat_s * 1e6
+    q = np.percentile(us, PERCENTILES)
+    return {
+        "mean": float(us.mean()),
+        "p50": float(q[0]),
+        "p90": float(q[1]),
+        "p99": float(q[2]),
+        "p99.9": float(q[3]),
+        "max": float(us.max()),
+    }
+
+
+def _counts(mask_sent, done, reason, end_s, reasons) -> dict:
+    finished = mask_sent & (done <= end_s)
+    delivered = finished & (reason == 0)
+    dropped = finished & (reason > 0)
+    by_reason: dict[str, int] = {}
+    if dropped.any():
+        ids, cnt = np.unique(reason[dropped], return_counts=True)
+        by_reason = {reasons[int(i)]: int(c) for i, c in zip(ids, cnt, strict=True)}
+    n_sent = int(mask_sent.sum())
+    n_del = int(delivered.sum())
+    n_drop = int(dropped.sum())
+    return {
+        "sent": n_sent,
+        "delivered": n_del,
+        "dropped": n_drop,
+        "in_flight": n_sent - n_del - n_drop,
+        "drops_by_reason": by_reason,
+        "delivered_mask": delivered,
+    }
+
+
+def summarize(res: RunResult) -> dict:
+    """Summary of a run as a JSON-ready dict.
+
+    Returns
+    -------
+    dict
+        ``{"schema_version", "scenario", "seed", "window_s", "flows": {...},
+        "overall": {...}, "stations": {...}, "warnings": [...]}``. Latencies in
+        microseconds, throughput in Gbit/s, utilization as a fraction.
+    """
+    p = res.packets
+    send, done, reason = p["send_s"], p["done_s"], p["reason"]
+    route, size = p["route"], p["size_bytes"]
+    t0, t1 = res.warmup_s, res.duration_s
+    window = t1 - t0
+    in_window = (send >= t0) & (send < t1)
+    route_flow = np.asarray(res.route_flow, dtype=np.int64)
+    route_reply = np.asarray(res.route_is_reply, dtype=bool)
+    pkt_flow = route_flow[route] if route.size else np.zeros(0, dtype=np.int64)
+    pkt_reply = route_reply[route] if route.size else np.zeros(0, dtype=bool)
+    flows: dict[str, dict] = {}
+    for fi, st in enumerate(res.flows):
+        f = st.flow
+        mine = in_window & (pkt_flow == fi) & ~pkt_reply
+        c = _counts(mine, done, reason, t1, res.reasons)
+        dmask = c.pop("delivered_mask")
+        lat = done[dmask] - send[dmask]
+        got_in_window = (pkt_flow == fi) & ~pkt_reply & (reason == 0) & (done >= t0) & (done < t1)
+        bits = float(size[got_in_window].sum()) * 8.0
+        entry = {
+            "kind": f.kind,
+            "src": f.src,
+            "dst": f.dst,
+            "path": [res.route_stations[r] for r in st.routes][0] if st.routes else [],
+            "offered_pps": None if math.isnan(st.rate_pps) else st.rate_pps,
+            **c,
+            "latency_us": _latency_stats_us(lat),
+            "throughput_gbps": bits / window / 1e9,
+        }
+        if f.kind == "request-response":
+            rd = np.asarray(st.rtt_done_s)
+            rtt = np.asarray(st.rtt_s)
+            ok = (rd >= t0) & (rd < t1)
+            entry["rtt_us"] = _latency_stats_us(rtt[ok])
+            entry["transactions_per_s"] = float(ok.sum()) / window
+        entry["path"] = list(entry["path"])
+        flows[f.name] = entry
+    fwd = in_window & ~pkt_reply
+    c = _counts(fwd, done, reason, t1, res.reasons)
+    dmask = c.pop("delivered_mask")
+    got = ~pkt_reply & (reason == 0) & (done >= t0) & (done < t1)
+    overall = {
+        **c,
+        "latency_us": _latency_stats_us(done[dmask] - send[dmask]),
+        "throughput_gbps": float(size[got].sum()) * 8.0 / window / 1e9,
+    }
+    stations: dict[str, dict] = {}
+    for s in res.stations:
+        n = s.arrivals
+        stations[s.name] = {
+            "kind": s.kind,
+            "arrivals": n,
+            "drops": s.drops,
+            "mean_wait_us": s.wait_sum_s / n * 1e6 if n else math.nan,
+            "mean_sojourn_us": s.sojourn_sum_s / n * 1e6 if n else math.nan,
+            "utilization": s.busy_sum_s / (s.servers * window),
+            "mean_in_system": s.sojourn_sum_s / window,
+            "mean_waiting": s.wait_sum_s / window,
+            "max_in_system": s.max_in_system,
+            "arrival_rate_pps": n / window,
+        }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "scenario": res.scenario.name,
+        "scenario_sha256": res.scenario.digest(),
+        "seed": res.seed,
+        "duration_s": res.duration_s,
+        "warmup_s": res.warmup_s,
+        "flows": flows,
+        "overall": overall,
+        "stations": stations,
+        "warnings": list(res.warnings),
+    }

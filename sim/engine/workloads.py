@@ -1,0 +1,411 @@
+"""Traffic sources: open loop (Poisson, constant, on/off, trace replay) and closed
+loop (request/response, window-limited bulk transfer).
+
+Open-loop sources are chained: the arrival event of a flow's packet at its first
+station also creates and schedules the flow's next packet, so a source costs no
+event of its own. Closed-loop sources react to deliveries and drops of their
+packets through the network's per-route hooks.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from pathlib import Path as FsPath
+
+import numpy as np
+
+from sim.control.cluster import Cluster
+from sim.control.resolve import endpoint, resolve, resolve_reply
+from sim.engine.network import US, Network, stream
+from sim.errors import ScenarioError
+from sim.spec.workload import Flow
+
+_BLOCK = 4096
+
+
+@dataclass
+class FlowState:
+    """What a flow did, for the analysis.
+
+    Attributes
+    ----------
+    flow : Flow
+        The spec.
+    routes : list of int
+        Its data routes (forward direction).
+    reply_routes : list of int
+        Routes of replies/acks (closed loop).
+    rate_pps : float
+        Offered rate (open loop), packets/s; NaN for closed loop and traces.
+    rtt_done_s, rtt_s : list of float
+        Completion time and round-trip time of each request (request-response).
+    """
+
+    flow: Flow
+    routes: list[int] = field(default_factory=list)
+    reply_routes: list[int] = field(default_factory=list)
+    rate_pps: float = math.nan
+    rtt_done_s: list[float] = field(default_factory=list)
+    rtt_s: list[float] = field(default_factory=list)
+
+
+class _Sizes:
+    """Packet sizes of a flow: fixed, or drawn in blocks from its distribution."""
+
+    def __init__(self, flow: Flow, rng: np.random.Generator) -> None:
+        sizes, probs = flow.size_choices()
+        self.fixed = sizes[0] if len(sizes) == 1 else None
+        self.sizes = np.asarray(sizes)
+        self.probs = np.asarray(probs)
+        self.rng = rng
+        self.buf: list[int] = []
+        self.i = 0
+
+    def next(self) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        if self.i >= len(self.buf):
+            self.buf = self.rng.choice(self.sizes, size=_BLOCK, p=self.probs).tolist()
+            self.i = 0
+        self.i += 1
+        return self.buf[self.i - 1]
+
+
+class _Gaps:
+    """Inter-send times (seconds) of an open-loop flow."""
+
+    def __init__(self, flow: Flow, rate_pps: float, rng: np.random.Generator) -> None:
+        self.kind = flow.kind
+        self.rng = rng
+        self.mean = 1.0 / rate_pps
+        self.buf: list[float] = []
+        self.i = 0
+        self.flow = flow
+        self.on_left = 0.0
+        if self.kind == "onoff":
+            self.on_left = self._period(flow.on_mean_us * US)
+
+    def _period(self, mean_s: float) -> float:
+        if self.flow.period_distribution == "pareto":
+            a = self.flow.pareto_shape
+            xm = mean_s * (a - 1.0) / a
+            return xm * (1.0 + float(self.rng.pareto(a)))
+        return float(self.rng.exponential(mean_s))
+
+    def next(self) -> float:
+        if self.kind == "constant":
+            return self.mean
+        if self.kind == "onoff":
+            # constant spacing during ON; when the ON period ends first, the next
+            # packet goes at the start of the next ON period, after an OFF period
+            gap = self.mean
+            if gap <= self.on_left:
+                self.on_left -= gap
+                return gap
+            silent = self.on_left + self._period(self.flow.off_mean_us * US)
+            self.on_left = self._period(self.flow.on_mean_us * US)
+            return silent
+        if self.i >= len(self.buf):
+            self.buf = self.rng.exponential(self.mean, size=_BLOCK).tolist()
+            self.i = 0
+        self.i += 1
+        return self.buf[self.i - 1]
+
+
+class OpenLoop:
+    """Poisson, constant-rate or on/off source on one route."""
+
+    def __init__(self, net: Network, st: FlowState, route: int, seed: int, end_s: float) -> None:
+        f = st.flow
+        self.net = net
+        self.route = route
+        self.sizes = _Sizes(f, stream(seed, "flow", f.name, "size"))
+        self.gaps = _Gaps(f, st.rate_pps, stream(seed, "flow", f.name, "arrivals"))
+        self.stop = min(end_s, f.stop_s if f.stop_s is not None else end_s)
+        self.first = net.route_arrive[route][0]
+        self.t = f.start_s + self.gaps.next()
+        if self.t < self.stop:
+            self._send()
+
+    def _send(self) -> None:
+        net = self.net
+        pkt = net.rec.new_packet(self.route, self.sizes.next(), self.t)
+        net.schedule(self.t, pkt, self.fire)
+
+    def fire(self, ev) -> None:
+        """First-hop arrival of the current packet; schedules the next one."""
+        self.first(ev)
+        self.t += self.gaps.next()
+        if self.t < self.stop:
+            self._send()
+
+
+class TraceReplay:
+    """Replays ``time_s,size_bytes,src,dst`` rows, one packet each."""
+
+    def __init__(self, net: Network, rows: list[tuple[float, int, int]], end_s: float) -> None:
+        self.net = net
+        self.rows = [r for r in rows if r[0] < end_s]
+        self.i = 0
+        if self.rows:
+            self._send()
+
+    def _send(self) -> None:
+        t, size, route = self.rows[self.i]
+        pkt = self.net.rec.new_packet(route, size, t)
+        self.net.schedule(t, pkt, self.fire)
+
+    def fire(self, ev) -> None:
+        t, size, route = self.rows[self.i]
+        self.net.route_arrive[route][0](ev)
+        self.i += 1
+        if self.i < len(self.rows):
+            self._send()
+
+
+def read_trace(cl: Cluster, flow: Flow, field_name: str) -> list[tuple[float, int, str, str]]:
+    """Read and check a trace CSV (``time_s,size_bytes,src,dst``, times ascending)."""
+    path = FsPath(flow.trace_file or "")
+    try:
+        fh = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(
+            f"cannot read trace file {str(path)!r} ({exc.strerror or exc})",
+            file=cl.file,
+            field=field_name,
+            fix="give a readable CSV with columns time_s,size_bytes,src,dst",
+        ) from None
+    rows: list[tuple[float, int, str, str]] = []
+    with fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header] != ["time_s", "size_bytes", "src", "dst"]:
+            raise ScenarioError(
+                f"trace file {str(path)!r} must start with the header time_s,size_bytes,src,dst",
+                file=cl.file,
+                field=field_name,
+                fix="add that header line",
+            )
+        last = -math.inf
+        for lineno, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            try:
+                t, size, src, dst = row
+                t_s, size_b = float(t), int(size)
+            except ValueError:
+                raise ScenarioError(
+                    f"{path}:{lineno}: expected time_s,size_bytes,src,dst, got {row!r}",
+                    file=cl.file,
+                    field=field_name,
+                    fix="write four comma-separated values per row",
+                ) from None
+            if not (math.isfinite(t_s) and t_s >= 0) or not 20 <= size_b <= 65535:
+                raise ScenarioError(
+                    f"{path}:{lineno}: time must be >= 0 and size 20..65535 B, got {row!r}",
+                    file=cl.file,
+                    field=field_name,
+                    fix="correct that row",
+                )
+            if t_s < last:
+                raise ScenarioError(
+                    f"{path}:{lineno}: time {t_s} s is before the previous row's {last} s "
+                    "(rows out of order)",
+                    file=cl.file,
+                    field=field_name,
+                    fix="sort the trace by time_s",
+                )
+            last = t_s
+            rows.append((t_s, size_b, src.strip(), dst.strip()))
+    return rows
+
+
+class RequestResponse:
+    """``outstanding`` requests in flight; each reply triggers the next request."""
+
+    def __init__(self, net: Network, st: FlowState, req: int, rep: int, end_s: float) -> None:
+        f = st.flow
+        self.net, self.st, self.req, self.rep = net, st, req, rep
+        self.sizes = _Sizes(f, stream(net.seed, "flow", f.name, "size"))
+        self.stop = min(end_s, f.stop_s if f.stop_s is not None else end_s)
+        self.think = f.think_us * US
+        self.rto = f.rto_us * US
+        self.reply_bytes = f.reply_bytes
+        self.parent: dict[int, int] = {}
+        if net.routes[req].verdict == "delivered":
+            net.route_end[req] = self._request_done
+        if net.routes[rep].verdict == "delivered":
+            net.route_end[rep] = self._reply_done
+        net.route_drop[req] = self._lost_request
+        net.route_drop[rep] = self._lost_reply
+        for _ in range(f.outstanding):
+            if f.start_s < self.stop:
+                net.send(req, self.sizes.next(), f.start_s)
+
+    def _request_done(self, pkt: int, t: float) -> None:
+        self.net.deliver(pkt, t)
+        reply = self.net.send(self.rep, self.reply_bytes, t)
+        self.parent[reply] = pkt
+
+    def _reply_done(self, pkt: int, t: float) -> None:
+        self.net.deliver(pkt, t)
+        req = self.parent.pop(pkt)
+        self.st.rtt_done_s.append(t)
+        self.st.rtt_s.append(t - self.net.rec.send_s[req])
+        nxt = t + self.think
+        if nxt < self.stop:
+            self.net.send(self.req, self.sizes.next(), nxt)
+
+    def _resend(self, req_pkt: int, now: float) -> None:
+        t = max(now, self.net.rec.send_s[req_pkt] + self.rto)
+        if t < self.stop:
+            self.net.send(self.req, self.sizes.next(), t)
+
+    def _lost_request(self, pkt: int, now: float) -> None:
+        self._resend(pkt, now)
+
+    def _lost_reply(self, pkt: int, now: float) -> None:
+        self._resend(self.parent.pop(pkt), now)
+
+
+class Bulk:
+    """Window-limited transfer: ``window_packets`` in flight, each acknowledged."""
+
+    def __init__(self, net: Network, st: FlowState, data: int, ack: int, end_s: float) -> None:
+        f = st.flow
+        self.net, self.data, self.ack = net, data, ack
+        self.sizes = _Sizes(f, stream(net.seed, "flow", f.name, "size"))
+        self.stop = min(end_s, f.stop_s if f.stop_s is not None else end_s)
+        self.rto = f.rto_us * US
+        self.ack_bytes = f.ack_bytes
+        self.parent: dict[int, int] = {}
+        if net.routes[data].verdict == "delivered":
+            net.route_end[data] = self._data_done
+        if net.routes[ack].verdict == "delivered":
+            net.route_end[ack] = self._ack_done
+        net.route_drop[data] = self._lost
+        net.route_drop[ack] = self._lost_ack
+        for _ in range(f.window_packets):
+            if f.start_s < self.stop:
+                net.send(data, self.sizes.next(), f.start_s)
+
+    def _data_done(self, pkt: int, t: float) -> None:
+        self.net.deliver(pkt, t)
+        a = self.net.send(self.ack, self.ack_bytes, t)
+        self.parent[a] = pkt
+
+    def _ack_done(self, pkt: int, t: float) -> None:
+        self.net.deliver(pkt, t)
+        self.parent.pop(pkt)
+        if t < self.stop:
+            self.net.send(self.data, self.sizes.next(), t)
+
+    def _lost(self, pkt: int, now: float) -> None:
+        t = max(now, self.net.rec.send_s[pkt] + self.rto)
+        if t < self.stop:
+            self.net.send(self.data, self.sizes.next(), t)
+
+    def _lost_ack(self, pkt: int, now: float) -> None:
+        self._lost(self.parent.pop(pkt), now)
+
+
+def _flow_route(net: Network, cl: Cluster, src: str, dst: str, field_name: str):
+    try:
+        fwd = resolve(cl, endpoint(cl, src), endpoint(cl, dst))
+    except ScenarioError as err:
+        err.field = err.field or field_name
+        err.args = (str(err),)
+        raise
+    return fwd
+
+
+def install_flows(net: Network, cl: Cluster, end_s: float, warnings: list[str]) -> list[FlowState]:
+    """Resolve every flow's paths, compile routes, and start its source.
+
+    Parameters
+    ----------
+    net : Network
+        The run's network.
+    cl : Cluster
+        The built cluster.
+    end_s : float
+        End of the simulation, seconds.
+    warnings : list of str
+        Receives warnings (e.g. offered load >= 1 with an unlimited buffer).
+    """
+    states: list[FlowState] = []
+    for i, f in enumerate(cl.scenario.flows):
+        st = FlowState(f)
+        fld = f"flows.{i}"
+        if f.kind == "trace":
+            raw = read_trace(cl, f, f"{fld}.trace_file")
+            routes: dict[tuple[str, str], int] = {}
+            rows = []
+            for t, size, src, dst in raw:
+                key = (src, dst)
+                if key not in routes:
+                    path = _flow_route(net, cl, src, dst, f"{fld}.trace_file")
+                    routes[key] = net.add_route(path)
+                    st.routes.append(routes[key])
+                rows.append((t, size, routes[key]))
+            TraceReplay(net, rows, end_s)
+            states.append(st)
+            continue
+        fwd = _flow_route(net, cl, f.src, f.dst, f"{fld}.src")
+        r = net.add_route(fwd)
+        st.routes.append(r)
+        if f.kind in ("request-response", "bulk"):
+            rep = resolve_reply(cl, fwd) if fwd.verdict != "dropped" else None
+            if rep is None:
+                rep = resolve(cl, endpoint(cl, f.dst), endpoint(cl, f.src))
+            rr = net.add_route(rep)
+            st.reply_routes.append(rr)
+            if f.kind == "request-response":
+                RequestResponse(net, st, r, rr, end_s)
+            else:
+                Bulk(net, st, r, rr, end_s)
+            states.append(st)
+            continue
+        mean = f.mean_size_bytes()
+        if f.rate_pps is not None:
+            pps = f.rate_pps
+        elif f.rate_gbps is not None:
+            pps = f.rate_gbps * 1e9 / (8.0 * mean)
+        else:
+            if not net.route_stations[r]:
+                raise ScenarioError(
+                    f"flow {f.name!r} has load set but its path crosses no station "
+                    f"({fwd.reason or 'no path'})",
+                    file=cl.file,
+                    field=f"{fld}.load",
+                    fix="give rate_pps or rate_gbps instead",
+                )
+            pps = f.load * net.capacity_pps(r, mean)
+        st.rate_pps = pps
+        if net.route_stations[r]:
+            cap = net.capacity_pps(r, mean)
+            if f.kind == "onoff":
+                duty = f.on_mean_us / (f.on_mean_us + f.off_mean_us)
+                rho = pps * duty / cap
+            else:
+                rho = pps / cap
+            bn = net.by_name[net.bottleneck(r, mean)]
+            if rho >= 1.0 and bn.limit >= (1 << 62):
+                warnings.append(
+                    f"flow {f.name!r} offers {rho:.2f} of its bottleneck {bn.name} capacity "
+                    "with an unlimited buffer: the queue grows without bound and latency "
+                    "depends on the run length"
+                )
+        OpenLoop(net, st, r, net.seed, end_s)
+        states.append(st)
+    return states
+
+
+def seen_source(cl: Cluster, st: FlowState, net: Network) -> IPv4Address | None:
+    """Source address the receiver of a flow's first route sees."""
+    if not st.routes:
+        return None
+    return net.routes[st.routes[0]].seen_src
