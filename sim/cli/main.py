@@ -297,6 +297,124 @@ def bench(as_json: bool, duration_s: float, repeats: int) -> None:
     click.echo(f"peak bytes per packet      {r['bytes_per_packet']:.1f}")
 
 
+class _Progress:
+    """Progress of a batch: a bar on a terminal, plain log lines otherwise."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.bar = None
+        self.done = 0
+        self.total = 0
+
+    def start(self, total: int, already: int) -> None:
+        self.total, self.done = total, already
+        if self.tty:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=total, completed=already)
+        else:
+            click.echo(f"{self.label}: {total} runs, {already} already done", err=True)
+
+    def step(self, spec, error: str | None) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.advance(self.task)
+            if error:
+                self.bar.console.print(f"run {spec.run_id} {spec.params} FAILED: {error}")
+        else:
+            state = f"FAILED: {error}" if error else "done"
+            click.echo(f"[{self.done}/{self.total}] {spec.run_id} {state}", err=True)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@cli.command()
+@click.argument("experiment", type=click.Path(dir_okay=False))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Results directory (default results/<experiment name>).",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Local worker processes.",
+)
+@click.option("--resume", is_flag=True, help="Finish a stored batch: run only missing runs.")
+@click.option("--force", is_flag=True, help="Replace an existing results directory.")
+@click.option("--quick", is_flag=True, help="Short runs, few replications (smoke test).")
+@click.option("--no-plots", is_flag=True, help="Skip drawing plots.")
+def run(
+    experiment: str,
+    out: str | None,
+    jobs: int,
+    resume: bool,
+    force: bool,
+    quick: bool,
+    no_plots: bool,
+) -> None:
+    """Run the batch of EXPERIMENT and write tables, summary, manifest and plots."""
+    from sim.batch import run_experiment
+
+    if resume and force:
+        raise UserError(
+            "--resume and --force contradict each other", field="--resume", fix="pass one of them"
+        )
+    progress = _Progress(f"podnetsim run {experiment}")
+    try:
+        rep = run_experiment(
+            experiment,
+            out,
+            jobs=jobs,
+            resume=resume,
+            force=force,
+            quick=quick,
+            plots=not no_plots,
+            on_start=progress.start,
+            on_done=progress.step,
+        )
+    finally:
+        progress.stop()
+    click.echo(
+        f"{rep.ran} runs done, {rep.reused} reused, {len(rep.failures)} failed; "
+        f"results in {rep.out}"
+    )
+    for run_id, params, err in rep.failures:
+        click.echo(f"FAILED {run_id} {params}: {err}", err=True)
+    if rep.failures:
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@click.argument("results", type=click.Path(file_okay=False))
+def plot(results: str) -> None:
+    """Redraw the plots of a results directory without re-running."""
+    from sim.plots.figures import draw_all
+
+    for p in draw_all(results):
+        click.echo(str(p))
+
+
 def main() -> None:
     """Entry point of the ``podnetsim`` console script."""
     cli(prog_name="podnetsim")

@@ -143,12 +143,16 @@ class Network:
         return r
 
     def capacity_pps(self, route: int, size_bytes: float) -> float:
-        """Bottleneck capacity of a route for packets of ``size_bytes``, packets/s."""
+        """Bottleneck capacity of a route for packets of ``size_bytes``, packets/s.
+
+        A station with zero service time has unlimited capacity; ``inf`` if all do.
+        """
         path_cap = float("inf")
         for st_idx, extra in zip(self.route_stations[route], self.route_extra[route], strict=False):
             st = self.stations[st_idx]
             service = st.a + st.b * size_bytes + extra
-            path_cap = min(path_cap, st.servers / service)
+            if service > 0:
+                path_cap = min(path_cap, st.servers / service)
         return path_cap
 
     def bottleneck(self, route: int, size_bytes: float) -> str:
@@ -156,8 +160,9 @@ class Network:
         best, name = float("inf"), ""
         for st_idx, extra in zip(self.route_stations[route], self.route_extra[route], strict=False):
             st = self.stations[st_idx]
-            cap = st.servers / (st.a + st.b * size_bytes + extra)
-            if cap < best:
+            service = st.a + st.b * size_bytes + extra
+            cap = st.servers / service if service > 0 else float("inf")
+            if cap < best or not name:
                 best, name = cap, st.name
         return name
 

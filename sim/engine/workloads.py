@@ -20,7 +20,7 @@ import numpy as np
 from sim.control.cluster import Cluster
 from sim.control.resolve import endpoint, resolve, resolve_reply
 from sim.engine.network import US, Network, stream
-from sim.errors import ScenarioError
+from sim.errors import ScenarioError, UserError
 from sim.spec.workload import Flow
 
 _BLOCK = 4096
@@ -99,15 +99,20 @@ class _Gaps:
         if self.kind == "constant":
             return self.mean
         if self.kind == "onoff":
-            # constant spacing during ON; when the ON period ends first, the next
-            # packet goes at the start of the next ON period, after an OFF period
-            gap = self.mean
-            if gap <= self.on_left:
-                self.on_left -= gap
-                return gap
-            silent = self.on_left + self._period(self.flow.off_mean_us * US)
-            self.on_left = self._period(self.flow.on_mean_us * US)
-            return silent
+            # constant spacing measured in ON time only: the clock to the next packet
+            # runs during ON periods and stops during OFF periods, so the part of the
+            # gap left when an ON period ends carries over to the next ON period. The
+            # long-run rate is then exactly rate * on / (on + off). (Restarting the
+            # gap at each ON period sent ceil(on/gap) packets per period: up to
+            # 1/(on+off) packets/s whatever the rate.)
+            need = self.mean
+            elapsed = 0.0
+            while need > self.on_left:
+                need -= self.on_left
+                elapsed += self.on_left + self._period(self.flow.off_mean_us * US)
+                self.on_left = self._period(self.flow.on_mean_us * US)
+            self.on_left -= need
+            return elapsed + need
         if self.i >= len(self.buf):
             self.buf = self.rng.exponential(self.mean, size=_BLOCK).tolist()
             self.i = 0
@@ -312,14 +317,23 @@ class Bulk:
         self._lost(self.parent.pop(pkt), now)
 
 
-def _flow_route(net: Network, cl: Cluster, src: str, dst: str, field_name: str):
+def _flow_route(net: Network, cl: Cluster, src: str, dst: str, src_field: str, dst_field: str):
+    # endpoint() raises ResolveError, a UserError but not a ScenarioError: catch
+    # UserError so an unknown endpoint names the flow field it came from
+    eps = []
+    for text, fld in ((src, src_field), (dst, dst_field)):
+        try:
+            eps.append(endpoint(cl, text))
+        except UserError as err:
+            err.field = err.field or fld
+            err.args = (str(err),)
+            raise
     try:
-        fwd = resolve(cl, endpoint(cl, src), endpoint(cl, dst))
-    except ScenarioError as err:
-        err.field = err.field or field_name
+        return resolve(cl, *eps)
+    except UserError as err:
+        err.field = err.field or src_field
         err.args = (str(err),)
         raise
-    return fwd
 
 
 def install_flows(net: Network, cl: Cluster, end_s: float, warnings: list[str]) -> list[FlowState]:
@@ -347,14 +361,15 @@ def install_flows(net: Network, cl: Cluster, end_s: float, warnings: list[str]) 
             for t, size, src, dst in raw:
                 key = (src, dst)
                 if key not in routes:
-                    path = _flow_route(net, cl, src, dst, f"{fld}.trace_file")
+                    tf = f"{fld}.trace_file"
+                    path = _flow_route(net, cl, src, dst, tf, tf)
                     routes[key] = net.add_route(path)
                     st.routes.append(routes[key])
                 rows.append((t, size, routes[key]))
             TraceReplay(net, rows, end_s)
             states.append(st)
             continue
-        fwd = _flow_route(net, cl, f.src, f.dst, f"{fld}.src")
+        fwd = _flow_route(net, cl, f.src, f.dst, f"{fld}.src", f"{fld}.dst")
         r = net.add_route(fwd)
         st.routes.append(r)
         if f.kind in ("request-response", "bulk"):
@@ -383,7 +398,16 @@ def install_flows(net: Network, cl: Cluster, end_s: float, warnings: list[str]) 
                     field=f"{fld}.load",
                     fix="give rate_pps or rate_gbps instead",
                 )
-            pps = f.load * net.capacity_pps(r, mean)
+            cap = net.capacity_pps(r, mean)
+            if math.isinf(cap):
+                raise ScenarioError(
+                    f"flow {f.name!r} has load set but every station on its path has zero "
+                    "service time, so the path has no finite capacity",
+                    file=cl.file,
+                    field=f"{fld}.load",
+                    fix="give rate_pps or rate_gbps instead, or a nonzero station cost",
+                )
+            pps = f.load * cap
         st.rate_pps = pps
         if net.route_stations[r]:
             cap = net.capacity_pps(r, mean)

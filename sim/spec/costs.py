@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Ethernet bytes per frame beyond the IP packet: preamble+SFD 8, MAC header 14,
 #: FCS 4, inter-frame gap 12 (IEEE 802.3; RFC 5180 appendix A).
@@ -56,8 +56,11 @@ class StationCost(BaseModel):
         Number of packets served in parallel (e.g. CPU cores doing forwarding).
     buffer_packets : int or None
         Drop-tail limit on packets waiting *and* in service; None is unlimited.
+        TOML has no null, so a scenario file says ``buffer_packets = "unlimited"``
+        (stored as None). Default 1000.
     buffer_bytes : int or None
-        Drop-tail limit on bytes waiting and in service; None is unlimited.
+        Drop-tail limit on bytes waiting and in service; None (the default, or
+        ``"unlimited"`` in a file) is unlimited.
     service : {"deterministic", "exponential"}
         Distribution of the service time (the mean is given by the cost formula).
     """
@@ -73,6 +76,14 @@ class StationCost(BaseModel):
     buffer_packets: int | None = Field(1000, ge=1)
     buffer_bytes: int | None = Field(None, ge=1)
     service: Literal["deterministic", "exponential"] = "deterministic"
+
+    @field_validator("buffer_packets", "buffer_bytes", mode="before")
+    @classmethod
+    def _unlimited(cls, value: object) -> object:
+        # TOML cannot write None: the string "unlimited" stands for no limit
+        if isinstance(value, str) and value.strip().lower() == "unlimited":
+            return None
+        return value
 
     def mean_service_us(self, size_bytes: float) -> float:
         """Mean service time of a packet, microseconds.
@@ -123,6 +134,21 @@ class Costs(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _partial_tables_keep_defaults(cls, data: object) -> object:
+        # A table such as ``[costs.bridge]`` with only ``buffer_packets = 10`` changes
+        # that field; the kind's other fields keep their sourced defaults (without
+        # this, pydantic would fill them from StationCost's zeros).
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name, info in cls.model_fields.items():
+            given = out.get(name)
+            if isinstance(given, dict) and isinstance(info.default, StationCost):
+                out[name] = {**info.default.model_dump(), **given}
+        return out
 
     loopback: StationCost = StationCost(per_packet_us=0.3, per_byte_ns=0.05)
     veth: StationCost = StationCost(per_packet_us=0.5, per_byte_ns=0.05)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sim.errors import UserError
+
 
 class TestbedError(RuntimeError):
     """A testbed operation failed; the message is one line and says why.
@@ -32,3 +34,7 @@ def one_line(text: str) -> str:
         The same words on one line.
     """
     return " ".join(text.split())
+
+
+class MappingError(UserError):
+    """A scenario cannot be rebuilt inside 198.18.0.0/15 (one line, with a fix)."""
