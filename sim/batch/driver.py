@@ -42,6 +42,7 @@ def run_experiment(
     resume: bool = False,
     force: bool = False,
     quick: bool = False,
+    crn: bool | None = None,
     plots: bool = True,
     executor: Executor | None = None,
     executor_info: dict | None = None,
@@ -63,6 +64,8 @@ def run_experiment(
         refused.
     quick : bool
         Use the experiment's ``[quick]`` settings.
+    crn : bool, optional
+        Override the file's ``common_random_numbers``.
     plots : bool
         Draw the plots at the end.
     executor : callable, optional
@@ -72,7 +75,7 @@ def run_experiment(
     on_start, on_done : callable, optional
         Progress callbacks: ``on_start(total, already_done)``, ``on_done(spec, error)``.
     """
-    batch: Batch = load_experiment(path, quick=quick)
+    batch: Batch = load_experiment(path, quick=quick, crn=crn)
     out_dir = Path(out) if out is not None else Path("results") / batch.experiment.name
     store = ResultStore(out_dir)
     store.prepare(resume=resume, force=force)

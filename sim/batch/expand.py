@@ -187,8 +187,17 @@ def _apply_config(
     return raw, overrides, tuple(flows)
 
 
-def load_experiment(path: str | Path, quick: bool = False) -> Batch:
+def load_experiment(path: str | Path, quick: bool = False, crn: bool | None = None) -> Batch:
     """Read, validate and expand an experiment file.
+
+    Parameters
+    ----------
+    path : str or Path
+        Experiment file.
+    quick : bool
+        Apply the file's ``[quick]`` settings.
+    crn : bool, optional
+        Override ``common_random_numbers``.
 
     Raises
     ------
@@ -360,7 +369,7 @@ def load_experiment(path: str | Path, quick: bool = False) -> Batch:
     rep_seeds = [int(c.generate_state(1)[0]) for c in root.spawn(replications)]
     runs = []
     for ci, (params, raw_c, overrides, flows) in enumerate(prepared):
-        if exp.common_random_numbers:
+        if (exp.common_random_numbers if crn is None else crn):
             seeds = rep_seeds
         else:
             ss = np.random.SeedSequence(exp.seed, spawn_key=(ci + 1,))

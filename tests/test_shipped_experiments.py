@@ -1,0 +1,68 @@
+"""Every shipped experiment runs in --quick mode; its summary matches a committed one.
+
+The references in tests/reference/ are regenerated only on purpose::
+
+    PODNETSIM_REGEN_REFERENCE=1 .venv/bin/python -m pytest tests/test_shipped_experiments.py
+
+Runs are pure functions of (spec, seed), so on one platform the summaries are
+identical; the comparison allows 1e-9 relative error for other CPUs/libm builds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.batch import run_experiment
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS = sorted((ROOT / "experiments").glob("*.toml"))
+REFERENCE = Path(__file__).resolve().parent / "reference"
+REGEN = os.environ.get("PODNETSIM_REGEN_REFERENCE") == "1"
+PLOTS = ("latency-vs-load", "throughput-vs-load", "latency-cdf", "station-breakdown", "drops")
+
+
+def test_all_issue_experiments_are_shipped():
+    names = {p.stem for p in EXPERIMENTS}
+    assert {
+        "same-vs-cross-latency",
+        "same-vs-cross-throughput",
+        "packet-size",
+        "nat-vs-no-nat",
+        "pods-per-node",
+    } <= names
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_quick_summary_matches_reference(path: Path, tmp_path: Path):
+    out = tmp_path / path.stem
+    rep = run_experiment(path, out, jobs=1, quick=True, plots=True)
+    assert not rep.failures
+    assert rep.ran == rep.total
+    got = pd.read_csv(out / "summary.csv")
+    for kind in PLOTS:
+        if (out / "plots" / f"{kind}.png").exists():
+            assert (out / "plots" / f"{kind}.svg").exists()
+    assert list((out / "plots").glob("*.png")), "no plot drawn"
+    ref_path = REFERENCE / f"{path.stem}.summary.csv"
+    if REGEN:
+        REFERENCE.mkdir(exist_ok=True)
+        shutil.copy(out / "summary.csv", ref_path)
+        return
+    assert ref_path.exists(), f"no reference for {path.stem}; regenerate on purpose"
+    ref = pd.read_csv(ref_path)
+    assert list(got.columns) == list(ref.columns)
+    assert len(got) == len(ref)
+    for col in ref.columns:
+        a, b = got[col], ref[col]
+        if pd.api.types.is_numeric_dtype(b) and pd.api.types.is_numeric_dtype(a):
+            np.testing.assert_allclose(
+                a.to_numpy(float), b.to_numpy(float), rtol=1e-9, atol=1e-12, err_msg=col
+            )
+        else:
+            assert a.astype(str).tolist() == b.astype(str).tolist(), col
