@@ -370,6 +370,17 @@ class _Progress:
     help="Give every configuration its own random streams (no common random numbers), "
     "e.g. to measure how much CRN narrows confidence intervals.",
 )
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Run on a Dask scheduler, e.g. tcp://host:8786 (needs podnetsim[dask]).",
+)
+@click.option(
+    "--dask-local",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Run on a local Dask cluster of N workers (Dask dashboard included).",
+)
 def run(
     experiment: str,
     out: str | None,
@@ -379,6 +390,8 @@ def run(
     quick: bool,
     no_plots: bool,
     independent_streams: bool,
+    scheduler: str | None,
+    dask_local: int | None,
 ) -> None:
     """Run the batch of EXPERIMENT and write tables, summary, manifest and plots."""
     from sim.batch import run_experiment
@@ -387,6 +400,25 @@ def run(
         raise UserError(
             "--resume and --force contradict each other", field="--resume", fix="pass one of them"
         )
+    if scheduler and dask_local:
+        raise UserError(
+            "--scheduler and --dask-local contradict each other",
+            field="--scheduler",
+            fix="pass one of them",
+        )
+    if scheduler or dask_local:
+        _run_on_dask(
+            experiment,
+            out,
+            resume,
+            force,
+            quick,
+            no_plots,
+            independent_streams,
+            scheduler,
+            dask_local,
+        )
+        return
     progress = _Progress(f"podnetsim run {experiment}")
     try:
         rep = run_experiment(
@@ -403,6 +435,11 @@ def run(
         )
     finally:
         progress.stop()
+    _finish(rep)
+
+
+def _finish(rep) -> None:
+    """Print the outcome of a batch; exit 1 if any run failed."""
     click.echo(
         f"{rep.ran} runs done, {rep.reused} reused, {len(rep.failures)} failed; "
         f"results in {rep.out}"
@@ -411,6 +448,36 @@ def run(
         click.echo(f"FAILED {run_id} {params}: {err}", err=True)
     if rep.failures:
         sys.exit(EXIT_FAILED)
+
+
+def _run_on_dask(
+    experiment, out, resume, force, quick, no_plots, independent_streams, scheduler, dask_local
+) -> None:
+    from sim.batch import run_experiment
+    from sim.batch.dask_executor import dask_client, run_dask
+
+    with dask_client(scheduler, dask_local) as client:
+        where = scheduler or f"LocalCluster of {dask_local} workers"
+        click.echo(f"Dask: {where}, dashboard {client.dashboard_link}", err=True)
+        progress = _Progress(f"podnetsim run {experiment} (dask)")
+        info = {"kind": "dask", "scheduler": scheduler, "local_workers": dask_local}
+        try:
+            rep = run_experiment(
+                experiment,
+                out,
+                resume=resume,
+                force=force,
+                quick=quick,
+                plots=not no_plots,
+                crn=False if independent_streams else None,
+                executor=lambda specs: run_dask(specs, client),
+                executor_info=info,
+                on_start=progress.start,
+                on_done=progress.step,
+            )
+        finally:
+            progress.stop()
+    _finish(rep)
 
 
 @cli.command()
