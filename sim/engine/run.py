@@ -9,6 +9,7 @@ import numpy as np
 from sim.control.cluster import Cluster, build_cluster
 from sim.engine.network import Network
 from sim.engine.workloads import FlowState, install_flows
+from sim.errors import ScenarioError
 from sim.spec.scenario import Scenario
 
 
@@ -122,6 +123,14 @@ def simulate(
     end_s = sim.duration_s if duration_s is None else duration_s
     warm_s = sim.warmup_s if warmup_s is None else warmup_s
     hops = sim.record_hops if record_hops is None else record_hops
+    if not (end_s > 0 and 0 <= warm_s < end_s):
+        # the scenario file is checked when loaded; overrides given here are not
+        raise ScenarioError(
+            f"need 0 <= warm-up < duration, got warm-up {warm_s} s and duration {end_s} s",
+            file=file,
+            field="simulation.warmup_s",
+            fix="make warmup_s smaller than duration_s (or pass a longer duration_s)",
+        )
     cl = cluster if cluster is not None else build_cluster(scenario, file)
     net = Network(scenario.costs, seed, warm_s, hops)
     warnings: list[str] = list(cl.diagnostics)
