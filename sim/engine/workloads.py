@@ -21,7 +21,7 @@ from sim.control.cluster import Cluster
 from sim.control.resolve import endpoint, resolve, resolve_reply
 from sim.engine.network import US, Network, stream
 from sim.errors import ScenarioError, UserError
-from sim.spec.workload import Flow
+from sim.spec.workload import OPEN_LOOP_KINDS, Flow
 
 _BLOCK = 4096
 
@@ -425,7 +425,38 @@ def install_flows(net: Network, cl: Cluster, end_s: float, warnings: list[str]) 
                 )
         OpenLoop(net, st, r, net.seed, end_s)
         states.append(st)
+    _warn_overloaded_stations(net, states, warnings)
     return states
+
+
+def _warn_overloaded_stations(net: Network, states: list[FlowState], warnings: list[str]) -> None:
+    """Warn about unlimited-buffer stations whose open-loop traffic adds up to >= 1.
+
+    Adds each open-loop flow's offered work (rate x duty cycle x mean service time
+    at the mean packet size) at every station it crosses, so flows that are fine
+    alone but overload a shared station together are caught too.
+    """
+    work: dict[int, float] = {}
+    for st in states:
+        f = st.flow
+        if f.kind not in OPEN_LOOP_KINDS or math.isnan(st.rate_pps):
+            continue
+        duty = f.on_mean_us / (f.on_mean_us + f.off_mean_us) if f.kind == "onoff" else 1.0
+        mean = f.mean_size_bytes()
+        for r in st.routes:
+            for idx, extra in zip(net.route_stations[r], net.route_extra[r], strict=False):
+                s = net.stations[idx]
+                service = s.a + s.b * mean + extra
+                work[idx] = work.get(idx, 0.0) + st.rate_pps * duty * service / s.servers
+    for idx, rho in sorted(work.items()):
+        s = net.stations[idx]
+        named = any(f" {s.name} " in w for w in warnings)
+        if rho >= 1.0 and s.limit >= (1 << 62) and not named:
+            warnings.append(
+                f"station {s.name} is offered {rho:.2f} of its capacity by the open-loop "
+                "flows with an unlimited buffer: the queue grows without bound and latency "
+                "depends on the run length"
+            )
 
 
 def seen_source(cl: Cluster, st: FlowState, net: Network) -> IPv4Address | None:
