@@ -263,10 +263,11 @@ def load_experiment(path: str | Path, quick: bool = False, crn: bool | None = No
     for table, params in (("sweep", sweep), ("zip", zipped)):
         for k, v in params.items():
             if not v:
+                from_quick = quick and k in getattr(exp.quick, table)
                 raise ExperimentError(
                     "empty list of values",
                     file=file,
-                    field=f"{table}.{k}",
+                    field=f"quick.{table}.{k}" if from_quick else f"{table}.{k}",
                     fix="give at least one value, or remove the parameter",
                 )
     if zipped and len({len(v) for v in zipped.values()}) > 1:
@@ -304,6 +305,22 @@ def load_experiment(path: str | Path, quick: bool = False, crn: bool | None = No
     try:
         base = scenario_from_dict(scn_raw, scn_file, fixed, scn_dir)
     except ScenarioError as err:
+        bad = err.field or ""
+        key = next(
+            (
+                k
+                for k in exp.set
+                if bad and (bad == k or bad.startswith(k + ".") or k.startswith(bad + "."))
+            ),
+            None,
+        )
+        if key is not None:
+            raise ExperimentError(
+                f"set {key!r} = {exp.set[key]!r}: {bad}: {err.problem}",
+                file=file,
+                field=f"set.{key}",
+                fix=err.fix or "use a scenario field path like flows.NAME.load",
+            ) from None
         if exp.flows is not None and (err.field or "").startswith("flows"):
             raise ExperimentError(err.problem, file=file, field=err.field, fix=err.fix) from None
         raise ExperimentError(
@@ -353,6 +370,8 @@ def load_experiment(path: str | Path, quick: bool = False, crn: bool | None = No
             bad = err.field or field_of
             param = next((k for k in params if bad == k or bad.startswith(k + ".")), None)
             if param is None:
+                param = next((k for k in params if k.startswith(bad + ".")), None)
+            if param is None:
                 param = next((k for k in params if k.split(".")[-1] == bad.split(".")[-1]), None)
             table = "sweep" if (param or field_of) in sweep else "zip"
             problem = err.problem
@@ -369,7 +388,7 @@ def load_experiment(path: str | Path, quick: bool = False, crn: bool | None = No
     rep_seeds = [int(c.generate_state(1)[0]) for c in root.spawn(replications)]
     runs = []
     for ci, (params, raw_c, overrides, flows) in enumerate(prepared):
-        if (exp.common_random_numbers if crn is None else crn):
+        if exp.common_random_numbers if crn is None else crn:
             seeds = rep_seeds
         else:
             ss = np.random.SeedSequence(exp.seed, spawn_key=(ci + 1,))
