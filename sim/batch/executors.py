@@ -11,6 +11,7 @@ import multiprocessing
 import traceback
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 from .expand import RunSpec
 from .runner import execute
@@ -37,21 +38,46 @@ def run_processes(specs: Sequence[RunSpec], jobs: int) -> Iterator[Outcome]:
     """Run specs on ``jobs`` local worker processes (forkserver start method).
 
     At most ``2 * jobs`` runs are queued at a time, so an interrupted batch has
-    little work in flight.
+    little work in flight. If a worker process dies (killed, out of memory), the
+    pool is broken: the runs that were in it are retried once in a fresh pool, and
+    a run that breaks a pool twice is reported as failed; the batch goes on.
     """
     ctx = multiprocessing.get_context("forkserver")
     pending = list(specs)[::-1]
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        running = {}
-        while pending or running:
-            while pending and len(running) < 2 * jobs:
-                spec = pending.pop()
-                running[pool.submit(_safe_execute, spec)] = spec
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in sorted(done, key=lambda f: running[f].run_id):
-                spec = running.pop(fut)
-                try:
-                    row, err = fut.result()
-                except Exception as exc:  # worker died
-                    row, err = None, f"worker failed: {exc!r}"
-                yield spec, row, err
+    broke: dict[str, int] = {}
+    while pending:
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+        running: dict = {}
+        try:
+            while pending or running:
+                while pending and len(running) < 2 * jobs:
+                    spec = pending.pop()
+                    running[pool.submit(_safe_execute, spec)] = spec
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in sorted(done, key=lambda f: running[f].run_id):
+                    spec = running.pop(fut)
+                    try:
+                        row, err = fut.result()
+                    except BrokenProcessPool:
+                        raise _Broken(spec) from None
+                    yield spec, row, err
+        except (_Broken, BrokenProcessPool) as exc:
+            lost = [*running.values()]
+            if isinstance(exc, _Broken):
+                lost.append(exc.spec)
+            for spec in sorted(lost, key=lambda s: s.run_id, reverse=True):
+                broke[spec.run_id] = broke.get(spec.run_id, 0) + 1
+                if broke[spec.run_id] >= 2:
+                    yield spec, None, "a worker process died twice while running it"
+                else:
+                    pending.append(spec)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Broken(Exception):
+    """Internal: the pool broke while ``spec`` was in it."""
+
+    def __init__(self, spec: RunSpec) -> None:
+        super().__init__(spec.run_id)
+        self.spec = spec

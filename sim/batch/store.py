@@ -70,6 +70,16 @@ class ResultStore:
         """
         if self.root.exists() and any(self.root.iterdir()):
             if force:
+                looks_like_results = (self.root / "manifest.json").exists() or (
+                    self.runs_dir.is_dir()
+                )
+                if not looks_like_results:
+                    raise UserError(
+                        f"--force would delete {str(self.root)!r}, which is not a podnetsim "
+                        "results directory (no manifest.json or runs/)",
+                        field="--out",
+                        fix="choose an empty or new --out directory",
+                    )
                 shutil.rmtree(self.root)
             elif not resume:
                 raise UserError(
