@@ -63,7 +63,7 @@ def dask_client(scheduler: str | None = None, local_workers: int | None = None):
         else:
             try:
                 client = distributed.Client(scheduler, timeout="15s")
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, ValueError) as exc:  # ValueError: bad address
                 raise UserError(
                     f"cannot reach the Dask scheduler at {scheduler} ({exc})",
                     field="--scheduler",
@@ -96,9 +96,12 @@ def run_dask(specs: Sequence[RunSpec], client) -> Iterator[Outcome]:
         )
         futures[fut] = spec
     for fut in distributed.as_completed(futures):
-        spec = futures[fut]
+        spec = futures.pop(fut)
         try:
             row, err = fut.result()
         except Exception as exc:  # e.g. KilledWorker after too many worker deaths
             row, err = None, f"{type(exc).__name__}: {exc}"
+        # drop the result from the cluster: a worker dying later must not make Dask
+        # recompute runs that are already stored
+        fut.release()
         yield spec, row, err

@@ -379,7 +379,7 @@ class _Progress:
     "--dask-local",
     type=click.IntRange(min=1),
     metavar="N",
-    help="Run on a local Dask cluster of N workers (Dask dashboard included).",
+    help="Run on a local Dask cluster of N workers (its dashboard address is printed).",
 )
 def run(
     experiment: str,
@@ -405,6 +405,12 @@ def run(
             "--scheduler and --dask-local contradict each other",
             field="--scheduler",
             fix="pass one of them",
+        )
+    if (scheduler or dask_local) and jobs != 1:
+        raise UserError(
+            "--jobs does not apply to Dask runs (the cluster's workers do the work)",
+            field="--jobs",
+            fix="drop --jobs, or size the cluster: --dask-local N or more `dask worker`s",
         )
     if scheduler or dask_local:
         _run_on_dask(
@@ -459,6 +465,13 @@ def _run_on_dask(
     with dask_client(scheduler, dask_local) as client:
         where = scheduler or f"LocalCluster of {dask_local} workers"
         click.echo(f"Dask: {where}, dashboard {client.dashboard_link}", err=True)
+        n_workers = len(client.scheduler_info().get("workers", {}))
+        if n_workers == 0:
+            click.echo(
+                "Dask: the scheduler has no workers yet; runs start when one connects "
+                "(`dask worker ADDRESS` on a machine with podnetsim[dask] installed)",
+                err=True,
+            )
         progress = _Progress(f"podnetsim run {experiment} (dask)")
         info = {"kind": "dask", "scheduler": scheduler, "local_workers": dask_local}
         try:
