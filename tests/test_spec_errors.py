@@ -274,3 +274,25 @@ def test_scenario_is_frozen_and_digest_stable(article_path) -> None:
     assert c.digest() != a.digest()
     with pytest.raises(Exception):  # noqa: B017 - pydantic frozen model
         a.name = "other"  # type: ignore[misc]
+
+
+def test_host_bits_in_a_cidr_say_which_network_was_meant(tmp_path):
+    from sim.errors import ScenarioError
+    from sim.spec.load import load_scenario
+
+    p = tmp_path / "hb.toml"
+    p.write_text('[pod_network]\ncluster_cidr = "10.0.0.1/14"\n[[nodes]]\nname = "n1"\n')
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario(p)
+    msg = str(exc.value)
+    assert "pod_network.cluster_cidr" in msg and "host bits" in msg and "10.0.0.0/14" in msg
+
+
+def test_trace_names_the_argument_of_an_unknown_endpoint():
+    from click.testing import CliRunner
+
+    from sim.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["trace", "experiments/scenarios/article.toml", "web", "nope"])
+    assert res.exit_code == 2
+    assert ": DST: unknown endpoint 'nope'" in res.output

@@ -101,8 +101,19 @@ def trace(
     """
     from sim.control import load_cluster, resolve, resolve_reply
 
+    from sim.control.resolve import endpoint
+    from sim.errors import ResolveError
+
     cl = load_cluster(scenario, parse_sets(sets))
-    path = resolve(cl, src, dst)
+    ends = []
+    for arg, text in (("SRC", src), ("DST", dst)):
+        try:
+            ends.append(endpoint(cl, text))
+        except ResolveError as err:
+            err.field = arg
+            err.args = (str(err),)
+            raise
+    path = resolve(cl, *ends)
     if reply:
         path = resolve_reply(cl, path)
     if as_json:

@@ -13,6 +13,7 @@ import copy
 import tomllib
 import typing
 from collections import Counter
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +91,19 @@ def validation_error_to_user(
     msg = err.get("msg", "invalid value")
     msg = msg.removeprefix("Value error, ")
     got = err.get("input")
+    fix = "correct the value"
+    if "IPv4 network" in msg and isinstance(got, str):
+        try:
+            net = IPv4Network(got, strict=False)
+        except ValueError:
+            fix = "write a CIDR such as 10.0.0.0/14"
+        else:
+            if str(net) != got:
+                msg = "host bits are set in this network address"
+                fix = f"write the network address, {net}"
     if kind != "model_type" and not isinstance(got, dict | list) and got is not None:
         msg += f" (got {got!r})"
-    return error_cls(msg, file=file, field=field, fix="correct the value")
+    return error_cls(msg, file=file, field=field, fix=fix)
 
 
 def _check_names(scn: Scenario, file: str) -> None:
