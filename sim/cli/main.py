@@ -100,7 +100,6 @@ def trace(
     SRC and DST are pod, pod/container, node or external host names, or IP addresses.
     """
     from sim.control import load_cluster, resolve, resolve_reply
-
     from sim.control.resolve import endpoint
     from sim.errors import ResolveError
 
