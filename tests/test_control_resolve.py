@@ -238,3 +238,26 @@ def test_docker_default_same_node_still_works(docker) -> None:
 def test_docker_default_address_is_ambiguous(docker) -> None:
     with pytest.raises(ResolveError, match="ambiguous"):
         endpoint(docker, "172.17.0.2")
+
+
+def test_node_to_its_own_pod_speaks_from_the_bridge_address_and_gets_the_reply():
+    """Linux picks the source from the outgoing interface: cbr0's address (10.0.0.1)."""
+    from sim.control import load_cluster, resolve, resolve_reply
+
+    cl = load_cluster("experiments/scenarios/article.toml")
+    fwd = resolve(cl, "node1", "web")
+    assert fwd.verdict == "delivered"
+    assert [str(h.src) for h in fwd.hops] == ["10.0.0.1"] * len(fwd.hops)
+    rep = resolve_reply(cl, fwd)
+    assert rep.verdict == "delivered", rep.reason
+    assert rep.delivered_to == "node1"
+    assert all("eth0" not in h.station for h in rep.hops)
+
+
+def test_packet_to_the_bridge_address_is_delivered_to_the_node():
+    from sim.control import load_cluster, resolve
+
+    cl = load_cluster("experiments/scenarios/article.toml")
+    p = resolve(cl, "web", "10.0.0.1")
+    assert p.verdict == "delivered" and p.delivered_to == "node1"
+    assert p.stations == ["node1/veth-web:from-pod", "node1/cbr0", "node1/forward"]

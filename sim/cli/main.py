@@ -513,6 +513,17 @@ def plot(results: str) -> None:
         click.echo(str(p))
 
 
+def _register_testbed() -> None:
+    from sim.cli.testbed_cmds import calibrate, compare, testbed
+
+    cli.add_command(testbed)
+    cli.add_command(calibrate)
+    cli.add_command(compare)
+
+
+_register_testbed()
+
+
 def main() -> None:
     """Entry point of the ``podnetsim`` console script."""
     cli(prog_name="podnetsim")

@@ -294,7 +294,7 @@ class _Walker:
             # de-NAT of a reply, only on the node whose address the SNAT used
             self.dst = orig
             nat = True
-        if self.dst == node.address and not local_out:
+        if self.dst in (node.address, node.bridge_address) and not local_out:
             self.hop(f"{node_name}/forward", "forward", nat)
             self.arrive(node_name)
             return
@@ -306,6 +306,10 @@ class _Walker:
             self.ct.record(self.src, rule.to_address, self.dst)
             self.src = rule.to_address
             nat = True
+        if local_out and route.dev == node.bridge and self.src == node.address:
+            # Linux picks the source of locally sent packets from the outgoing
+            # interface: to its own pods a node speaks from the bridge address
+            self.src = node.bridge_address
         self.hop(f"{node_name}/forward", "forward", nat)
         next_hop = route.via or self.dst
         if route.dev == node.bridge:

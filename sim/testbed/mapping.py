@@ -334,10 +334,8 @@ def _pack(
         cursor = -(-cursor // size) * size
         if cursor + size > end:
             used = sum(b.num_addresses for _, b, _ in items)
-            return (
-                f"the blocks to map into {space} ({', '.join(f'{lbl} {b}' for lbl, b, _ in items)}; "
-                f"{used} addresses) do not fit in it"
-            )
+            names = ", ".join(f"{lbl} {b}" for lbl, b, _ in items)
+            return f"the blocks to map into {space} ({names}; {used} addresses) do not fit in it"
         out.append(
             Region(
                 label, block, IPv4Network((IPv4Address(cursor), block.prefixlen)), scenario_block
@@ -360,15 +358,18 @@ def _host_block(
     return IPv4Network((addr, 32))
 
 
-def _build_mapping(cl: Cluster, shrink: bool) -> AddressMapping | str:
+def _build_mapping(
+    cl: Cluster, shrink_pods: bool, shrink_lan: bool
+) -> AddressMapping | MappingError:
     plan, scn, file = cl.plan, cl.scenario, cl.file
     cidrs = list(collapse_addresses(scn.masquerade.non_masquerade_cidrs))
     images = _share_images(cidrs, file)
 
     pod_block = plan.pod_range
     lan_block = plan.node_network
-    if shrink:
+    if shrink_pods:
         pod_block = _supernet_of([n.pod_subnet for n in plan.nodes])
+    if shrink_lan:
         lan_block = _smallest_block(
             [plan.gateway_address, *(n.address for n in plan.nodes)], floor=plan.node_network
         )
@@ -389,14 +390,24 @@ def _build_mapping(cl: Cluster, shrink: bool) -> AddressMapping | str:
 
     groups: dict[IPv4Network | None, list] = {}
     for item in items:
-        groups.setdefault(_group_of(item[1], cidrs, item[0], file), []).append(item)
+        try:
+            group = _group_of(item[1], cidrs, item[0], file)
+        except MappingError as err:
+            return err
+        groups.setdefault(group, []).append(item)
     regions: list[Region] = []
     for cidr, members in groups.items():
         space = OUTSIDE_IMAGE if cidr is None else images[cidr]
         packed = _pack(members, space)
         if isinstance(packed, str):
             where = "outside every non-masquerade CIDR" if cidr is None else f"inside {cidr}"
-            return f"{packed} ({where})"
+            return MappingError(
+                f"the scenario's networks cannot be mapped into 198.18.0.0/15: {packed} ({where})",
+                file=file,
+                fix="use smaller networks (longer prefixes) or fewer distinct networks; the "
+                "replica has 198.18.0.0/16 for non-masqueraded and 198.19.0.0/16 for "
+                "masqueraded destinations",
+            )
         regions.extend(packed)
     regions.sort(key=lambda r: r.image.network_address)
     return AddressMapping(tuple(regions), tuple((c, images[c]) for c in cidrs))
@@ -450,17 +461,13 @@ def map_cluster(cl: Cluster, prefix: str = DEFAULT_PREFIX) -> Replica:
             field="pod_network.mode",
             fix="use pod_network.mode = 'cluster-cidr' (or 'explicit' with distinct subnets)",
         )
-    mapping = _build_mapping(cl, shrink=False)
-    if isinstance(mapping, str):
-        mapping = _build_mapping(cl, shrink=True)
-    if isinstance(mapping, str):
-        raise MappingError(
-            f"the scenario's networks cannot be mapped into 198.18.0.0/15: {mapping}",
-            file=cl.file,
-            fix="use smaller networks (longer prefixes) or fewer distinct networks; the "
-            "replica only has 198.18.0.0/16 for non-masqueraded and 198.19.0.0/16 for "
-            "masqueraded destinations",
-        )
+    # Keep whole networks where possible; shrink the pod range first, then the LAN.
+    for shrink_pods, shrink_lan in ((False, False), (True, False), (False, True), (True, True)):
+        mapping = _build_mapping(cl, shrink_pods, shrink_lan)
+        if not isinstance(mapping, MappingError):
+            break
+    if isinstance(mapping, MappingError):
+        raise mapping
     _check_relation(cl, mapping)
     m = mapping.map_address
     lan_net = mapping._region_of(plan.gateway_address).image

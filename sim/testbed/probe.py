@@ -28,6 +28,7 @@ import json
 import math
 import os
 import select
+import signal
 import socket
 import statistics
 import struct
@@ -55,6 +56,9 @@ MAX_REQUESTS = 2_000_000
 
 MAX_REPEATS = 50
 """Upper bound on ``repeats`` in :func:`measure_pair`."""
+
+MAX_PEERS = 16
+"""Most distinct peer addresses a server reports."""
 
 _SEQ = struct.Struct("!Q")
 _RECV_SIZE = 65535
@@ -92,10 +96,17 @@ def run_server(
     Returns
     -------
     dict
-        ``{"port", "served", "send_errors", "reason"}``; ``reason`` is one of
-        ``"bye"``, ``"idle"``, ``"timeout"``.
+        ``{"port", "served", "send_errors", "peers", "reason"}``; ``peers``
+        lists the distinct source addresses of the datagrams received (at
+        most :data:`MAX_PEERS`), which proves SNAT or its absence even when
+        the replies are lost; ``reason`` is one of ``"bye"``, ``"idle"``,
+        ``"timeout"``, ``"terminated"`` (SIGTERM, when installed by
+        :func:`main`).
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    served = send_errors = 0
+    peers: list[str] = []
+    reason = "timeout"
     try:
         sock.bind((bind, port))
         port = sock.getsockname()[1]
@@ -104,8 +115,6 @@ def run_server(
         start = time.monotonic()
         deadline = start + timeout_s
         last_seen = start
-        served = send_errors = 0
-        reason = "timeout"
         recvfrom, sendto = sock.recvfrom, sock.sendto
         if spin:
             sock.setblocking(False)
@@ -132,6 +141,8 @@ def run_server(
             except OSError:
                 continue
             served += 1
+            if len(peers) < MAX_PEERS and peer[0] not in peers:
+                peers.append(peer[0])
             kind = data[:1]
             try:
                 if kind == b"E":
@@ -145,9 +156,25 @@ def run_server(
                 send_errors += 1
             if not spin and time.monotonic() >= deadline:
                 break
-        return {"port": port, "served": served, "send_errors": send_errors, "reason": reason}
+    except _Terminated:
+        reason = "terminated"
     finally:
         sock.close()
+    return {
+        "port": port,
+        "served": served,
+        "send_errors": send_errors,
+        "peers": peers,
+        "reason": reason,
+    }
+
+
+class _Terminated(Exception):
+    """Raised in the server by its SIGTERM handler, so it still reports."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated
 
 
 # ------------------------------------------------------------------- client
@@ -212,7 +239,11 @@ def run_client(
     }
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        sock.connect((addr, port))
+        try:
+            sock.connect((addr, port))
+        except OSError as err:  # e.g. no route to the server at all
+            result["error"] = f"cannot send to {addr}:{port}: {err}"
+            return result
         sock.setblocking(False)
         send, recv = sock.send, sock.recv
 
@@ -395,10 +426,13 @@ def _one_repeat(
     hello_timeout_s,
     max_lost,
     spin_server,
+    server_bind="0.0.0.0",
 ) -> dict:
     client_cpu, server_cpu = cpus
     server_args = [
         "server",
+        "--bind",
+        server_bind,
         "--timeout",
         f"{timeout_s + hello_timeout_s + 5:g}",
         "--idle-timeout",
@@ -471,6 +505,10 @@ def _one_repeat(
                 f"(exit {client.returncode}): {one_line(client.stderr)}"
             )
         result = json.loads(client.stdout)
+        if result.get("seen_source") is None:
+            # No reply came back, so the bye may not have reached the server
+            # either: ask it to report and exit now instead of idling.
+            server.terminate()
         _stop(server, grace_s=2.0 + hello_timeout_s)
         tail = server.stdout.read().strip().splitlines()
         result["server"] = json.loads(tail[-1]) if tail and server.returncode == 0 else None
@@ -498,6 +536,7 @@ def measure_pair(
     hello_timeout_s: float = 2.0,
     max_lost: int = 10,
     spin_server: bool = True,
+    server_bind: str = "0.0.0.0",
     check: bool = True,
     keep_rtts: bool = False,
 ) -> dict:
@@ -536,6 +575,11 @@ def measure_pair(
         Lost requests tolerated per repeat before the client gives up.
     spin_server : bool, default True
         Server busy-polls (else blocks in ``recvfrom``).
+    server_bind : str, default "0.0.0.0"
+        Address the server binds. Binding the probed address makes the
+        replies leave from it even in a namespace with several addresses (a
+        node: ``eth0`` and ``cbr0``), where an unbound reply would take the
+        routing's preferred source and miss the client's connected socket.
     check : bool, default True
         Raise :class:`ProbeError` if any repeat failed (lost replies, timeout).
     keep_rtts : bool, default False
@@ -589,6 +633,7 @@ def measure_pair(
             hello_timeout_s=hello_timeout_s,
             max_lost=max_lost,
             spin_server=spin_server,
+            server_bind=server_bind,
         )
         summary = summarize(res["rtts_ns"])
         summary.update(
@@ -716,6 +761,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         def ready(port: int) -> None:
             print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)
 
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
         result = run_server(
             args.port,
             bind=args.bind,
@@ -724,6 +771,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             spin=not args.block,
             ready=ready,
         )
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a late SIGTERM must not cut the report
         print(json.dumps(result), flush=True)
     elif args.cmd == "client":
         result = run_client(

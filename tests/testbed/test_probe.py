@@ -81,7 +81,9 @@ def test_server_stops_by_itself_when_idle():
     shutil.which("taskset") is None, reason="taskset not found (apt-get install -y util-linux)"
 )
 def test_measure_pair_localhost_subprocesses():
-    res = measure_pair(None, None, "127.0.0.1", n=300, warmup=30, repeats=2, timeout_s=20)
+    res = measure_pair(
+        None, None, "127.0.0.1", n=300, warmup=30, repeats=2, timeout_s=20, reply_timeout_s=1.0
+    )
     assert res["ok"]
     assert res["seen_source"] == "127.0.0.1"
     assert len(res["per_repeat"]) == 2
@@ -89,7 +91,9 @@ def test_measure_pair_localhost_subprocesses():
     assert 0 < lo <= res["median_p50_us"] <= hi
     assert res["median_p99_us"] >= res["median_p50_us"]
     for rep in res["per_repeat"]:
-        assert rep["n"] == 300 and rep["lost"] == 0
+        # a reply can miss its 1 s timeout if the busy machine deschedules the
+        # spinning server; the test is about the probe's bookkeeping, not loss
+        assert rep["n"] == 300 and rep["lost"] <= 15
         assert rep["server"]["reason"] == "bye"
 
 
