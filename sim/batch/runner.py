@@ -105,17 +105,19 @@ def execute(spec: RunSpec) -> dict[str, Any]:
     row["rtt_p50_us"] = float(np.percentile(rtt_us, 50)) if rtt_us.size else math.nan
     row["rtt_p99_us"] = float(np.percentile(rtt_us, 99)) if rtt_us.size else math.nan
     row["transactions_per_s"] = rtt_us.size / window if rtts else math.nan
-    path: list[str] = []
+    crossed: list[str] = []
     for n in spec.measured_flows:
         for s in sm["flows"][n]["path"]:
-            if s not in path:
-                path.append(s)
-    for s in path:
+            if s not in crossed:
+                crossed.append(s)
+    for s in crossed:
         st = sm["stations"][s]
         row[f"station.{s}.sojourn_us"] = st["mean_sojourn_us"]
         row[f"station.{s}.wait_us"] = st["mean_wait_us"]
         row[f"station.{s}.utilization"] = st["utilization"]
-    row["path"] = " > ".join(path)
+    # the path of the first measured flow (the others are like it: same placement)
+    first = spec.measured_flows[0] if spec.measured_flows else None
+    row["path"] = " > ".join(sm["flows"][first]["path"]) if first else ""
     for pct, v in zip(CDF_PERCENTS, cdf, strict=True):
         row[_q_name(pct)] = float(v)
     row["warnings"] = " | ".join(sm["warnings"])

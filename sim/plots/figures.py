@@ -84,10 +84,13 @@ def _agg(sub: pd.DataFrame, x: str, col: str) -> tuple[np.ndarray, np.ndarray, n
     return np.asarray(xs), np.asarray(means), np.nan_to_num(np.asarray(cis))
 
 
-def _line(ax, sub, x, col, label, color, marker="o"):
+def _line(ax, sub, x, col, label, color, marker="o", log=False):
     xs, m, ci = _agg(sub, x, col)
     ax.plot(xs, m, marker=marker, ms=4, color=color, label=label)
-    ax.fill_between(xs, m - ci, m + ci, color=color, alpha=0.2, linewidth=0)
+    lo = m - ci
+    if log:  # a band reaching zero or below cannot be drawn on a log axis: clip it
+        lo = np.maximum(lo, m / 10.0)
+    ax.fill_between(xs, lo, m + ci, color=color, alpha=0.2, linewidth=0)
 
 
 def _subtitle(manifest: dict) -> str:
@@ -101,8 +104,8 @@ def latency_vs_load(df, params, x, xlabel, manifest, out, log):
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, sub) in enumerate(_groups(df, params, x)):
         c = colors[i % len(colors)]
-        _line(axes[0], sub, x, "latency_mean_us", label, c)
-        _line(axes[1], sub, x, "latency_p99_us", label, c, marker="s")
+        _line(axes[0], sub, x, "latency_mean_us", label, c, log=log)
+        _line(axes[1], sub, x, "latency_p99_us", label, c, marker="s", log=log)
     for ax, what in zip(axes, ("mean", "99th percentile"), strict=True):
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"one-way latency, {what} (µs)")
@@ -112,9 +115,7 @@ def latency_vs_load(df, params, x, xlabel, manifest, out, log):
             _plain_log(ax, "y")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(
-        f"{manifest['experiment']}: latency vs offered load\n{_subtitle(manifest)}", fontsize=10
-    )
+    fig.suptitle(f"{manifest['experiment']}: one-way latency\n{_subtitle(manifest)}", fontsize=10)
     return _save(fig, out, "latency-vs-load")
 
 
@@ -138,7 +139,7 @@ def throughput_vs_load(df, params, x, xlabel, manifest, out):
         ax.set_xlabel(xlabel)
     ax.set_ylabel("delivered throughput (Gbit/s)")
     ax.set_title(
-        f"{manifest['experiment']}: throughput vs offered load\n{_subtitle(manifest)}", fontsize=10
+        f"{manifest['experiment']}: delivered throughput\n{_subtitle(manifest)}", fontsize=10
     )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
@@ -153,9 +154,7 @@ def drops(df, params, x, xlabel, manifest, out):
         _line(ax, sub, x, "drop_pct", label, colors[i % len(colors)])
     ax.set_xlabel(xlabel)
     ax.set_ylabel("packets dropped (% of sent)")
-    ax.set_title(
-        f"{manifest['experiment']}: drops vs offered load\n{_subtitle(manifest)}", fontsize=10
-    )
+    ax.set_title(f"{manifest['experiment']}: packets dropped\n{_subtitle(manifest)}", fontsize=10)
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
