@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
 from pathlib import Path as FsPath
 
 import numpy as np
@@ -457,10 +456,3 @@ def _warn_overloaded_stations(net: Network, states: list[FlowState], warnings: l
                 "flows with an unlimited buffer: the queue grows without bound and latency "
                 "depends on the run length"
             )
-
-
-def seen_source(cl: Cluster, st: FlowState, net: Network) -> IPv4Address | None:
-    """Source address the receiver of a flow's first route sees."""
-    if not st.routes:
-        return None
-    return net.routes[st.routes[0]].seen_src

@@ -1,0 +1,216 @@
+"""``podnetsim run`` (local processes or Dask) and ``podnetsim plot``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from sim.cli.common import EXIT_FAILED
+from sim.errors import UserError
+
+
+class _Progress:
+    """Progress of a batch: a bar on a terminal, plain log lines otherwise."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.bar = None
+        self.done = 0
+        self.total = 0
+
+    def start(self, total: int, already: int) -> None:
+        self.total, self.done = total, already
+        if self.tty:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=total, completed=already)
+        else:
+            click.echo(f"{self.label}: {total} runs, {already} already done", err=True)
+
+    def step(self, spec, error: str | None) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.advance(self.task)
+            if error:
+                self.bar.console.print(f"run {spec.run_id} {spec.params} FAILED: {error}")
+        else:
+            state = f"FAILED: {error}" if error else "done"
+            click.echo(f"[{self.done}/{self.total}] {spec.run_id} {state}", err=True)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@click.command()
+@click.argument("experiment", type=click.Path(dir_okay=False))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Results directory (default results/<experiment name>).",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Local worker processes.",
+)
+@click.option("--resume", is_flag=True, help="Finish a stored batch: run only missing runs.")
+@click.option("--force", is_flag=True, help="Replace an existing results directory.")
+@click.option("--quick", is_flag=True, help="Short runs, few replications (smoke test).")
+@click.option("--no-plots", is_flag=True, help="Skip drawing plots.")
+@click.option(
+    "--independent-streams",
+    is_flag=True,
+    help="Give every configuration its own random streams (no common random numbers), "
+    "e.g. to measure how much CRN narrows confidence intervals.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Run on a Dask scheduler, e.g. tcp://host:8786 (needs podnetsim[dask]).",
+)
+@click.option(
+    "--dask-local",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Run on a local Dask cluster of N workers (its dashboard address is printed).",
+)
+def run(
+    experiment: str,
+    out: str | None,
+    jobs: int,
+    resume: bool,
+    force: bool,
+    quick: bool,
+    no_plots: bool,
+    independent_streams: bool,
+    scheduler: str | None,
+    dask_local: int | None,
+) -> None:
+    """Run the batch of EXPERIMENT and write tables, summary, manifest and plots."""
+    from sim.batch import run_experiment
+
+    if resume and force:
+        raise UserError(
+            "--resume and --force contradict each other", field="--resume", fix="pass one of them"
+        )
+    if scheduler and dask_local:
+        raise UserError(
+            "--scheduler and --dask-local contradict each other",
+            field="--scheduler",
+            fix="pass one of them",
+        )
+    if (scheduler or dask_local) and jobs != 1:
+        raise UserError(
+            "--jobs does not apply to Dask runs (the cluster's workers do the work)",
+            field="--jobs",
+            fix="drop --jobs, or size the cluster: --dask-local N or more `dask worker`s",
+        )
+    if scheduler or dask_local:
+        _run_on_dask(
+            experiment,
+            out,
+            resume,
+            force,
+            quick,
+            no_plots,
+            independent_streams,
+            scheduler,
+            dask_local,
+        )
+        return
+    progress = _Progress(f"podnetsim run {experiment}")
+    try:
+        rep = run_experiment(
+            experiment,
+            out,
+            jobs=jobs,
+            resume=resume,
+            force=force,
+            quick=quick,
+            plots=not no_plots,
+            crn=False if independent_streams else None,
+            on_start=progress.start,
+            on_done=progress.step,
+        )
+    finally:
+        progress.stop()
+    _finish(rep)
+
+
+def _finish(rep) -> None:
+    """Print the outcome of a batch; exit 1 if any run failed."""
+    click.echo(
+        f"{rep.ran} runs done, {rep.reused} reused, {len(rep.failures)} failed; "
+        f"results in {rep.out}"
+    )
+    for run_id, params, err in rep.failures:
+        click.echo(f"FAILED {run_id} {params}: {err}", err=True)
+    if rep.failures:
+        sys.exit(EXIT_FAILED)
+
+
+def _run_on_dask(
+    experiment, out, resume, force, quick, no_plots, independent_streams, scheduler, dask_local
+) -> None:
+    from sim.batch import run_experiment
+    from sim.batch.dask_executor import dask_client, run_dask
+
+    with dask_client(scheduler, dask_local) as client:
+        where = scheduler or f"LocalCluster of {dask_local} workers"
+        click.echo(f"Dask: {where}, dashboard {client.dashboard_link}", err=True)
+        n_workers = len(client.scheduler_info().get("workers", {}))
+        if n_workers == 0:
+            click.echo(
+                "Dask: the scheduler has no workers yet; runs start when one connects "
+                "(`dask worker ADDRESS` on a machine with podnetsim[dask] installed)",
+                err=True,
+            )
+        progress = _Progress(f"podnetsim run {experiment} (dask)")
+        info = {"kind": "dask", "scheduler": scheduler, "local_workers": dask_local}
+        try:
+            rep = run_experiment(
+                experiment,
+                out,
+                resume=resume,
+                force=force,
+                quick=quick,
+                plots=not no_plots,
+                crn=False if independent_streams else None,
+                executor=lambda specs: run_dask(specs, client),
+                executor_info=info,
+                on_start=progress.start,
+                on_done=progress.step,
+            )
+        finally:
+            progress.stop()
+    _finish(rep)
+
+
+@click.command()
+@click.argument("results", type=click.Path(file_okay=False))
+def plot(results: str) -> None:
+    """Redraw the plots of a results directory without re-running."""
+    from sim.plots.figures import draw_all
+
+    for p in draw_all(results):
+        click.echo(str(p))
