@@ -228,6 +228,10 @@ def load_experiment(path: str | Path, quick: bool = False, crn: bool | None = No
     scn_raw = json.loads(json.dumps(scn_raw))
     if exp.flows is not None:
         scn_raw["flows"] = [dict(f) for f in exp.flows]
+        for f in scn_raw["flows"]:  # the experiment's own trace files: relative to it
+            tf = f.get("trace_file")
+            if isinstance(tf, str) and not Path(tf).is_absolute():
+                f["trace_file"] = str((base_dir / tf).resolve())
     replications, duration, warmup = exp.replications, exp.duration_s, exp.warmup_s
     sweep, zipped = dict(exp.sweep), dict(exp.zip)
     if quick:
