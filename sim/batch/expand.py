@@ -239,24 +239,16 @@ def load_experiment(path: str | Path, quick: bool = False, crn: bool | None = No
         replications = q.replications
         duration = q.duration_s if q.duration_s is not None else duration / 5
         warmup = q.warmup_s if q.warmup_s is not None else warmup / 5
-        for k, v in q.sweep.items():
-            if k not in sweep:
-                raise ExperimentError(
-                    f"quick.sweep changes {k!r}, which the sweep does not have",
-                    file=file,
-                    field=f"quick.sweep.{k}",
-                    fix="only override swept parameters",
-                )
-            sweep[k] = v
-        for k, v in q.zip.items():
-            if k not in zipped:
-                raise ExperimentError(
-                    f"quick.zip changes {k!r}, which zip does not have",
-                    file=file,
-                    field=f"quick.zip.{k}",
-                    fix="only override zipped parameters",
-                )
-            zipped[k] = v
+        for table, base, changes in (("sweep", sweep, q.sweep), ("zip", zipped, q.zip)):
+            for k, v in changes.items():
+                if k not in base:
+                    raise ExperimentError(
+                        f"quick.{table} changes {k!r}, which {table} does not have",
+                        file=file,
+                        field=f"quick.{table}.{k}",
+                        fix=f"only override parameters of [{table}]",
+                    )
+                base[k] = v
     if warmup >= duration:
         raise ExperimentError(
             f"warm-up {warmup} s is not shorter than the duration {duration} s",

@@ -136,10 +136,10 @@ def simulate(
     warnings: list[str] = list(cl.diagnostics)
     states = install_flows(net, cl, end_s, warnings)
     net.env.run(until=end_s)
-    in_flight = net.in_flight_events(end_s)
-    done = net.rec.done_s
-    send = net.rec.send_s
-    in_flight += sum(1 for i in range(len(done)) if done[i] > end_s and send[i] <= end_s)
+    packets = net.rec.to_numpy()
+    # in flight = pending arrival events + packets whose delivery lies after the end
+    late = (packets["done_s"] > end_s) & (packets["send_s"] <= end_s)
+    in_flight = net.in_flight_events(end_s) + int(late.sum())
     route_flow: list[int] = [0] * len(net.routes)
     is_reply: list[bool] = [False] * len(net.routes)
     for fi, st in enumerate(states):
@@ -169,7 +169,7 @@ def simulate(
         seed=seed,
         duration_s=end_s,
         warmup_s=warm_s,
-        packets=net.rec.to_numpy(),
+        packets=packets,
         hops=net.rec.hops_to_numpy(),
         reasons=list(net.rec.reasons),
         route_flow=route_flow,

@@ -197,7 +197,8 @@ class Station:
         else:
             self.r_end[r](pkt, dep + self.prop)
 
-    # Several servers, a byte limit, or exponential service.
+    # Several servers, a byte limit, or exponential service. Deliberately a copy of
+    # the fast path with these features added, so the common case pays no branch.
     def _arrive_general(self, ev) -> None:
         pkt = ev._value
         net = self.net

@@ -19,8 +19,9 @@ from sim.testbed import TestbedError, netns
 from sim.testbed.probe import measure_pair
 from sim.testbed.topology import example_topology
 
+from .kernel import PID, requires_kernel, root_links
+
 ROOT = Path(__file__).resolve().parents[2]
-PID = os.getpid()
 PREFIX = f"pnt-{PID}-"  # the shared replica of this session
 PREFIX_DOWN = f"pnd-{PID}-"  # up/down idempotence
 PREFIX_KILL = f"pnk-{PID}-"  # killed mid-measurement
@@ -29,37 +30,20 @@ PREFIX_HALF = f"pnh-{PID}-"  # killed mid-build
 N, WARMUP = 200, 20  # few round trips: these tests check behaviour, not speed
 
 
-def _skip_reason() -> str | None:
-    problems = netns.missing_requirements(probe=True)
-    if not problems:
-        problems = netns.check_kernel(f"pnc-{PID}-")
-    return "; ".join(problems) if problems else None
-
-
-_REASON = _skip_reason()
-pytestmark = pytest.mark.skipif(
-    _REASON is not None, reason=f"real-kernel testbed unavailable: {_REASON}"
-)
-
-
-def _root_links() -> set[str]:
-    out = subprocess.run(
-        ["ip", "-o", "link", "show"], capture_output=True, text=True, check=True
-    ).stdout
-    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+pytestmark = requires_kernel
 
 
 @pytest.fixture(scope="module")
 def replica():
     netns.down(PREFIX)
-    before = _root_links()
+    before = root_links()
     topo = example_topology(PREFIX)
     netns.up(topo)
     try:
         yield topo
     finally:
         netns.down(PREFIX)
-        assert _root_links() == before, "the root namespace's links changed"
+        assert root_links() == before, "the root namespace's links changed"
 
 
 def _probe(topo, src, dst, **kw):
@@ -79,7 +63,7 @@ def test_up_builds_every_namespace_and_nothing_in_root(replica):
     pod = {link["name"]: link for link in st[replica.pod_ns("pod-c")]["links"]}
     assert pod["eth0"]["addresses"] == ["198.18.1.10/24"]
     assert pod["lo"]["state"] in ("UNKNOWN", "UP")
-    assert not any(name.startswith(("vp", "vn", "vx", "vg", "cbr")) for name in _root_links())
+    assert not any(name.startswith(("vp", "vn", "vx", "vg", "cbr")) for name in root_links())
 
 
 def test_up_refuses_existing_prefix(replica):

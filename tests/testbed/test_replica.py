@@ -23,33 +23,17 @@ from sim.testbed.compare import compare
 from sim.testbed.measure import endpoint_pairs, measure_replica, model_outcome
 from sim.testbed.replica import build, load_replica, verify
 
+from .kernel import PID, requires_kernel, root_links
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTICLE = ROOT / "experiments" / "scenarios" / "article.toml"
-PID = os.getpid()
 PREFIX = f"pna-{PID}-"  # the article replica
 PREFIX_NR = f"pnr-{PID}-"  # without the intranet's return route
 PREFIX_KILL = f"pnk-{PID}-"  # measure killed with SIGKILL
 NO_RETURN = {"external_hosts.intranet.return_route_to_pods": False}
 
 
-def _skip_reason() -> str | None:
-    problems = netns.missing_requirements(probe=True)
-    if not problems:
-        problems = netns.check_kernel(f"pnc-{PID}-")
-    return "; ".join(problems) if problems else None
-
-
-_REASON = _skip_reason()
-pytestmark = pytest.mark.skipif(
-    _REASON is not None, reason=f"real-kernel testbed unavailable: {_REASON}"
-)
-
-
-def _root_links() -> set[str]:
-    out = subprocess.run(
-        ["ip", "-o", "link", "show"], capture_output=True, text=True, check=True
-    ).stdout
-    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+pytestmark = requires_kernel
 
 
 def _root_nft_tables() -> str:
@@ -59,14 +43,14 @@ def _root_nft_tables() -> str:
 @pytest.fixture(scope="module")
 def replica():
     netns.down(PREFIX)
-    before = _root_links(), _root_nft_tables()
+    before = root_links(), _root_nft_tables()
     r = load_replica(ARTICLE, prefix=PREFIX)
     build(r)
     try:
         yield r
     finally:
         netns.down(PREFIX)
-        assert (_root_links(), _root_nft_tables()) == before, "the root namespace changed"
+        assert (root_links(), _root_nft_tables()) == before, "the root namespace changed"
 
 
 def _agree(replica, doc):
@@ -84,7 +68,7 @@ def _agree(replica, doc):
 
 def test_replica_matches_scenario_and_root_is_untouched(replica):
     assert verify(replica) == []
-    assert not any(n.startswith(("vp", "vn", "vx", "vg", "cbr")) for n in _root_links())
+    assert not any(n.startswith(("vp", "vn", "vx", "vg", "cbr")) for n in root_links())
     st = netns.status(PREFIX)
     node1 = {link["name"]: link for link in st[replica.topology.node_ns("node1")]["links"]}
     assert node1["eth0"]["addresses"] == ["198.18.2.2/24"]  # 10.100.0.2
@@ -174,7 +158,7 @@ def _spawn(script: str) -> subprocess.Popen:
 def test_up_sigkill_measure_down_leaves_nothing(tmp_path):
     runner = CliRunner()
     runner.invoke(testbed_cmds.testbed, ["down", "--prefix", PREFIX_KILL])
-    before = _root_links(), _root_nft_tables()
+    before = root_links(), _root_nft_tables()
     res = runner.invoke(testbed_cmds.testbed, ["up", str(ARTICLE), "--prefix", PREFIX_KILL])
     assert res.exit_code == 0, res.output
     assert "198.18.0.0/16" in res.output  # the printed mapping
@@ -200,7 +184,7 @@ def test_up_sigkill_measure_down_leaves_nothing(tmp_path):
     res = runner.invoke(testbed_cmds.testbed, ["down", "--prefix", PREFIX_KILL])
     assert res.exit_code == 0 and "removed 9 namespaces" in res.output, res.output
     assert netns.list_namespaces(PREFIX_KILL) == []
-    assert (_root_links(), _root_nft_tables()) == before
+    assert (root_links(), _root_nft_tables()) == before
     for pid in probes:
         assert not _alive(pid), f"probe {pid} survived"
     res = runner.invoke(testbed_cmds.testbed, ["down", "--prefix", PREFIX_KILL])
