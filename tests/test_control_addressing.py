@@ -225,3 +225,58 @@ def test_describe_lists_plan_routes_and_rules(article_path) -> None:
     assert "10.0.1.0/24 via 10.100.0.3 dev lan" in text
     assert "node1: SNAT 10.0.0.0/24 -> 10.100.0.2 on eth0, except to 10.0.0.0/8" in text
     assert "WARNING" not in text
+
+
+# -- address plans are computed, never enumerated (issue 9) ----------------------------
+
+
+@pytest.mark.parametrize("cidr", ["10.0.0.0/8", "0.0.0.0/1", "0.0.0.0/0"])
+def test_huge_node_network_is_not_enumerated(build, monkeypatch, cidr) -> None:
+    """A /1 node network used to be listed host by host (3 GB): now it is arithmetic."""
+    import tracemalloc
+
+    def refuse(self):
+        raise AssertionError(f"{self} enumerated")
+
+    monkeypatch.setattr(N, "hosts", refuse)
+    raw = _nodes_raw(3, cluster_cidr="10.0.0.0/14")
+    raw["node_network"] = {"cidr": cidr}
+    tracemalloc.start()
+    try:
+        if cidr == "10.0.0.0/8":
+            with pytest.raises(ScenarioError, match="overlaps the node network"):
+                build(raw)
+            return
+        raw["pod_network"] = {"cluster_cidr": "192.168.0.0/16"} if cidr != "0.0.0.0/0" else {}
+        if cidr == "0.0.0.0/0":
+            with pytest.raises(ScenarioError, match="overlaps"):
+                build(raw)
+            return
+        cl = build(raw)
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 20_000_000
+    # same answer hosts() gives: the gateway is the first host, nodes the next ones
+    assert cl.plan.gateway_address == A("0.0.0.1")
+    assert [n.address for n in cl.plan.nodes] == [A("0.0.0.2"), A("0.0.0.3"), A("0.0.0.4")]
+
+
+@pytest.mark.parametrize(
+    ("cidr", "given", "expect"),
+    [
+        ("10.100.0.0/31", {}, ["10.100.0.1"]),  # hosts() of a /31: both addresses
+        ("10.100.0.7/32", {}, None),  # only the gateway fits
+        ("10.100.0.0/29", {"gateway": "10.100.0.3"}, ["10.100.0.1", "10.100.0.2"]),
+    ],
+)
+def test_node_allocation_matches_hosts_semantics(build, cidr, given, expect) -> None:
+    n = 1 if cidr.endswith("/31") or cidr.endswith("/32") else 2
+    raw = _nodes_raw(n, cluster_cidr="10.0.0.0/14")
+    raw["node_network"] = {"cidr": cidr, **given}
+    if expect is None:
+        with pytest.raises(ScenarioError, match="no free address left"):
+            build(raw)
+        return
+    cl = build(raw)
+    assert [str(x.address) for x in cl.plan.nodes] == expect

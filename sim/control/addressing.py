@@ -72,24 +72,24 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def _node_addresses(scn: Scenario, file: str) -> tuple[IPv4Address, dict[str, IPv4Address]]:
+def host_range(net: IPv4Network) -> tuple[int, int]:
+    """First and last host address of ``net`` as integers, computed, not enumerated.
+
+    Matches :meth:`IPv4Network.hosts`: a /31 has two hosts and a /32 one; larger
+    networks exclude the network and broadcast addresses. Never lists the network
+    (``list(net.hosts())`` of a /8 takes seconds and gigabytes).
+    """
+    first, last = int(net.network_address), int(net.broadcast_address)
+    if net.prefixlen >= 31:
+        return first, last
+    return first + 1, last - 1
+
+
+def _fixed_node_addresses(
+    scn: Scenario, file: str, gw: IPv4Address
+) -> tuple[dict[IPv4Address, str], dict[str, IPv4Address]]:
+    """Check the nodes' given addresses; returns the taken addresses and the nodes'."""
     net = scn.node_network.cidr
-    hosts = list(net.hosts())
-    if not hosts:
-        raise ScenarioError(
-            f"node network {net} has no host addresses",
-            file=file,
-            field="node_network.cidr",
-            fix="use a prefix of /30 or shorter",
-        )
-    gw = scn.node_network.gateway if scn.node_network.gateway is not None else hosts[0]
-    if gw not in net:
-        raise ScenarioError(
-            f"gateway {gw} is outside the node network {net}",
-            file=file,
-            field="node_network.gateway",
-            fix=f"pick an address inside {net}",
-        )
     taken = {gw: "the gateway"}
     out: dict[str, IPv4Address] = {}
     for i, node in enumerate(scn.nodes):
@@ -111,18 +111,37 @@ def _node_addresses(scn: Scenario, file: str) -> tuple[IPv4Address, dict[str, IP
             )
         taken[node.address] = f"node {node.name!r}"
         out[node.name] = node.address
-    free = (h for h in hosts if h not in taken)
+    return taken, out
+
+
+def _node_addresses(scn: Scenario, file: str) -> tuple[IPv4Address, dict[str, IPv4Address]]:
+    net = scn.node_network.cidr
+    first, last = host_range(net)
+    gw = scn.node_network.gateway if scn.node_network.gateway is not None else IPv4Address(first)
+    if gw not in net:
+        raise ScenarioError(
+            f"gateway {gw} is outside the node network {net}",
+            file=file,
+            field="node_network.gateway",
+            fix=f"pick an address inside {net}",
+        )
+    taken, out = _fixed_node_addresses(scn, file, gw)
+    # free addresses in order, skipping taken ones: at most len(taken) skips per node
+    cand = first
     for i, node in enumerate(scn.nodes):
-        if node.address is None:
-            addr = next(free, None)
-            if addr is None:
-                raise ScenarioError(
-                    f"node network {net} has no free address left for node {node.name!r}",
-                    file=file,
-                    field=f"nodes.{i}.address",
-                    fix="use a larger node_network.cidr",
-                )
-            out[node.name] = addr
+        if node.address is not None:
+            continue
+        while cand <= last and IPv4Address(cand) in taken:
+            cand += 1
+        if cand > last:
+            raise ScenarioError(
+                f"node network {net} has no free address left for node {node.name!r}",
+                file=file,
+                field=f"nodes.{i}.address",
+                fix="use a larger node_network.cidr",
+            )
+        out[node.name] = IPv4Address(cand)
+        cand += 1
     return gw, out
 
 
@@ -217,8 +236,8 @@ def allocate(scn: Scenario, file: str = "<scenario>") -> AddressPlan:
     pods_by_name = {p.name: p for p in scn.pods}
     for node in scn.nodes:
         sub = subnets[node.name]
-        hosts = sub.hosts()
-        bridge_addr = next(hosts, None)
+        first, _ = host_range(sub)
+        bridge_addr = IPv4Address(first)
         fits = sub.num_addresses - 3 if sub.prefixlen < 31 else 0
         cap = fits if limit is None else min(fits, limit)
         for k, pname in enumerate(per_node[node.name]):
@@ -237,7 +256,7 @@ def allocate(scn: Scenario, file: str = "<scenario>") -> AddressPlan:
                     "more nodes, or fewer pods",
                 )
             p = pods_by_name[pname]
-            pods.append(PodAddr(pname, node.name, next(hosts), p.containers))
+            pods.append(PodAddr(pname, node.name, IPv4Address(first + 1 + k), p.containers))
         nodes.append(
             NodeAddr(
                 node.name,
