@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from sim.errors import UserError
+from sim.spec.load import MAX_NESTING, nesting_problem
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -28,6 +29,14 @@ def parse_sets(values: tuple[str, ...]) -> dict:
             value = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:
             value = text
+        except RecursionError:
+            value = None
+        if value is None or nesting_problem(value, depth=1):
+            raise UserError(
+                f"--set {key.strip()!r}: the value is nested more than {MAX_NESTING} deep",
+                field="--set",
+                fix="give a plain value, list or inline table",
+            )
         out[key.strip()] = value
     return out
 

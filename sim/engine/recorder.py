@@ -1,8 +1,9 @@
 """Per-packet and per-station records, kept in compact typed arrays.
 
-The hot path appends to :mod:`array` arrays (8 B per float, 2-4 B per int, no
+The hot path appends to :mod:`array` arrays (8 B per float, 1-4 B per int, no
 Python object per packet); :meth:`Recorder.to_numpy` turns them into numpy arrays
-after the run. About 25 B per packet without per-hop records.
+after the run. About 29 B per packet without per-hop records. Route, station and
+reason ids are 32-bit: a trace may name more than 65,535 distinct routes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class Recorder:
 
     Attributes
     ----------
-    route : array('H')
+    route : array('I')
         Route index of each packet (a route is a resolved path of one flow).
     size : array('I')
         IP packet size, bytes.
@@ -32,19 +33,20 @@ class Recorder:
         Send time, seconds.
     done_s : array('d')
         Delivery or drop time, seconds (NaN while in flight).
-    reason : array('H')
+    reason : array('I')
         0 if delivered (or in flight); else index into :attr:`reasons`.
     reasons : list of str
         Drop reasons; index 0 is the empty reason.
     """
 
-    route: array = field(default_factory=lambda: array("H"))
+    route: array = field(default_factory=lambda: array("I"))
     size: array = field(default_factory=lambda: array("I"))
     hop: array = field(default_factory=lambda: array("B"))
     send_s: array = field(default_factory=lambda: array("d"))
     done_s: array = field(default_factory=lambda: array("d"))
-    reason: array = field(default_factory=lambda: array("H"))
+    reason: array = field(default_factory=lambda: array("I"))
     reasons: list[str] = field(default_factory=lambda: [""])
+    _reason_ids: dict[str, int] = field(default_factory=lambda: {"": 0})
     # optional per-hop records (record_hops=True)
     hop_pkt: array | None = None
     hop_station: array | None = None
@@ -55,18 +57,18 @@ class Recorder:
     def enable_hops(self) -> None:
         """Start keeping one row per packet per station."""
         self.hop_pkt = array("q")
-        self.hop_station = array("H")
+        self.hop_station = array("I")
         self.hop_arrive_s = array("d")
         self.hop_start_s = array("d")
         self.hop_depart_s = array("d")
 
     def reason_id(self, text: str) -> int:
         """Index of a drop reason, added if new."""
-        try:
-            return self.reasons.index(text)
-        except ValueError:
+        rid = self._reason_ids.get(text)
+        if rid is None:
+            rid = self._reason_ids[text] = len(self.reasons)
             self.reasons.append(text)
-            return len(self.reasons) - 1
+        return rid
 
     def new_packet(self, route: int, size_bytes: int, send_s: float) -> int:
         """Append a packet and return its id."""
@@ -86,11 +88,11 @@ class Recorder:
     def to_numpy(self) -> dict[str, np.ndarray]:
         """Per-packet columns as numpy arrays (copies)."""
         out = {
-            "route": np.frombuffer(self.route, dtype=np.uint16).copy(),
+            "route": np.frombuffer(self.route, dtype=np.uint32).copy(),
             "size_bytes": np.frombuffer(self.size, dtype=np.uint32).copy(),
             "send_s": np.frombuffer(self.send_s, dtype=np.float64).copy(),
             "done_s": np.frombuffer(self.done_s, dtype=np.float64).copy(),
-            "reason": np.frombuffer(self.reason, dtype=np.uint16).copy(),
+            "reason": np.frombuffer(self.reason, dtype=np.uint32).copy(),
         }
         return out
 
@@ -100,7 +102,7 @@ class Recorder:
             return None
         return {
             "packet": np.frombuffer(self.hop_pkt, dtype=np.int64).copy(),
-            "station": np.frombuffer(self.hop_station, dtype=np.uint16).copy(),
+            "station": np.frombuffer(self.hop_station, dtype=np.uint32).copy(),
             "arrive_s": np.frombuffer(self.hop_arrive_s, dtype=np.float64).copy(),
             "start_s": np.frombuffer(self.hop_start_s, dtype=np.float64).copy(),
             "depart_s": np.frombuffer(self.hop_depart_s, dtype=np.float64).copy(),

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from sim.control.cluster import Cluster, build_cluster
+from sim.engine.budget import (
+    DEFAULT_MAX_HOP_RECORDS,
+    DEFAULT_MAX_PACKETS,
+    check_work,
+    estimate_work,
+)
 from sim.engine.network import Network
 from sim.engine.workloads import FlowState, install_flows
 from sim.errors import ScenarioError
@@ -96,6 +103,8 @@ def simulate(
     record_hops: bool | None = None,
     cluster: Cluster | None = None,
     file: str = "<scenario>",
+    max_packets: float = DEFAULT_MAX_PACKETS,
+    max_hop_records: float = DEFAULT_MAX_HOP_RECORDS,
 ) -> RunResult:
     """Run the packet simulation of ``scenario``.
 
@@ -113,6 +122,9 @@ def simulate(
         A cluster already built from ``scenario``.
     file : str
         Scenario file name for messages.
+    max_packets, max_hop_records : float
+        Ceilings on the estimated work (:mod:`sim.engine.budget`); past one the
+        run does not start.
 
     Returns
     -------
@@ -123,7 +135,7 @@ def simulate(
     end_s = sim.duration_s if duration_s is None else duration_s
     warm_s = sim.warmup_s if warmup_s is None else warmup_s
     hops = sim.record_hops if record_hops is None else record_hops
-    if not (end_s > 0 and 0 <= warm_s < end_s):
+    if not (math.isfinite(end_s) and end_s > 0 and 0 <= warm_s < end_s):
         # the scenario file is checked when loaded; overrides given here are not
         raise ScenarioError(
             f"need 0 <= warm-up < duration, got warm-up {warm_s} s and duration {end_s} s",
@@ -132,6 +144,8 @@ def simulate(
             fix="make warmup_s smaller than duration_s (or pass a longer duration_s)",
         )
     cl = cluster if cluster is not None else build_cluster(scenario, file)
+    work = estimate_work(scenario, cl, duration_s=end_s, record_hops=hops, file=file)
+    check_work(work, max_packets=max_packets, max_hop_records=max_hop_records, file=file)
     net = Network(scenario.costs, seed, warm_s, hops)
     warnings: list[str] = list(cl.diagnostics)
     states = install_flows(net, cl, end_s, warnings)

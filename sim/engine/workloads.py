@@ -148,11 +148,17 @@ class OpenLoop:
 
 
 class TraceReplay:
-    """Replays ``time_s,size_bytes,src,dst`` rows, one packet each."""
+    """Replays ``time_s,size_bytes,src,dst`` rows, one packet each.
 
-    def __init__(self, net: Network, rows: list[tuple[float, int, int]], end_s: float) -> None:
+    Only rows timed inside the flow's window ``[start_s, stop_s)`` (and before the
+    end of the run) are sent, at their own times.
+    """
+
+    def __init__(
+        self, net: Network, rows: list[tuple[float, int, int]], start_s: float, stop_s: float
+    ) -> None:
         self.net = net
-        self.rows = [r for r in rows if r[0] < end_s]
+        self.rows = [r for r in rows if start_s <= r[0] < stop_s]
         self.i = 0
         if self.rows:
             self._send()
@@ -170,60 +176,87 @@ class TraceReplay:
             self._send()
 
 
-def read_trace(cl: Cluster, flow: Flow, field_name: str) -> list[tuple[float, int, str, str]]:
-    """Read and check a trace CSV (``time_s,size_bytes,src,dst``, times ascending)."""
-    path = FsPath(flow.trace_file or "")
+TRACE_HEADER = ["time_s", "size_bytes", "src", "dst"]
+
+
+def _trace_error(cl: Cluster, field_name: str, problem: str, fix: str) -> ScenarioError:
+    return ScenarioError(problem, file=cl.file, field=field_name, fix=fix)
+
+
+def _trace_row(row: list[str], where: str, cl: Cluster, fld: str) -> tuple[float, int, str, str]:
+    """One checked row ``(time_s, size_bytes, src, dst)``."""
     try:
-        fh = path.open(newline="", encoding="utf-8")
+        t, size, src, dst = row
+        t_s, size_b = float(t), int(size)
+    except ValueError:
+        shown = repr(row) if len(repr(row)) < 200 else repr(row)[:200] + "..."
+        raise _trace_error(
+            cl,
+            fld,
+            f"{where}: expected time_s,size_bytes,src,dst, got {shown}",
+            "write four comma-separated values per row",
+        ) from None
+    if not (math.isfinite(t_s) and t_s >= 0) or not 20 <= size_b <= 65535:
+        raise _trace_error(
+            cl,
+            fld,
+            f"{where}: time must be >= 0 and size 20..65535 B, got {row!r}",
+            "correct that row",
+        )
+    return t_s, size_b, src.strip(), dst.strip()
+
+
+def read_trace(cl: Cluster, flow: Flow, field_name: str) -> list[tuple[float, int, str, str]]:
+    """Read and check a trace CSV (``time_s,size_bytes,src,dst``, times ascending).
+
+    The file is UTF-8 (a leading byte-order mark is allowed). Undecodable bytes,
+    fields over the :mod:`csv` limit (128 KiB) and NUL bytes are reported with their
+    line, like any malformed row.
+    """
+    path = FsPath(flow.trace_file or "")
+    fix_file = "give a readable UTF-8 CSV with columns time_s,size_bytes,src,dst"
+    try:
+        fh = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
-        raise ScenarioError(
+        raise _trace_error(
+            cl,
+            field_name,
             f"cannot read trace file {str(path)!r} ({exc.strerror or exc})",
-            file=cl.file,
-            field=field_name,
-            fix="give a readable CSV with columns time_s,size_bytes,src,dst",
+            fix_file,
         ) from None
     rows: list[tuple[float, int, str, str]] = []
+    last = -math.inf
+    reader = csv.reader(fh)
     with fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header] != ["time_s", "size_bytes", "src", "dst"]:
-            raise ScenarioError(
-                f"trace file {str(path)!r} must start with the header time_s,size_bytes,src,dst",
-                file=cl.file,
-                field=field_name,
-                fix="add that header line",
-            )
-        last = -math.inf
-        for lineno, row in enumerate(reader, start=2):
-            if not row or all(not c.strip() for c in row):
-                continue
-            try:
-                t, size, src, dst = row
-                t_s, size_b = float(t), int(size)
-            except ValueError:
-                raise ScenarioError(
-                    f"{path}:{lineno}: expected time_s,size_bytes,src,dst, got {row!r}",
-                    file=cl.file,
-                    field=field_name,
-                    fix="write four comma-separated values per row",
-                ) from None
-            if not (math.isfinite(t_s) and t_s >= 0) or not 20 <= size_b <= 65535:
-                raise ScenarioError(
-                    f"{path}:{lineno}: time must be >= 0 and size 20..65535 B, got {row!r}",
-                    file=cl.file,
-                    field=field_name,
-                    fix="correct that row",
+        try:
+            header = next(reader, None)
+            if header is None or [h.strip() for h in header] != TRACE_HEADER:
+                raise _trace_error(
+                    cl,
+                    field_name,
+                    f"trace file {str(path)!r} must start with the header {','.join(TRACE_HEADER)}",
+                    "add that header line",
                 )
-            if t_s < last:
-                raise ScenarioError(
-                    f"{path}:{lineno}: time {t_s} s is before the previous row's {last} s "
-                    "(rows out of order)",
-                    file=cl.file,
-                    field=field_name,
-                    fix="sort the trace by time_s",
-                )
-            last = t_s
-            rows.append((t_s, size_b, src.strip(), dst.strip()))
+            for row in reader:
+                if not row or all(not c.strip() for c in row):
+                    continue
+                where = f"{path}:{reader.line_num}"
+                r = _trace_row(row, where, cl, field_name)
+                if r[0] < last:
+                    raise _trace_error(
+                        cl,
+                        field_name,
+                        f"{where}: time {r[0]} s is before the previous row's {last} s "
+                        "(rows out of order)",
+                        "sort the trace by time_s",
+                    )
+                last = r[0]
+                rows.append(r)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
+            raise _trace_error(
+                cl, field_name, f"{path}:{reader.line_num + 1}: {why}", fix_file
+            ) from None
     return rows
 
 
@@ -335,6 +368,52 @@ def _flow_route(net: Network, cl: Cluster, src: str, dst: str, src_field: str, d
         raise
 
 
+def offered_pps(net: Network, f: Flow, route: int, file: str, fld: str) -> float:
+    """Offered rate of an open-loop flow on ``route``, packets/s (during ON for onoff).
+
+    Raises
+    ------
+    ScenarioError
+        ``load`` on a path without a finite capacity.
+    """
+    mean = f.mean_size_bytes()
+    if f.rate_pps is not None:
+        return f.rate_pps
+    if f.rate_gbps is not None:
+        return f.rate_gbps * 1e9 / (8.0 * mean)
+    if not net.route_stations[route]:
+        raise ScenarioError(
+            f"flow {f.name!r} has load set but its path crosses no station "
+            f"({net.routes[route].reason or 'no path'})",
+            file=file,
+            field=f"{fld}.load",
+            fix="give rate_pps or rate_gbps instead",
+        )
+    cap = net.capacity_pps(route, mean)
+    if math.isinf(cap):
+        raise ScenarioError(
+            f"flow {f.name!r} has load set but every station on its path has zero "
+            "service time, so the path has no finite capacity",
+            file=file,
+            field=f"{fld}.load",
+            fix="give rate_pps or rate_gbps instead, or a nonzero station cost",
+        )
+    return f.load * cap
+
+
+def flow_routes(net: Network, cl: Cluster, i: int, f: Flow) -> tuple[int, int | None]:
+    """Compile a (non-trace) flow's forward route and, for closed loops, its reply route."""
+    fld = f"flows.{i}"
+    fwd = _flow_route(net, cl, f.src, f.dst, f"{fld}.src", f"{fld}.dst")
+    r = net.add_route(fwd)
+    if f.kind not in ("request-response", "bulk"):
+        return r, None
+    rep = resolve_reply(cl, fwd) if fwd.verdict != "dropped" else None
+    if rep is None:
+        rep = resolve(cl, endpoint(cl, f.dst), endpoint(cl, f.src))
+    return r, net.add_route(rep)
+
+
 def install_flows(net: Network, cl: Cluster, end_s: float, warnings: list[str]) -> list[FlowState]:
     """Resolve every flow's paths, compile routes, and start its source.
 
@@ -365,17 +444,12 @@ def install_flows(net: Network, cl: Cluster, end_s: float, warnings: list[str]) 
                     routes[key] = net.add_route(path)
                     st.routes.append(routes[key])
                 rows.append((t, size, routes[key]))
-            TraceReplay(net, rows, end_s)
+            TraceReplay(net, rows, f.start_s, min(end_s, f.stop_s or end_s))
             states.append(st)
             continue
-        fwd = _flow_route(net, cl, f.src, f.dst, f"{fld}.src", f"{fld}.dst")
-        r = net.add_route(fwd)
+        r, rr = flow_routes(net, cl, i, f)
         st.routes.append(r)
-        if f.kind in ("request-response", "bulk"):
-            rep = resolve_reply(cl, fwd) if fwd.verdict != "dropped" else None
-            if rep is None:
-                rep = resolve(cl, endpoint(cl, f.dst), endpoint(cl, f.src))
-            rr = net.add_route(rep)
+        if rr is not None:
             st.reply_routes.append(rr)
             if f.kind == "request-response":
                 RequestResponse(net, st, r, rr, end_s)
@@ -384,37 +458,11 @@ def install_flows(net: Network, cl: Cluster, end_s: float, warnings: list[str]) 
             states.append(st)
             continue
         mean = f.mean_size_bytes()
-        if f.rate_pps is not None:
-            pps = f.rate_pps
-        elif f.rate_gbps is not None:
-            pps = f.rate_gbps * 1e9 / (8.0 * mean)
-        else:
-            if not net.route_stations[r]:
-                raise ScenarioError(
-                    f"flow {f.name!r} has load set but its path crosses no station "
-                    f"({fwd.reason or 'no path'})",
-                    file=cl.file,
-                    field=f"{fld}.load",
-                    fix="give rate_pps or rate_gbps instead",
-                )
-            cap = net.capacity_pps(r, mean)
-            if math.isinf(cap):
-                raise ScenarioError(
-                    f"flow {f.name!r} has load set but every station on its path has zero "
-                    "service time, so the path has no finite capacity",
-                    file=cl.file,
-                    field=f"{fld}.load",
-                    fix="give rate_pps or rate_gbps instead, or a nonzero station cost",
-                )
-            pps = f.load * cap
+        pps = offered_pps(net, f, r, cl.file, fld)
         st.rate_pps = pps
         if net.route_stations[r]:
             cap = net.capacity_pps(r, mean)
-            if f.kind == "onoff":
-                duty = f.on_mean_us / (f.on_mean_us + f.off_mean_us)
-                rho = pps * duty / cap
-            else:
-                rho = pps / cap
+            rho = pps * f.duty_cycle() / cap
             bn = net.by_name[net.bottleneck(r, mean)]
             if rho >= 1.0 and bn.limit >= (1 << 62):
                 warnings.append(
@@ -440,7 +488,7 @@ def _warn_overloaded_stations(net: Network, states: list[FlowState], warnings: l
         f = st.flow
         if f.kind not in OPEN_LOOP_KINDS or math.isnan(st.rate_pps):
             continue
-        duty = f.on_mean_us / (f.on_mean_us + f.off_mean_us) if f.kind == "onoff" else 1.0
+        duty = f.duty_cycle()
         mean = f.mean_size_bytes()
         for r in st.routes:
             for idx, extra in zip(net.route_stations[r], net.route_extra[r], strict=False):

@@ -28,6 +28,7 @@ real kernel measured on your machine.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -35,6 +36,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 #: Ethernet bytes per frame beyond the IP packet: preamble+SFD 8, MAC header 14,
 #: FCS 4, inter-frame gap 12 (IEEE 802.3; RFC 5180 appendix A).
 ETHERNET_OVERHEAD_BYTES = 38
+
+#: Largest IP packet, bytes (the 16-bit IPv4 total length).
+MAX_PACKET_BYTES = 65535
+
+#: Most servers a station may have: far above any core count, and each server is a
+#: slot in a heap, so the bound keeps a typo (``servers = 1e12``) from eating memory.
+MAX_SERVERS = 1024
 
 
 class StationCost(BaseModel):
@@ -65,14 +73,14 @@ class StationCost(BaseModel):
         Distribution of the service time (the mean is given by the cost formula).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     per_packet_us: float = Field(0.0, ge=0)
     per_byte_ns: float = Field(0.0, ge=0)
     rate_gbps: float | None = Field(None, gt=0)
     framing_bytes: int = Field(0, ge=0)
     propagation_us: float = Field(0.0, ge=0)
-    servers: int = Field(1, ge=1)
+    servers: int = Field(1, ge=1, le=MAX_SERVERS)
     buffer_packets: int | None = Field(1000, ge=1)
     buffer_bytes: int | None = Field(None, ge=1)
     service: Literal["deterministic", "exponential"] = "deterministic"
@@ -84,6 +92,16 @@ class StationCost(BaseModel):
         if isinstance(value, str) and value.strip().lower() == "unlimited":
             return None
         return value
+
+    @model_validator(mode="after")
+    def _finite_service(self) -> StationCost:
+        # each number is finite, but their combination may still overflow to inf
+        if not math.isfinite(self.mean_service_us(MAX_PACKET_BYTES)):
+            raise ValueError(
+                f"these costs give an infinite service time for a {MAX_PACKET_BYTES} B "
+                "packet; give smaller per_packet_us/per_byte_ns or a larger rate_gbps"
+            )
+        return self
 
     def mean_service_us(self, size_bytes: float) -> float:
         """Mean service time of a packet, microseconds.
@@ -133,7 +151,7 @@ class Costs(BaseModel):
         Transmission from an external host towards the gateway.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

@@ -22,22 +22,81 @@ from pydantic import BaseModel, ValidationError
 from sim.errors import ScenarioError
 from sim.spec.scenario import Scenario
 
+#: Deepest nesting of tables and arrays accepted in an input file. Scenario and
+#: experiment files nest 3-4 levels; the bound keeps recursive code (the TOML parser,
+#: validation, copies) far from Python's recursion limit.
+MAX_NESTING = 32
+
+#: Largest input file read, bytes: scenario and experiment files are a few kB.
+MAX_INPUT_BYTES = 16 * 1024 * 1024
+
+
+def nesting_problem(value: Any, path: str = "", depth: int = 0) -> str | None:
+    """Dotted path of the first value nested deeper than :data:`MAX_NESTING`, if any."""
+    if depth > MAX_NESTING:
+        return path or "(top level)"
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, sub in items:
+        if isinstance(sub, dict | list):
+            found = nesting_problem(sub, f"{path}.{key}" if path else str(key), depth + 1)
+            if found:
+                return found
+    return None
+
+
+def parse_toml(text: str, file: str, error_cls: type[ScenarioError] = ScenarioError) -> dict:
+    """Parse TOML text, turning syntax errors and runaway nesting into ``error_cls``."""
+    too_deep = error_cls(
+        f"tables or arrays nested more than {MAX_NESTING} deep",
+        file=file,
+        fix="flatten the file (scenario and experiment files nest a few levels)",
+    )
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise error_cls(
+            f"malformed TOML: {exc}", file=file, fix="correct the TOML syntax"
+        ) from None
+    except RecursionError:
+        raise too_deep from None
+    where = nesting_problem(raw)
+    if where:
+        too_deep.field = where
+        too_deep.args = (str(too_deep),)
+        raise too_deep
+    return raw
+
 
 def read_toml(path: str | Path, error_cls: type[ScenarioError] = ScenarioError) -> dict:
     """Read a TOML file into a dict, turning I/O and syntax errors into ``error_cls``."""
     p = Path(path)
     try:
+        if p.is_dir():
+            raise error_cls("is a directory, not a file", file=str(path), fix="give a TOML file")
+        if p.stat().st_size > MAX_INPUT_BYTES:
+            raise error_cls(
+                f"file is larger than {MAX_INPUT_BYTES // 2**20} MiB",
+                file=str(path),
+                fix="give a scenario or experiment file (a few kB)",
+            )
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error_cls("file not found", file=str(path), fix="check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error_cls(f"cannot read file ({exc})", file=str(path)) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except UnicodeDecodeError as exc:
         raise error_cls(
-            f"malformed TOML: {exc}", file=str(path), fix="correct the TOML syntax"
+            f"not UTF-8 text (byte {exc.start})", file=str(path), fix="save the file as UTF-8"
         ) from None
+    except OSError as exc:
+        raise error_cls(
+            f"cannot read file ({exc.strerror or exc})", file=str(path), fix="check the path"
+        ) from None
+    return parse_toml(text.removeprefix("\ufeff"), str(path), error_cls)
 
 
 def _loc_to_field(loc: tuple) -> str:
@@ -218,7 +277,7 @@ def set_dotted(raw: dict, dotted: str, value: Any, file: str, error_cls=Scenario
         last = k == len(parts) - 1
         if isinstance(cur, list):
             idx = None
-            if part.isdigit() and int(part) < len(cur):
+            if part.isdigit() and len(part) < 10 and int(part) < len(cur):
                 idx = int(part)
             else:
                 for i, item in enumerate(cur):

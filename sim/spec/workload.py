@@ -75,7 +75,7 @@ class Flow(BaseModel):
         Closed-loop flows resend a lost request/packet after this timeout, microseconds.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1)
     kind: FlowKind = "poisson"
@@ -127,6 +127,12 @@ class Flow(BaseModel):
         if self.stop_s is not None and self.stop_s <= self.start_s:
             raise ValueError("stop_s must be after start_s")
         return self
+
+    def duty_cycle(self) -> float:
+        """Fraction of time an ``onoff`` flow is ON (1 for every other kind)."""
+        if self.kind != "onoff":
+            return 1.0
+        return self.on_mean_us / (self.on_mean_us + self.off_mean_us)
 
     def size_choices(self) -> tuple[tuple[int, ...], tuple[float, ...]]:
         """Packet sizes (bytes) and their probabilities."""

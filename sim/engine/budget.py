@@ -1,0 +1,273 @@
+"""Work of a run, estimated before it starts, and the ceilings it must stay under.
+
+A scenario can ask for work without bound: ``rate_pps = 1e9`` for 10 s, ``load =
+1e30``, a closed loop whose round trip takes no simulated time, ``record_hops``
+on millions of packets. :func:`estimate_work` computes from the scenario alone
+(compiled routes, no packet sent) how many packets, per-hop records and ON/OFF
+periods a run would make; :func:`check_work` stops past a ceiling with one line
+naming the estimate and the command-line flag that raises the ceiling.
+
+Estimates per flow (``window`` = the flow's sending window inside the run):
+
+* open loop: offered rate x duty cycle x window (the mean of a Poisson count);
+  ``onoff`` flows also draw 2 x window / (on_mean + off_mean) periods;
+* closed loop: ``outstanding`` (or ``window_packets``) slots, each cycling once
+  per uncongested round trip (mean service + propagation of every hop, plus
+  ``think_us``), or once per ``rto_us`` if the path loses the packet; 2 packets a
+  cycle when the request reaches its destination;
+* trace: the file's rows (its newline count, read without parsing).
+
+Hop records are packets x the stations of their route (traces: :data:`TRACE_HOPS`).
+
+Default ceilings: the engine simulates about 600k packet-hops per wall second on
+a 2-core machine (README, ``podnetsim bench``), 5-10 hops a packet, and keeps
+about 29 B per packet and 38 B per hop record. :data:`DEFAULT_MAX_PACKETS`
+(10 million) is then a few minutes and about 0.3 GB, :data:`DEFAULT_MAX_HOP_RECORDS`
+(10 million) about 0.4 GB: past either a run is almost surely a typo, and the flag
+lets a user who means it go on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sim.control.cluster import Cluster, build_cluster
+from sim.engine.network import US, Network
+from sim.engine.workloads import flow_routes, offered_pps
+from sim.errors import UserError
+from sim.spec.scenario import Scenario
+from sim.spec.workload import Flow
+
+DEFAULT_MAX_PACKETS = 10_000_000
+DEFAULT_MAX_HOP_RECORDS = 10_000_000
+#: Stations per packet assumed for trace rows (the longest path of a cluster,
+#: pod to pod across nodes, crosses 10).
+TRACE_HOPS = 12
+
+
+@dataclass(frozen=True)
+class FlowWork:
+    """Estimated work of one flow.
+
+    Attributes
+    ----------
+    field : str
+        Dotted field of the flow (``flows.2``).
+    packets, hop_records, periods : float
+        Estimated packets, per-hop rows (0 without ``record_hops``) and ON/OFF
+        periods; ``inf`` when unbounded.
+    why : str
+        How the packet estimate was made, for the message.
+    """
+
+    field: str
+    packets: float
+    hop_records: float
+    periods: float
+    why: str
+
+
+@dataclass(frozen=True)
+class WorkEstimate:
+    """Estimated work of a whole run: the sum over flows, and each flow's part."""
+
+    flows: tuple[FlowWork, ...] = field(default_factory=tuple)
+
+    @property
+    def packets(self) -> float:
+        """Packets of the run."""
+        return math.fsum(f.packets for f in self.flows)
+
+    @property
+    def hop_records(self) -> float:
+        """Per-hop records of the run (0 without ``record_hops``)."""
+        return math.fsum(f.hop_records for f in self.flows)
+
+    @property
+    def periods(self) -> float:
+        """ON/OFF periods drawn by the run."""
+        return math.fsum(f.periods for f in self.flows)
+
+
+def _route_time_s(net: Network, route: int, size_bytes: float) -> float:
+    """Uncongested time through every station of a route (service + propagation), s."""
+    total = 0.0
+    for idx, extra in zip(net.route_stations[route], net.route_extra[route], strict=False):
+        st = net.stations[idx]
+        total += st.a + st.b * size_bytes + extra + st.prop
+    return total
+
+
+def _closed_loop(net: Network, f: Flow, fwd: int, rep: int, window_s: float) -> tuple[float, str]:
+    slots = f.outstanding if f.kind == "request-response" else f.window_packets
+    reply_size = f.reply_bytes if f.kind == "request-response" else f.ack_bytes
+    t_fwd = _route_time_s(net, fwd, f.mean_size_bytes())
+    t_rep = _route_time_s(net, rep, reply_size)
+    rto_s = f.rto_us * US
+    if net.routes[fwd].verdict != "delivered":
+        cycle_s, per_cycle = max(t_fwd, rto_s), 1
+    elif net.routes[rep].verdict != "delivered":
+        cycle_s, per_cycle = max(t_fwd + t_rep, rto_s), 2
+    else:
+        think_s = f.think_us * US if f.kind == "request-response" else 0.0
+        cycle_s, per_cycle = t_fwd + t_rep + think_s, 2
+    if window_s <= 0:
+        return 0.0, "outside the run"
+    if cycle_s <= 0:
+        return math.inf, "a closed loop whose round trip takes no simulated time"
+    cycles = window_s / cycle_s
+    why = f"{slots} in flight, a round trip of {cycle_s / US:.3g} us, for {window_s:.3g} s"
+    return slots * (per_cycle * cycles + 1), why
+
+
+def _trace_rows(f: Flow) -> float:
+    """Newlines in the trace file (its rows, plus the header), without parsing it."""
+    n = 0
+    try:
+        with Path(f.trace_file or "").open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                n += chunk.count(b"\n")
+    except OSError:
+        return 0.0  # reported with its field when the run reads the trace
+    return float(n)
+
+
+def _flow_work(net: Network, cl: Cluster, i: int, f: Flow, end_s: float, hops: bool) -> FlowWork:
+    fld = f"flows.{i}"
+    stop_s = min(end_s, f.stop_s if f.stop_s is not None else end_s)
+    window_s = max(0.0, stop_s - f.start_s)
+    periods = 0.0
+    if f.kind == "trace":
+        rows = _trace_rows(f)
+        return FlowWork(fld, rows, rows * TRACE_HOPS if hops else 0.0, 0.0, "rows of its file")
+    fwd, rep = flow_routes(net, cl, i, f)
+    if rep is not None:
+        packets, why = _closed_loop(net, f, fwd, rep, window_s)
+        per_packet_hops = (len(net.route_stations[fwd]) + len(net.route_stations[rep])) / 2
+    else:
+        pps = offered_pps(net, f, fwd, cl.file, fld)
+        packets = pps * f.duty_cycle() * window_s
+        why = f"{pps:.3g} packets/s for {window_s:.3g} s"
+        if f.kind == "onoff":
+            periods = 2.0 * window_s / ((f.on_mean_us + f.off_mean_us) * US)
+        per_packet_hops = len(net.route_stations[fwd])
+    hop_records = packets * max(per_packet_hops, 1) if hops else 0.0
+    return FlowWork(fld, packets, hop_records, periods, why)
+
+
+def estimate_work(
+    scenario: Scenario,
+    cluster: Cluster | None = None,
+    *,
+    duration_s: float | None = None,
+    record_hops: bool | None = None,
+    file: str = "<scenario>",
+) -> WorkEstimate:
+    """Estimate the packets, hop records and ON/OFF periods of one run.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        The validated scenario.
+    cluster : Cluster, optional
+        A cluster already built from ``scenario`` (built here otherwise).
+    duration_s : float, optional
+        Run length, seconds (default: the scenario's).
+    record_hops : bool, optional
+        Whether per-hop rows are kept (default: the scenario's).
+    file : str
+        Scenario file name for messages.
+
+    Returns
+    -------
+    WorkEstimate
+
+    Raises
+    ------
+    UserError
+        A flow whose endpoints do not resolve, or ``load`` without a finite capacity
+        (the same errors the run would give).
+    """
+    sim = scenario.simulation
+    end_s = sim.duration_s if duration_s is None else duration_s
+    hops = sim.record_hops if record_hops is None else record_hops
+    cl = cluster if cluster is not None else build_cluster(scenario, file)
+    net = Network(scenario.costs, sim.seed, 0.0, False)  # scratch: routes, no packet
+    flows = tuple(_flow_work(net, cl, i, f, end_s, hops) for i, f in enumerate(scenario.flows))
+    return WorkEstimate(flows)
+
+
+def _amount(x: float) -> str:
+    return "an unbounded number of" if math.isinf(x) else f"about {x:.3g}"
+
+
+def check_work(
+    estimate: WorkEstimate,
+    *,
+    max_packets: float = DEFAULT_MAX_PACKETS,
+    max_hop_records: float = DEFAULT_MAX_HOP_RECORDS,
+    file: str = "<scenario>",
+    packets_flag: str = "--max-packets",
+    hops_flag: str = "--max-hop-records",
+) -> None:
+    """Stop with one line if ``estimate`` passes a ceiling.
+
+    Parameters
+    ----------
+    estimate : WorkEstimate
+        From :func:`estimate_work`.
+    max_packets : float
+        Ceiling on packets, and on ON/OFF periods.
+    max_hop_records : float
+        Ceiling on per-hop records.
+    file : str
+        Scenario file name for the message.
+    packets_flag, hops_flag : str
+        The options that raise each ceiling, named in the fix.
+
+    Raises
+    ------
+    UserError
+        Naming the flow that contributes most, the estimate and the flag.
+    """
+    shorten = "shorten simulation.duration_s or lower the flow's rate"
+    checks = (
+        ("packets", "packets", estimate.packets, max_packets, packets_flag, shorten),
+        (
+            "periods",
+            "ON/OFF periods",
+            estimate.periods,
+            max_packets,
+            packets_flag,
+            "lengthen on_mean_us/off_mean_us or shorten simulation.duration_s",
+        ),
+        (
+            "hop_records",
+            "per-hop records",
+            estimate.hop_records,
+            max_hop_records,
+            hops_flag,
+            f"{shorten}, or do not record hops",
+        ),
+    )
+    for attr, what, total, ceiling, flag, fix in checks:
+        if not total > ceiling:
+            continue
+        worst = max(estimate.flows, key=lambda f: getattr(f, attr))
+        if math.isinf(total):
+            raise UserError(
+                f"the run would make {_amount(total)} {what} ({worst.why})",
+                file=file,
+                field=worst.field,
+                fix="give a station on the path a nonzero cost, or think_us > 0",
+            )
+        more = f"{flag} {math.ceil(total)}"
+        raise UserError(
+            f"the run would make {_amount(total)} {what} ({worst.why}), past the "
+            f"ceiling of {ceiling:,.0f}",
+            file=file,
+            field=worst.field,
+            fix=f"{fix}, or allow it with {more}",
+        )
