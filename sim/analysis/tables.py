@@ -65,7 +65,7 @@ def write_table(df: pd.DataFrame, path: str | Path) -> None:
     suffix = p.suffix.lower()
     if suffix == ".csv":
         df.to_csv(p, index=False)
-    elif suffix in (".parquet", ".pq"):
+    elif suffix in (".parquet", ".pq"):  # sim.cli.common.TABLE_SUFFIXES checks these early
         df.to_parquet(p, index=False)
     else:
         raise UserError(

@@ -41,6 +41,37 @@ def parse_sets(values: tuple[str, ...]) -> dict:
     return out
 
 
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def check_table_path(path: str, option: str) -> None:
+    """Check before a run that ``path`` can take a table: known suffix, writable folder.
+
+    Raises
+    ------
+    UserError
+        Naming the option, so a run never ends by failing to write its output.
+    """
+    import os
+    from pathlib import Path
+
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    problem = fix = None
+    if p.suffix.lower() not in TABLE_SUFFIXES:
+        problem = f"cannot tell the format of {path!r} from its extension"
+        fix = "end the file name in .csv or .parquet"
+    elif p.is_dir():
+        problem, fix = f"{path!r} is a directory", "give a file name"
+    elif not parent.is_dir():
+        problem = f"directory {str(parent)!r} does not exist"
+        fix = f"create it first (mkdir -p {parent}) or pick another path"
+    elif not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        problem, fix = f"cannot write {path!r} (permission denied)", "pick a writable path"
+    if problem:
+        raise UserError(problem, field=option, fix=fix)
+
+
 SET_OPTION = click.option(
     "--set",
     "sets",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import typing
 
 import click
 
@@ -19,12 +20,66 @@ from sim.errors import UserError
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "cli", "main", "parse_sets"]
 
 
+def usage_error(err: click.UsageError) -> UserError:
+    """A parser error (unknown option, missing or bad argument) as one project line.
+
+    The command path stands where a file name would (``podnetsim run: --jobs: 0 is
+    not in the range x>=1. Fix: ...``).
+    """
+    ctx = err.ctx
+    where = ctx.command_path if ctx is not None else "podnetsim"
+    see = f"see '{where} --help'"
+    param = getattr(err, "param", None)
+    field = None
+    if param is not None:
+        field = param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+    if isinstance(err, click.MissingParameter):
+        return UserError("missing", file=where, field=field, fix=f"give it ({see})")
+    if isinstance(err, click.BadParameter):
+        return UserError(err.message, file=where, field=field, fix=f"correct the value ({see})")
+    if isinstance(err, click.NoSuchOption):
+        fix = "remove it or correct the spelling"
+        if err.possibilities:
+            fix += f" (did you mean {', '.join(sorted(err.possibilities))}?)"
+        return UserError(f"no such option {err.option_name}", file=where, fix=f"{fix}; {see}")
+    group = ctx.command if ctx is not None else None
+    fix = see
+    if isinstance(group, click.Group) and "command" in err.message.lower():
+        fix = f"use one of: {', '.join(sorted(group.commands))}"
+    return UserError(err.format_message(), file=where, fix=fix)
+
+
+def _usage_exit(err: click.UsageError) -> typing.NoReturn:
+    click.echo(f"error: {usage_error(err)}", err=True)
+    raise click.exceptions.Exit(err.exit_code)
+
+
+# ``podnetsim`` alone (or a group alone) prints its help: not an input error
+_HELP_ONLY = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class _Group(click.Group):
-    """Turns :class:`UserError` into one line on stderr and exit status 2."""
+    """Turns :class:`UserError` and parser errors into one line on stderr and exit 2.
+
+    Set once here, on the top group, so every verb (and every subgroup's verbs)
+    reports option errors in the project's ``error: ... Fix: ...`` form.
+    """
+
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except _HELP_ONLY:
+            raise
+        except click.UsageError as err:
+            _usage_exit(err)
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except _HELP_ONLY:
+            raise
+        except click.UsageError as err:
+            _usage_exit(err)
         except UserError as err:
             click.echo(f"error: {err}", err=True)
             ctx.exit(err.exit_code)

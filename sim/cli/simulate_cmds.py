@@ -6,7 +6,8 @@ import json
 
 import click
 
-from sim.cli.common import SET_OPTION, parse_sets
+from sim.cli.common import SET_OPTION, check_table_path, parse_sets
+from sim.engine.budget import DEFAULT_MAX_HOP_RECORDS, DEFAULT_MAX_PACKETS, HIGHEST_CEILING
 from sim.errors import UserError
 
 
@@ -115,6 +116,22 @@ def print_summary(sm: dict) -> None:
     type=click.Path(dir_okay=False),
     help="Also record and write per-station rows (.csv or .parquet).",
 )
+@click.option(
+    "--max-packets",
+    type=click.FloatRange(min=0, max=HIGHEST_CEILING),
+    metavar="N",
+    default=DEFAULT_MAX_PACKETS,
+    show_default=True,
+    help="Stop before the run if it would make more packets than this (estimated).",
+)
+@click.option(
+    "--max-hop-records",
+    type=click.FloatRange(min=0, max=HIGHEST_CEILING),
+    metavar="N",
+    default=DEFAULT_MAX_HOP_RECORDS,
+    show_default=True,
+    help="Stop before the run if --hops-out would keep more per-hop rows than this.",
+)
 @SET_OPTION
 def simulate(
     scenario: str,
@@ -124,14 +141,23 @@ def simulate(
     as_json: bool,
     packets_out: str | None,
     hops_out: str | None,
+    max_packets: float,
+    max_hop_records: float,
     sets: tuple[str, ...],
 ) -> None:
-    """Simulate the flows SCENARIO declares and summarize latency, throughput, drops."""
+    """Simulate the flows SCENARIO declares and summarize latency, throughput, drops.
+
+    The run's work is estimated first; past --max-packets or --max-hop-records
+    it does not start (see sim/engine/budget.py for the estimate and the defaults).
+    """
     from sim.analysis import summarize
     from sim.analysis.tables import hop_table, packet_table, write_table
     from sim.engine import simulate as run
     from sim.spec import load_scenario
 
+    for option, path in (("--packets-out", packets_out), ("--hops-out", hops_out)):
+        if path:
+            check_table_path(path, option)
     overrides = parse_sets(sets)
     if duration_s is not None:
         overrides["simulation.duration_s"] = duration_s
@@ -147,7 +173,13 @@ def simulate(
             field="flows",
             fix="add [[flows]] tables (see experiments/scenarios/article.toml)",
         )
-    res = run(scn, file=scenario, record_hops=bool(hops_out) or None)
+    res = run(
+        scn,
+        file=scenario,
+        record_hops=bool(hops_out) or None,
+        max_packets=max_packets,
+        max_hop_records=max_hop_records,
+    )
     sm = summarize(res)
     if as_json:
         click.echo(json.dumps(sm, indent=2, sort_keys=True))

@@ -42,6 +42,8 @@ from sim.spec.workload import Flow
 
 DEFAULT_MAX_PACKETS = 10_000_000
 DEFAULT_MAX_HOP_RECORDS = 10_000_000
+#: No ceiling can be raised past this (a quadrillion packets is years of wall time).
+HIGHEST_CEILING = 1e15
 #: Stations per packet assumed for trace rows (the longest path of a cluster,
 #: pod to pod across nodes, crosses 10).
 TRACE_HOPS = 12
@@ -263,11 +265,12 @@ def check_work(
                 field=worst.field,
                 fix="give a station on the path a nonzero cost, or think_us > 0",
             )
-        more = f"{flag} {math.ceil(total)}"
+        if total <= HIGHEST_CEILING:
+            fix += f", or allow it with {flag} {math.ceil(total)}"
         raise UserError(
             f"the run would make {_amount(total)} {what} ({worst.why}), past the "
             f"ceiling of {ceiling:,.0f}",
             file=file,
             field=worst.field,
-            fix=f"{fix}, or allow it with {more}",
+            fix=fix,
         )

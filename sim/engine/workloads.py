@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 
@@ -206,6 +207,13 @@ def _trace_row(row: list[str], where: str, cl: Cluster, fld: str) -> tuple[float
     return t_s, size_b, src.strip(), dst.strip()
 
 
+def _decoded_lines(fh) -> Iterator[str]:
+    """Lines of a binary file decoded as UTF-8 one by one (a leading BOM dropped), so
+    an undecodable byte is reported on its own line."""
+    for i, raw in enumerate(fh):
+        yield raw.decode("utf-8-sig" if i == 0 else "utf-8")
+
+
 def read_trace(cl: Cluster, flow: Flow, field_name: str) -> list[tuple[float, int, str, str]]:
     """Read and check a trace CSV (``time_s,size_bytes,src,dst``, times ascending).
 
@@ -216,7 +224,7 @@ def read_trace(cl: Cluster, flow: Flow, field_name: str) -> list[tuple[float, in
     path = FsPath(flow.trace_file or "")
     fix_file = "give a readable UTF-8 CSV with columns time_s,size_bytes,src,dst"
     try:
-        fh = path.open(newline="", encoding="utf-8-sig")
+        fh = path.open("rb")
     except OSError as exc:
         raise _trace_error(
             cl,
@@ -226,7 +234,7 @@ def read_trace(cl: Cluster, flow: Flow, field_name: str) -> list[tuple[float, in
         ) from None
     rows: list[tuple[float, int, str, str]] = []
     last = -math.inf
-    reader = csv.reader(fh)
+    reader = csv.reader(_decoded_lines(fh))
     with fh:
         try:
             header = next(reader, None)
@@ -254,9 +262,8 @@ def read_trace(cl: Cluster, flow: Flow, field_name: str) -> list[tuple[float, in
                 rows.append(r)
         except (UnicodeDecodeError, csv.Error) as exc:
             why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
-            raise _trace_error(
-                cl, field_name, f"{path}:{reader.line_num + 1}: {why}", fix_file
-            ) from None
+            line = reader.line_num + (1 if isinstance(exc, UnicodeDecodeError) else 0)
+            raise _trace_error(cl, field_name, f"{path}:{line}: {why}", fix_file) from None
     return rows
 
 
