@@ -4,6 +4,11 @@ Warm-up rule: a packet counts if it was *sent* in the measurement window
 ``[warmup, duration)``. It is delivered or dropped if that happened by the end of
 the run; otherwise it is in flight. Latency is one-way, send to delivery.
 Throughput counts bits delivered inside the window, divided by its length.
+A flow's ``sent``/``delivered``/``dropped`` count its own packets (requests, bulk
+data); its replies and acknowledgements are counted apart under ``replies``, and
+their drops also appear in the flow's ``drops_by_reason`` as ``reply: REASON`` (a
+reply lost for want of a route back is the flow's loss too). Round-trip times run
+from a transaction's first request to its reply (see :mod:`sim.engine.workloads`).
 Station figures count packets that *arrived* at the station in the window:
 utilization = busy time / (servers x window); time-averaged number in system
 = total sojourn time / window (the area under the number-in-system curve).
@@ -97,6 +102,12 @@ def summarize(res: RunResult) -> dict:
             "latency_us": _latency_stats_us(lat),
             "throughput_gbps": bits / window / 1e9,
         }
+        if st.reply_routes:
+            rc = _counts(in_window & (pkt_flow == fi) & pkt_reply, done, reason, t1, res.reasons)
+            rc.pop("delivered_mask")
+            for why, n in rc["drops_by_reason"].items():
+                entry["drops_by_reason"][f"reply: {why}"] = n
+            entry["replies"] = {k: rc[k] for k in ("sent", "delivered", "dropped", "in_flight")}
         if f.kind == "request-response":
             rd = np.asarray(st.rtt_done_s)
             rtt = np.asarray(st.rtt_s)

@@ -268,7 +268,12 @@ def read_trace(cl: Cluster, flow: Flow, field_name: str) -> list[tuple[float, in
 
 
 class RequestResponse:
-    """``outstanding`` requests in flight; each reply triggers the next request."""
+    """``outstanding`` requests in flight; each reply triggers the next request.
+
+    A transaction's round-trip time runs from the *first* send of its request to
+    the reply that completes it, so a lost request or reply adds the timeout the
+    client waited (``rto_us``) and the resend's own trip.
+    """
 
     def __init__(self, net: Network, st: FlowState, req: int, rep: int, end_s: float) -> None:
         f = st.flow
@@ -279,6 +284,7 @@ class RequestResponse:
         self.rto = f.rto_us * US
         self.reply_bytes = f.reply_bytes
         self.parent: dict[int, int] = {}
+        self.began: dict[int, float] = {}  # request packet -> its transaction's first send
         if net.routes[req].verdict == "delivered":
             net.route_end[req] = self._request_done
         if net.routes[rep].verdict == "delivered":
@@ -287,7 +293,10 @@ class RequestResponse:
         net.route_drop[rep] = self._lost_reply
         for _ in range(f.outstanding):
             if f.start_s < self.stop:
-                net.send(req, self.sizes.next(), f.start_s)
+                self._begin(f.start_s, f.start_s)
+
+    def _begin(self, t: float, began: float) -> None:
+        self.began[self.net.send(self.req, self.sizes.next(), t)] = began
 
     def _request_done(self, pkt: int, t: float) -> None:
         self.net.deliver(pkt, t)
@@ -298,15 +307,16 @@ class RequestResponse:
         self.net.deliver(pkt, t)
         req = self.parent.pop(pkt)
         self.st.rtt_done_s.append(t)
-        self.st.rtt_s.append(t - self.net.rec.send_s[req])
+        self.st.rtt_s.append(t - self.began.pop(req))
         nxt = t + self.think
         if nxt < self.stop:
-            self.net.send(self.req, self.sizes.next(), nxt)
+            self._begin(nxt, nxt)
 
     def _resend(self, req_pkt: int, now: float) -> None:
+        began = self.began.pop(req_pkt)
         t = max(now, self.net.rec.send_s[req_pkt] + self.rto)
         if t < self.stop:
-            self.net.send(self.req, self.sizes.next(), t)
+            self._begin(t, began)
 
     def _lost_request(self, pkt: int, now: float) -> None:
         self._resend(pkt, now)
