@@ -76,6 +76,8 @@ def parse_toml(text: str, file: str, error_cls: type[ScenarioError] = ScenarioEr
 def read_toml(path: str | Path, error_cls: type[ScenarioError] = ScenarioError) -> dict:
     """Read a TOML file into a dict, turning I/O and syntax errors into ``error_cls``."""
     p = Path(path)
+    if not str(path):
+        raise error_cls("no file name given", file="''", fix="give the path of a TOML file")
     try:
         if p.is_dir():
             raise error_cls("is a directory, not a file", file=str(path), fix="give a TOML file")
@@ -257,7 +259,8 @@ def _check_names(scn: Scenario, file: str) -> None:
 
 
 def _resolve_trace_paths(raw: dict, base: Path) -> None:
-    for flow in raw.get("flows", []) or []:
+    flows = raw.get("flows")
+    for flow in flows if isinstance(flows, list) else ():
         if isinstance(flow, dict) and isinstance(flow.get("trace_file"), str):
             tf = Path(flow["trace_file"])
             if not tf.is_absolute():
