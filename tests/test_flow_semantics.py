@@ -30,8 +30,9 @@ def test_lost_acks_of_a_bulk_flow_are_counted(article_path) -> None:
     over = {"flows": [flow], "external_hosts.intranet.return_route_to_pods": False}
     f = summarize(simulate(load_scenario(article_path, over)))["flows"]["b"]
     assert f["replies"]["dropped"] > 0
-    assert sum(n for r, n in f["drops_by_reason"].items() if r.startswith("reply: ")) == (
-        f["replies"]["dropped"]
+    assert (
+        sum(n for r, n in f["drops_by_reason"].items() if r.startswith("reply: "))
+        == (f["replies"]["dropped"])
     )
 
 

@@ -60,6 +60,7 @@ class Station:
         "prop",
         "limit",
         "limit_bytes",
+        "bytes_in",
         "servers",
         "rng",
         "_draws",
@@ -109,6 +110,7 @@ class Station:
         self.prop = propagation_s
         self.limit = buffer_packets if buffer_packets is not None else _HUGE
         self.limit_bytes = buffer_bytes
+        self.bytes_in = 0  # bytes of the packets in ``deps`` (general path only)
         self.servers = servers
         self.rng = rng
         self._draws: list[float] = []
@@ -206,16 +208,18 @@ class Station:
         deps = self.deps
         size = net.pkt_size[pkt]
         multi = self.servers > 1
+        # a running byte count: summing the queue at each arrival made an
+        # overloaded byte-limited station quadratic in its queue length
         if multi:
             while deps and deps[0][0] <= now:
-                heappop(deps)
+                self.bytes_in -= heappop(deps)[1]
         else:
             while deps and deps[0][0] <= now:
-                deps.popleft()
+                self.bytes_in -= deps.popleft()[1]
         n = len(deps)
         full = n >= self.limit
         if not full and self.limit_bytes is not None:
-            full = sum(s for _, s in deps) + size > self.limit_bytes
+            full = self.bytes_in + size > self.limit_bytes
         if full:
             net.drop(pkt, now, self.drop_reason)
             if now >= self.warmup:
@@ -232,12 +236,14 @@ class Station:
             dep = start + service
             heappush(self.free_at, dep)
             heappush(deps, (dep, size))
+            self.bytes_in += size
         else:
             free = self.free_at
             start = now if now > free else free
             dep = start + service
             self.free_at = dep
             deps.append((dep, size))
+            self.bytes_in += size
         if now >= self.warmup:
             self.n_arrivals += 1
             self.wait_sum += start - now
