@@ -242,3 +242,64 @@ def mutants(doc: dict, seed: int, n: int, **odds: float) -> Iterator[Mutant]:
     rng = random.Random(seed)
     for _ in range(n):
         yield mutate_document(doc, rng, **odds)
+
+
+#: Cells a CSV mutation may put in a row.
+CSV_CELLS = (
+    "",
+    "-1",
+    "inf",
+    "nan",
+    "1e308",
+    "0",
+    "19",
+    "65536",
+    "1e-300",
+    "web",
+    "api",
+    "client",
+    "web/nginx",
+    "nowhere",
+    "10.0.0.2",
+    "93.184.216.34",
+    "999.1.1.1",
+    '"a,b"',
+    '"multi\nline"',
+    "\u00e9",
+    "a" * 200_000,
+)
+
+
+def mutate_csv(text: bytes, rng: random.Random) -> tuple[str, bytes]:
+    """One random mutation of a CSV file: cells, rows, order, encoding, size."""
+    lines = text.split(b"\n")
+    op = rng.randrange(8)
+    at = rng.randrange(len(lines))
+    if op == 0:
+        what, raw = _mutate_bytes(text, rng)
+        return what, raw
+    if op == 1:
+        cells = lines[at].split(b",")
+        k = rng.randrange(len(cells))
+        cells[k] = rng.choice(CSV_CELLS).encode()
+        lines[at] = b",".join(cells)
+        return f"line {at + 1} cell {k} changed", b"\n".join(lines)
+    if op == 2:
+        lines[at] = lines[at] + b"," + rng.choice(CSV_CELLS).encode()
+        return f"line {at + 1} has an extra cell", b"\n".join(lines)
+    if op == 3:
+        del lines[at]
+        return f"line {at + 1} deleted", b"\n".join(lines)
+    if op == 4:
+        rng.shuffle(lines)
+        return "lines shuffled", b"\n".join(lines)
+    if op == 5:
+        return "CRLF line ends", text.replace(b"\n", b"\r\n")
+    if op == 6:
+        return "header only", lines[0] + b"\n"
+    n = rng.choice((2_000, 70_000))
+    extra = b"".join(
+        b"%.9f,100,client,10.%d.%d.%d\n" % (1.0 + i * 1e-6, i >> 16, (i >> 8) & 255, i & 255)
+        for i in range(n)
+    )
+    return f"{n} rows to distinct addresses", text + extra

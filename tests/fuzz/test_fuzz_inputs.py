@@ -27,7 +27,7 @@ from click.testing import CliRunner
 
 from sim.cli.main import cli
 
-from .mutate import Mutant, mutants
+from .mutate import Mutant, mutants, mutate_csv
 
 SCENARIOS = sorted(
     (Path(__file__).resolve().parents[2] / "experiments" / "scenarios").glob("*.toml")
@@ -35,7 +35,7 @@ SCENARIOS = sorted(
 SEED = int(os.environ.get("FUZZ_SEED", "20261202"))
 CASES = int(os.environ.get("FUZZ_CASES", "0")) or None
 #: cases per verb in CI: 1,000 in all with the command-line cases
-PER_VERB = {"check": 350, "trace": 250, "simulate": 250, "argv": 150}
+PER_VERB = {"check": 300, "trace": 250, "simulate": 200, "tracefile": 100, "argv": 150}
 #: small work ceilings keep every simulate case short whatever the mutant asks
 CEILING = ("--max-packets", "3000", "--max-hop-records", "30000")
 #: a hang detector, not a speed test: a case still running after this is a bug
@@ -197,12 +197,33 @@ def _argv_case(scenario: Path, tmp: Path, rng: random.Random) -> list[str]:
     return args
 
 
+TRACE = b"time_s,size_bytes,src,dst\n" + b"".join(
+    b"%.4f,%d,%s,%s\n" % (0.001 + i * 1e-4, 64 + 100 * i, s, d)
+    for i, (s, d) in enumerate([(b"client", b"web"), (b"api", b"web"), (b"web", b"intranet")] * 5)
+)
+
+
+def _trace_file_case(scenario: Path, tmp: Path, rng: random.Random) -> tuple[list[str], str]:
+    what, data = mutate_csv(TRACE, rng)
+    csv = tmp / "trace.csv"
+    csv.write_bytes(data)
+    window = rng.choice(("", ", start_s=0.0015", ", stop_s=0.002", ", start_s=0.5"))
+    flow = f'flows=[{{name="t", kind="trace", trace_file="{csv}"{window}}}]'
+    args = ["simulate", str(scenario), "--set", flow, "--json", *CEILING]
+    return args + ["--duration", "0.004", "--warmup", "0.001"], what
+
+
 def _cases(tmp: Path):
     """(verb, args, description, names the error may carry) for every case."""
     docs = [(p, tomllib.loads(p.read_text(encoding="utf-8"))) for p in SCENARIOS]
     for k, (verb, n) in enumerate(PER_VERB.items()):
         n = CASES or n
         rng = random.Random(SEED + k)
+        if verb == "tracefile":
+            for _ in range(n):
+                args, what = _trace_file_case(SCENARIOS[0], tmp, rng)
+                yield verb, args, what
+            continue
         if verb == "argv":
             for _ in range(n):
                 scenario = rng.choice(SCENARIOS)
