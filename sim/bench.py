@@ -14,6 +14,7 @@ import tracemalloc
 import simpy
 
 from sim.control.cluster import build_cluster
+from sim.engine.budget import check_work, estimate_work
 from sim.engine.network import Network
 from sim.engine.workloads import install_flows
 from sim.spec.load import scenario_from_dict
@@ -88,6 +89,8 @@ def run_bench(duration_s: float = 0.6, repeats: int = 3) -> dict:
         per-repeat ratios), ``bytes_per_packet`` (peak traced memory / packets),
         ``packets``, ``packet_hops``.
     """
+    scn = scenario_from_dict(BENCH_SCENARIO, "<bench>")
+    check_work(estimate_work(scn, duration_s=duration_s), file="podnetsim bench --duration")
     hop_rates, bare_rates, ratios = [], [], []
     n_pkts = hops = 0
     for _ in range(repeats):

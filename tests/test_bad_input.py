@@ -322,3 +322,23 @@ def test_byte_limited_station_does_not_rescan_its_queue(article_path, monkeypatc
     assert bridge.drops > 0  # the byte limit still bites ...
     assert bridge.max_in_system == 300  # ... at exactly 300 packets of 1500 B
     assert len(scans) <= len(res.stations)  # only the end-of-run count walks a queue
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--repeats", "0"], "--repeats"),  # was a StatisticsError
+        (["--duration", "0"], "--duration"),
+        (["--duration", "1e6"], "packets"),  # was a run without end
+    ],
+)
+def test_bench_options_are_bounded(args, needle) -> None:
+    assert_bad_input(run("bench", *args), needle)
+
+
+def test_huge_window_outside_the_run_does_not_loop(article_path) -> None:
+    """outstanding = 1e12 with start_s past the end looped 1e12 times doing nothing."""
+    flow = '{name="rr", kind="request-response", src="client", dst="web", start_s=5.0, '
+    flow += "outstanding=1000000000000}"
+    r = run("simulate", article_path, *flows_set(flow), *SHORT, "--json")
+    assert r.exit_code == 0, r.output

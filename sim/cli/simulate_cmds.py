@@ -196,12 +196,12 @@ def simulate(
 @click.option(
     "--duration",
     "duration_s",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=0.6,
     show_default=True,
-    help="Simulated seconds of the benchmark scenario.",
+    help="Simulated seconds of the benchmark scenario (its work is bounded like simulate's).",
 )
-@click.option("--repeats", type=int, default=3, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1, max=100), default=3, show_default=True)
 def bench(as_json: bool, duration_s: float, repeats: int) -> None:
     """Engine speed (packet-hops/s) against a bare SimPy loop, and memory per packet."""
     from sim.bench import run_bench

@@ -291,8 +291,10 @@ class RequestResponse:
             net.route_end[rep] = self._reply_done
         net.route_drop[req] = self._lost_request
         net.route_drop[rep] = self._lost_reply
-        for _ in range(f.outstanding):
-            if f.start_s < self.stop:
+        # the window test outside the loop: a huge ``outstanding`` outside the window
+        # (not counted by the work estimate) must not loop
+        if f.start_s < self.stop:
+            for _ in range(f.outstanding):
                 self._begin(f.start_s, f.start_s)
 
     def _begin(self, t: float, began: float) -> None:
@@ -342,8 +344,8 @@ class Bulk:
             net.route_end[ack] = self._ack_done
         net.route_drop[data] = self._lost
         net.route_drop[ack] = self._lost_ack
-        for _ in range(f.window_packets):
-            if f.start_s < self.stop:
+        if f.start_s < self.stop:
+            for _ in range(f.window_packets):
                 net.send(data, self.sizes.next(), f.start_s)
 
     def _data_done(self, pkt: int, t: float) -> None:
