@@ -202,7 +202,7 @@ def estimate_work(
 
 
 def _amount(x: float) -> str:
-    return "an unbounded number of" if math.isinf(x) else f"about {x:.3g}"
+    return f"about {x:.3g}" if math.isfinite(x) else "an unbounded number of"
 
 
 def check_work(
@@ -236,41 +236,30 @@ def check_work(
     """
     shorten = "shorten simulation.duration_s or lower the flow's rate"
     checks = (
-        ("packets", "packets", estimate.packets, max_packets, packets_flag, shorten),
-        (
-            "periods",
-            "ON/OFF periods",
-            estimate.periods,
-            max_packets,
-            packets_flag,
-            "lengthen on_mean_us/off_mean_us or shorten simulation.duration_s",
-        ),
-        (
-            "hop_records",
-            "per-hop records",
-            estimate.hop_records,
-            max_hop_records,
-            hops_flag,
-            f"{shorten}, or do not record hops",
-        ),
+        ("packets", max_packets, packets_flag, shorten),
+        ("periods", max_packets, packets_flag, "lengthen on_mean_us/off_mean_us"),
+        ("hop_records", max_hop_records, hops_flag, f"{shorten}, or do not record hops"),
     )
-    for attr, what, total, ceiling, flag, fix in checks:
-        if not total > ceiling:
-            continue
-        worst = max(estimate.flows, key=lambda f: getattr(f, attr))
-        if math.isinf(total):
-            raise UserError(
-                f"the run would make {_amount(total)} {what} ({worst.why})",
-                file=file,
-                field=worst.field,
-                fix="give a station on the path a nonzero cost, or think_us > 0",
-            )
-        if total <= HIGHEST_CEILING:
-            fix += f", or allow it with {flag} {math.ceil(total)}"
-        raise UserError(
-            f"the run would make {_amount(total)} {what} ({worst.why}), past the "
-            f"ceiling of {ceiling:,.0f}",
-            file=file,
-            field=worst.field,
-            fix=fix,
-        )
+    for attr, ceiling, flag, fix in checks:
+        total = getattr(estimate, attr)
+        if not total <= ceiling:  # NaN (inf x an empty window) counts as past it
+            raise _over(estimate, attr, ceiling, flag, fix, file)
+
+
+_WHAT = {"packets": "packets", "periods": "ON/OFF periods", "hop_records": "per-hop records"}
+
+
+def _over(est: WorkEstimate, attr: str, ceiling: float, flag: str, fix: str, file: str):
+    """The error for ``attr`` of ``est`` past ``ceiling``, blaming the largest flow."""
+    total = getattr(est, attr)
+    worst = max(est.flows, key=lambda f: getattr(f, attr))
+    what = f"the run would make {_amount(total)} {_WHAT[attr]} ({worst.why})"
+    if not math.isfinite(total):
+        if "no simulated time" in worst.why:
+            fix = "give a station on the path a nonzero cost, or think_us > 0"
+        return UserError(what, file=file, field=worst.field, fix=fix)
+    if total <= HIGHEST_CEILING:
+        fix += f", or allow it with {flag} {math.ceil(total)}"
+    return UserError(
+        f"{what}, past the ceiling of {ceiling:,.0f}", file=file, field=worst.field, fix=fix
+    )
