@@ -173,7 +173,8 @@ class ResultStore:
             if spec is None:
                 raise _different_experiment(p)
             rec, why = read_stored_run(p)
-            if rec is not None and rec["fingerprint"] != spec.fingerprint:
+            mine = rec is not None and rec["run_id"] == spec.run_id
+            if mine and rec["fingerprint"] != spec.fingerprint:
                 raise _different_experiment(p)
             if rec is not None:
                 why = row_mismatch(rec, spec, p.name)
