@@ -170,6 +170,112 @@ CASES: dict[str, tuple[str, list[str], str | None, list[str]]] = {
         "flows",
         ["nothing to measure"],
     ),
+    # -- the name becomes a directory: a plain, short name (issue 9) --
+    "name-absolute-path": (
+        GOOD.replace('name = "bad"', 'name = "/tmp/elsewhere"'),
+        [],
+        "name",
+        ["not a plain name", "'/'"],
+    ),
+    "name-parent-dir": (
+        GOOD.replace('name = "bad"', 'name = "../x"'),
+        [],
+        "name",
+        ["not a plain name", "'..'"],
+    ),
+    "name-separator": (
+        GOOD.replace('name = "bad"', 'name = "a/b"'),
+        [],
+        "name",
+        ["not a plain name"],
+    ),
+    "name-300-characters": (
+        GOOD.replace('name = "bad"', f'name = "{"n" * 300}"'),
+        [],
+        "name",
+        ["300 characters", "at most 64"],
+    ),
+    # -- experiment mistakes found before the first run (issue 9) --
+    "placement-not-strings": (
+        HEAD + PROBE + "[sweep]\nplacement = [1, 2]\n",
+        [],
+        "sweep.placement",
+        ["strings"],
+    ),
+    "placement-unknown-endpoint": (
+        HEAD
+        + PROBE
+        + '[placements.mine]\nsrc = "client"\ndst = "nope"\n'
+        + '[sweep]\nplacement = ["same-node", "mine"]\n',
+        [],
+        "placements.mine.dst",
+        ["'nope'"],
+    ),
+    "flow-unknown-endpoint": (
+        HEAD + PROBE.replace('name = "probe"', 'name = "probe"\nsrc = "client"\ndst = "nope"'),
+        [],
+        "flows.0.dst",
+        ["'nope'"],
+    ),
+    "pod-pairs-too-many": (
+        HEAD + PROBE + '[sweep]\nplacement = ["same-node"]\npod_pairs = [1, 1000]\n',
+        [],
+        "sweep.pod_pairs",
+        ["1000"],
+    ),
+    "sweep-mixed-types": (
+        HEAD
+        + PROBE
+        + '[sweep]\nplacement = ["same-node"]\n"flows.probe.size_bytes" = [64, "imix", 1500]\n',
+        [],
+        "sweep.flows.probe.size_bytes",
+        ["mix types", "'imix'"],
+    ),
+    "sweep-list-values": (
+        HEAD + PROBE + '[sweep]\n"pods.0.containers.0.ports" = [[80], [443]]\n',
+        [],
+        "sweep.pods.0.containers.0.ports",
+        ["[80]", "list"],
+    ),
+    "sweep-infinite-value": (
+        HEAD + PROBE + '[sweep]\n"flows.probe.rate_gbps" = [1.0, inf]\n',
+        [],
+        "sweep.flows.probe.rate_gbps",
+        ["finite"],
+    ),
+    "plots-x-typo": (
+        GOOD + '[plots]\nx = "flows.probe.rate_gbp"\n',
+        [],
+        "plots.x",
+        ["'flows.probe.rate_gbp'", "flows.probe.rate_gbps"],
+    ),
+    "plots-x-not-numeric": (
+        GOOD + '[plots]\nx = "placement"\n',
+        [],
+        "plots.x",
+        ["non-numeric"],
+    ),
+    "plots-group-typo": (
+        GOOD + '[plots]\ngroup = "placment"\n',
+        [],
+        "plots.group",
+        ["'placment'"],
+    ),
+    "replications-1e9": (
+        GOOD.replace("replications = 2", "replications = 1e9"),
+        [],
+        "replications",
+        ["4,000,000,000 runs", "--max-runs 4000000000"],
+    ),
+    "sweep-grid-too-big": (
+        HEAD
+        + PROBE
+        + "[sweep]\n"
+        + "".join(f'"set{i}" = [{", ".join(str(v) for v in range(10))}]\n' for i in range(12)),
+        [],
+        "replications",
+        ["1,000,000,000,000 configurations", "--max-runs"],
+    ),
 }
 
 

@@ -173,12 +173,15 @@ def test_any_non_empty_dir_is_refused(tmp_path, extra: list[str]) -> None:
 
 
 def test_force_replaces(finished) -> None:
+    """--force rewrites podnetsim's files and leaves every other file alone."""
     before = run_files(finished)
     (finished / "stale.txt").write_text("old")
+    (finished / "runs" / "notes.txt").write_text("mine")
     res = invoke("run", str(SMALL), "--out", str(finished), "--force", "--no-plots")
     assert res.exit_code == 0, res.output
     assert counts(res.stdout) == (12, 0, 0)
-    assert not (finished / "stale.txt").exists()
+    assert (finished / "stale.txt").read_text() == "old"
+    assert (finished / "runs" / "notes.txt").read_text() == "mine"
     after = run_files(finished)
     assert set(after) == set(before)
     for name in before:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,64 @@ class BatchReport:
     failures: list[tuple[str, dict, str]] = field(default_factory=list)
 
 
+class BatchInterrupted(BaseException):  # noqa: N818 -- like KeyboardInterrupt
+    """A batch stopped by SIGINT or SIGTERM; every finished run is kept.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``) so that no ``except
+    Exception`` on the way, such as the one that keeps a failed run from losing
+    the others, mistakes it for a failed run.
+
+    Attributes
+    ----------
+    signum : int
+        The signal.
+    out : Path or None
+        Results directory.
+    kept : int
+        Finished runs stored in ``out/runs``.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.out: Path | None = None
+        self.kept = 0
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process killed by it."""
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`BatchInterrupted` in this block.
+
+    After the first signal both are ignored while the batch stops its workers
+    (a second Ctrl-C does not cut the clean-up short). Signals ignored when the
+    block starts (``nohup``) stay ignored; outside the main thread nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    old = {s: signal.getsignal(s) for s in sigs}
+
+    def handler(signum, frame):
+        for s in sigs:
+            signal.signal(s, signal.SIG_IGN)
+        raise BatchInterrupted(signum)
+
+    for s in sigs:
+        if old[s] is not signal.SIG_IGN:
+            signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s in sigs:
+            signal.signal(s, old[s] if old[s] is not None else signal.SIG_DFL)
+
+
 def run_experiment(
     path: str | Path,
     out: str | Path | None = None,
@@ -48,6 +109,8 @@ def run_experiment(
     executor_info: dict | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_done: Callable[[RunSpec, str | None], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    max_runs: int | None = None,
 ) -> BatchReport:
     """Run the experiment in ``path`` and write its results to ``out``.
 
@@ -74,38 +137,81 @@ def run_experiment(
         Recorded in the manifest.
     on_start, on_done : callable, optional
         Progress callbacks: ``on_start(total, already_done)``, ``on_done(spec, error)``.
+    on_warning : callable, optional
+        Receives warnings (default: :func:`warnings.warn`).
+    max_runs : int, optional
+        Ceiling on the batch's runs (configurations x replications; default
+        :data:`sim.batch.expand.MAX_RUNS`).
+
+    Raises
+    ------
+    UserError
+        Bad experiment, a results directory that cannot be used, a failed write.
+    BatchInterrupted
+        SIGINT or SIGTERM; the finished runs are kept in ``out/runs``.
     """
-    batch: Batch = load_experiment(path, quick=quick, crn=crn)
+    batch: Batch = load_experiment(path, quick=quick, crn=crn, max_runs=max_runs)
     out_dir = Path(out) if out is not None else Path("results") / batch.experiment.name
-    store = ResultStore(out_dir)
-    store.prepare(resume=resume, force=force)
+    store = ResultStore(out_dir, warn=on_warning)
+    info = {"executor": executor_info or {"kind": "local", "jobs": jobs}}
+    rows: dict[str, dict] = {}
+    with stop_on_signals():
+        try:
+            store.prepare(resume=resume, force=force)
+            try:
+                if resume:
+                    rows.update(store.finished(batch))
+                return _run_batch(
+                    batch, store, rows, executor or _local(jobs), info, plots, (on_start, on_done)
+                )
+            finally:
+                store.release()
+        except BatchInterrupted as exc:
+            exc.out, exc.kept = out_dir, len(rows)
+            raise
+
+
+def _local(jobs: int) -> Executor:
+    """The local executor: worker processes if more than one job and one run."""
+
+    def execute(specs: Sequence[RunSpec]) -> Iterator[Outcome]:
+        if jobs > 1 and len(specs) > 1:
+            return run_processes(specs, jobs)
+        return run_serial(specs)
+
+    return execute
+
+
+def _run_batch(
+    batch: Batch,
+    store: ResultStore,
+    rows: dict[str, dict],
+    executor: Executor,
+    info: dict,
+    plots: bool,
+    progress: tuple,
+) -> BatchReport:
+    """Run what is missing, store each run as it ends, then tables, manifest, plots."""
+    on_start, on_done = progress
     started = now_utc()
-    rows = store.finished(batch) if resume else {}
+    out_dir = store.root
     todo = [r for r in batch.runs if r.run_id not in rows]
     report = BatchReport(out=out_dir, total=len(batch.runs), reused=len(rows))
     if on_start:
         on_start(len(batch.runs), len(rows))
-    if executor is None:
-        if jobs > 1 and len(todo) > 1:
-
-            def executor(specs):
-                return run_processes(specs, jobs)
-
-        else:
-            executor = run_serial
-    for spec, row, err in executor(todo):
-        if row is not None:
-            store.save_run(spec, row)
-            rows[spec.run_id] = row
-            report.ran += 1
-        else:
-            report.failures.append((spec.run_id, spec.params, err or "unknown error"))
-        if on_done:
-            on_done(spec, err)
+    with contextlib.closing(executor(todo)) as outcomes:  # closing stops the workers
+        for spec, row, err in outcomes:
+            if row is not None:
+                store.save_run(spec, row)
+                rows[spec.run_id] = row
+                report.ran += 1
+            else:
+                report.failures.append((spec.run_id, spec.params, err or "unknown error"))
+            if on_done:
+                on_done(spec, err)
     df = store.runs_frame(batch, rows)
     if not df.empty:
         store.write_tables(batch, df)
-    info = {"executor": executor_info or {"kind": "local", "jobs": jobs}}
     info["failures"] = [{"run_id": i, "params": p, "error": e} for i, p, e in report.failures]
     store.write_manifest(batch, started, len(rows), info)
     if plots and not df.empty:

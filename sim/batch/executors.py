@@ -7,7 +7,12 @@ Results do not depend on the executor: a run is a pure function of its spec.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import signal
+import threading
+import time
 import traceback
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -34,19 +39,75 @@ def run_serial(specs: Sequence[RunSpec]) -> Iterator[Outcome]:
         yield spec, row, err
 
 
+#: How often a worker checks that the batch that started it is still alive, seconds.
+PARENT_POLL_S = 0.25
+
+
+def _worker_init(batch_pid: int) -> None:
+    """Set up a worker: Ctrl-C is the batch's to handle; die with the batch.
+
+    A terminal's Ctrl-C reaches every process of the foreground group; the batch
+    stops its workers itself, so they ignore SIGINT (no tracebacks of their
+    own). A thread ends the worker if the batch process dies without stopping it
+    (SIGKILL, out of memory): its pid is gone, or the forkserver parent is.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            try:
+                os.kill(batch_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="podnetsim-parent-watch", daemon=True).start()
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool's workers now (interrupt, write error), not after their runs.
+
+    ``ProcessPoolExecutor`` (Python 3.11-3.13) keeps its worker processes in the
+    private dict ``_processes`` (pid -> Process) and has no public way to stop
+    them (3.14 adds ``terminate_workers``). Terminate, wait up to 2 s, then kill.
+    """
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.terminate()
+    deadline = time.monotonic() + 2.0
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join(1.0)
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def run_processes(specs: Sequence[RunSpec], jobs: int) -> Iterator[Outcome]:
     """Run specs on ``jobs`` local worker processes (forkserver start method).
 
     At most ``2 * jobs`` runs are queued at a time, so an interrupted batch has
     little work in flight. If a worker process dies (killed, out of memory), the
     pool is broken: the runs that were in it are retried once in a fresh pool, and
-    a run that breaks a pool twice is reported as failed; the batch goes on.
+    a run that breaks a pool twice is reported as failed; the batch goes on. If
+    the caller stops early (an interrupt, a write error), the workers are stopped
+    at once; a worker whose batch process died ends itself within a second.
     """
     ctx = multiprocessing.get_context("forkserver")
     pending = list(specs)[::-1]
     broke: dict[str, int] = {}
     while pending:
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+        pool = ProcessPoolExecutor(
+            max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+        )
+        finished = False
         running: dict = {}
         try:
             while pending or running:
@@ -61,6 +122,7 @@ def run_processes(specs: Sequence[RunSpec], jobs: int) -> Iterator[Outcome]:
                     except BrokenProcessPool:
                         raise _Broken(spec) from None
                     yield spec, row, err
+            finished = True
         except (_Broken, BrokenProcessPool) as exc:
             lost = [*running.values()]
             if isinstance(exc, _Broken):
@@ -72,7 +134,10 @@ def run_processes(specs: Sequence[RunSpec], jobs: int) -> Iterator[Outcome]:
                 else:
                     pending.append(spec)
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            if finished:
+                pool.shutdown(wait=False, cancel_futures=True)
+            else:
+                _stop_workers(pool)
 
 
 class _Broken(Exception):

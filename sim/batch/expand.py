@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,9 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from sim.errors import ExperimentError, ScenarioError
+from sim.control.cluster import Cluster, build_cluster
+from sim.control.resolve import endpoint
+from sim.errors import ExperimentError, ScenarioError, UserError
 from sim.spec.load import read_toml, scenario_from_dict, set_dotted, validation_error_to_user
 from sim.spec.scenario import Scenario
 
@@ -187,8 +191,59 @@ def _apply_config(
     return raw, overrides, tuple(flows)
 
 
-def load_experiment(path: str | Path, quick: bool = False, crn: bool | None = None) -> Batch:
+#: Most runs (configurations x replications) a batch may have unless the caller
+#: raises it (``podnetsim run --max-runs N``). 10,000 runs of the shipped
+#: experiments' length take hours on one core; a bigger batch is rarely meant.
+MAX_RUNS = 10_000
+
+#: Experiment names become directory names (``results/<name>``): a plain name.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+NAME_MAX_CHARS = 64
+
+#: Plot kinds that put ``plots.x`` on a numeric axis.
+_X_AXIS_KINDS = ("latency-vs-load", "throughput-vs-load", "drops")
+
+
+@dataclass
+class _Settings:
+    """Run length, replications and parameter tables after ``--quick``."""
+
+    replications: int
+    duration_s: float
+    warmup_s: float
+    sweep: dict[str, list[Any]]
+    zipped: dict[str, list[Any]]
+    quick: bool
+
+    def table_of(self, param: str) -> str:
+        """``sweep`` or ``zip``: the table that varies ``param``."""
+        return "sweep" if param in self.sweep else "zip"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.sweep) + tuple(self.zipped)
+
+
+@dataclass
+class _Base:
+    """The base scenario as parsed TOML, where it came from, and the fixed overrides."""
+
+    raw: dict
+    file: str
+    dir: Path
+    fixed: dict[str, Any]
+    applied: dict = field(default_factory=dict)
+
+
+def load_experiment(
+    path: str | Path, quick: bool = False, crn: bool | None = None, max_runs: int | None = None
+) -> Batch:
     """Read, validate and expand an experiment file.
+
+    Everything that can be checked without simulating is checked here, before any
+    run: the file's fields, the experiment name, parameter value types, the batch
+    size, every configuration's scenario and cluster (addresses, endpoints,
+    placements, pod pairs) and the plot settings.
 
     Parameters
     ----------
@@ -198,6 +253,8 @@ def load_experiment(path: str | Path, quick: bool = False, crn: bool | None = No
         Apply the file's ``[quick]`` settings.
     crn : bool, optional
         Override ``common_random_numbers``.
+    max_runs : int, optional
+        Ceiling on configurations x replications (default :data:`MAX_RUNS`).
 
     Raises
     ------
@@ -205,12 +262,219 @@ def load_experiment(path: str | Path, quick: bool = False, crn: bool | None = No
         One line naming the file, the field and the fix.
     """
     file = str(path)
+    exp = _read_experiment(path, file)
+    _check_name(exp, file)
+    settings = _settings(exp, quick, file)
+    _check_tables(exp, settings, file)
+    _check_size(settings, file, MAX_RUNS if max_runs is None else max_runs)
+    _check_plots(exp, settings, file)
+    base = _base_scenario(exp, Path(path), file, settings)
+    scn = _validate_base(exp, base, file)
+    measured = _measured_flows(exp, scn, file)
+    configs = _configs(settings)
+    prepared = [_prepare_config(exp, scn, base, p, measured, settings, file) for p in configs]
+    runs = _make_runs(exp, prepared, settings, crn, base)
+    return Batch(
+        experiment=exp,
+        file=file,
+        file_sha256=hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+        param_names=settings.names,
+        configs=tuple(configs),
+        runs=tuple(runs),
+        quick=quick,
+    )
+
+
+def _read_experiment(path: str | Path, file: str) -> Experiment:
     raw = read_toml(path, ExperimentError)
     try:
-        exp = Experiment.model_validate(raw)
+        return Experiment.model_validate(raw)
     except ValidationError as exc:
         raise validation_error_to_user(exc, file, Experiment, ExperimentError) from None
-    base_dir = Path(path).resolve().parent
+
+
+def _check_name(exp: Experiment, file: str) -> None:
+    """The name is a directory name under ``results/``: a plain, short name."""
+    name = exp.name
+    if len(name) > NAME_MAX_CHARS or not NAME_PATTERN.fullmatch(name):
+        shown = name if len(name) <= 40 else name[:40] + "..."
+        raise ExperimentError(
+            f"name {shown!r} ({len(name)} characters) is not a plain name; it names the "
+            "results directory",
+            file=file,
+            field="name",
+            fix=f"use at most {NAME_MAX_CHARS} letters, digits, '.', '_' or '-', starting "
+            "with a letter or digit (no '/', no '..')",
+        )
+
+
+def _settings(exp: Experiment, quick: bool, file: str) -> _Settings:
+    """Replications, run length and parameter tables, with ``[quick]`` applied."""
+    s = _Settings(exp.replications, exp.duration_s, exp.warmup_s, dict(exp.sweep), {}, quick)
+    s.zipped = dict(exp.zip)
+    if quick:
+        q = exp.quick
+        s.replications = q.replications
+        s.duration_s = q.duration_s if q.duration_s is not None else s.duration_s / 5
+        s.warmup_s = q.warmup_s if q.warmup_s is not None else s.warmup_s / 5
+        for table, base, changes in (("sweep", s.sweep, q.sweep), ("zip", s.zipped, q.zip)):
+            for k, v in changes.items():
+                if k not in base:
+                    raise ExperimentError(
+                        f"quick.{table} changes {k!r}, which {table} does not have",
+                        file=file,
+                        field=f"quick.{table}.{k}",
+                        fix=f"only override parameters of [{table}]",
+                    )
+                base[k] = v
+    if s.warmup_s >= s.duration_s:
+        raise ExperimentError(
+            f"warm-up {s.warmup_s} s is not shorter than the duration {s.duration_s} s",
+            file=file,
+            field="warmup_s",
+            fix="make warmup_s smaller than duration_s",
+        )
+    return s
+
+
+def _field_of(exp: Experiment, s: _Settings, table: str, key: str) -> str:
+    """Where the values of ``key`` came from: ``quick.sweep.KEY`` or ``sweep.KEY``."""
+    tname = "sweep" if table == "sweep" else "zip"
+    from_quick = s.quick and key in getattr(exp.quick, tname)
+    return f"quick.{tname}.{key}" if from_quick else f"{tname}.{key}"
+
+
+def _check_tables(exp: Experiment, s: _Settings, file: str) -> None:
+    """Non-empty lists, equal zipped lengths, no parameter twice, one value type each."""
+    for table, params in (("sweep", s.sweep), ("zip", s.zipped)):
+        for k, values in params.items():
+            fld = _field_of(exp, s, table, k)
+            if not values:
+                raise ExperimentError(
+                    "empty list of values",
+                    file=file,
+                    field=fld,
+                    fix="give at least one value, or remove the parameter",
+                )
+            _check_values(k, values, file, fld)
+    if s.zipped and len({len(v) for v in s.zipped.values()}) > 1:
+        lens = ", ".join(f"{k}: {len(v)}" for k, v in s.zipped.items())
+        raise ExperimentError(
+            f"zipped lists differ in length ({lens})",
+            file=file,
+            field="zip",
+            fix="give every zipped parameter the same number of values",
+        )
+    dup = sorted(set(s.sweep) & set(s.zipped))
+    if dup:
+        raise ExperimentError(
+            f"{dup[0]!r} is both swept and zipped",
+            file=file,
+            field=f"zip.{dup[0]}",
+            fix="put it in one of the two tables",
+        )
+
+
+def _value_kind(v: Any) -> str | None:
+    """``number``, ``string`` or ``boolean``; None for anything else (tables, lists)."""
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    return None
+
+
+def _check_values(key: str, values: list[Any], file: str, fld: str) -> None:
+    """One parameter's values: scalars of one kind (a table column has one type)."""
+    kinds = [_value_kind(v) for v in values]
+    for v, kind in zip(values, kinds, strict=True):
+        if kind is None:
+            raise ExperimentError(
+                f"value {v!r} is a {type(v).__name__}; a swept value must be a number, "
+                "a string or a boolean",
+                file=file,
+                field=fld,
+                fix="sweep a scalar field (e.g. flows.NAME.rate_gbps), one value per entry",
+            )
+        if kind == "number" and not math.isfinite(v):
+            raise ExperimentError(
+                f"value {v!r} is not a finite number", file=file, field=fld, fix="use finite values"
+            )
+    if len(set(kinds)) > 1:
+        mix = ", ".join(f"{v!r} ({k})" for v, k in zip(values, kinds, strict=True))
+        raise ExperimentError(
+            f"values mix types: {mix}",
+            file=file,
+            field=fld,
+            fix="give every value of a parameter the same type (all numbers or all strings)",
+        )
+    want = {"placement": "string", "pod_pairs": "number"}.get(key)
+    if want is not None and kinds[0] != want:
+        raise ExperimentError(
+            f"{key} values must be {want}s (got {values[0]!r})",
+            file=file,
+            field=fld,
+            fix='write e.g. placement = ["same-node", "cross-node"] or pod_pairs = [1, 2, 4]',
+        )
+
+
+def _check_size(s: _Settings, file: str, max_runs: int) -> None:
+    """Configurations x replications within ``max_runs``, before anything is built."""
+    n_configs = math.prod(len(v) for v in s.sweep.values())
+    if s.zipped:
+        n_configs *= len(next(iter(s.zipped.values())))
+    total = n_configs * s.replications
+    if total > max_runs:
+        raise ExperimentError(
+            f"the batch has {n_configs:,} configurations x {s.replications:,} replications "
+            f"= {total:,} runs, above the ceiling of {max_runs:,}",
+            file=file,
+            field="quick.replications" if s.quick else "replications",
+            fix=f"reduce replications or the sweep, or pass --max-runs {total} to allow it",
+        )
+
+
+def _check_plots(exp: Experiment, s: _Settings, file: str) -> None:
+    """``[plots]`` names swept parameters, with numbers where an axis needs them."""
+    p = exp.plots
+    names = s.names
+    choices = ", ".join(names) or "(no swept parameters)"
+    for fld, value in (("x", p.x), ("group", p.group)):
+        if value is None or value in names or (fld == "group" and value == "placement"):
+            continue
+        raise ExperimentError(
+            f"{value!r} is not a swept or zipped parameter",
+            file=file,
+            field=f"plots.{fld}",
+            fix=f"use one of: {choices}",
+        )
+    if p.x is not None:
+        values = _values(s, p.x)
+        axis = any(k in p.kinds for k in _X_AXIS_KINDS) or p.cdf_at or p.breakdown_at
+        if axis and _value_kind(values[0]) != "number":
+            numeric = [n for n in names if _value_kind(_values(s, n)[0]) == "number"]
+            raise ExperimentError(
+                f"{p.x!r} has non-numeric values ({values[0]!r}); plots.x is a numeric axis",
+                file=file,
+                field="plots.x",
+                fix=f"use a numeric parameter ({', '.join(numeric) or 'none swept'})",
+            )
+    for v in p.cdf_at:
+        if _value_kind(v) != "number":
+            raise ExperimentError(
+                f"{v!r} is not a number", file=file, field="plots.cdf_at", fix="give values of x"
+            )
+
+
+def _values(s: _Settings, name: str) -> list[Any]:
+    return s.sweep.get(name) or s.zipped.get(name) or []
+
+
+def _base_scenario(exp: Experiment, path: Path, file: str, s: _Settings) -> _Base:
+    """The base scenario as TOML, with the experiment's flows and fixed settings."""
+    base_dir = path.resolve().parent
     if isinstance(exp.scenario, str):
         scn_path = (base_dir / exp.scenario).resolve()
         try:
@@ -232,60 +496,10 @@ def load_experiment(path: str | Path, quick: bool = False, crn: bool | None = No
             tf = f.get("trace_file")
             if isinstance(tf, str) and not Path(tf).is_absolute():
                 f["trace_file"] = str((base_dir / tf).resolve())
-    replications, duration, warmup = exp.replications, exp.duration_s, exp.warmup_s
-    sweep, zipped = dict(exp.sweep), dict(exp.zip)
-    if quick:
-        q = exp.quick
-        replications = q.replications
-        duration = q.duration_s if q.duration_s is not None else duration / 5
-        warmup = q.warmup_s if q.warmup_s is not None else warmup / 5
-        for table, base, changes in (("sweep", sweep, q.sweep), ("zip", zipped, q.zip)):
-            for k, v in changes.items():
-                if k not in base:
-                    raise ExperimentError(
-                        f"quick.{table} changes {k!r}, which {table} does not have",
-                        file=file,
-                        field=f"quick.{table}.{k}",
-                        fix=f"only override parameters of [{table}]",
-                    )
-                base[k] = v
-    if warmup >= duration:
-        raise ExperimentError(
-            f"warm-up {warmup} s is not shorter than the duration {duration} s",
-            file=file,
-            field="warmup_s",
-            fix="make warmup_s smaller than duration_s",
-        )
-    for table, params in (("sweep", sweep), ("zip", zipped)):
-        for k, v in params.items():
-            if not v:
-                from_quick = quick and k in getattr(exp.quick, table)
-                raise ExperimentError(
-                    "empty list of values",
-                    file=file,
-                    field=f"quick.{table}.{k}" if from_quick else f"{table}.{k}",
-                    fix="give at least one value, or remove the parameter",
-                )
-    if zipped and len({len(v) for v in zipped.values()}) > 1:
-        lens = ", ".join(f"{k}: {len(v)}" for k, v in zipped.items())
-        raise ExperimentError(
-            f"zipped lists differ in length ({lens})",
-            file=file,
-            field="zip",
-            fix="give every zipped parameter the same number of values",
-        )
-    dup = set(sweep) & set(zipped)
-    if dup:
-        raise ExperimentError(
-            f"{sorted(dup)[0]!r} is both swept and zipped",
-            file=file,
-            field=f"zip.{sorted(dup)[0]}",
-            fix="put it in one of the two tables",
-        )
     fixed = dict(exp.set)
-    fixed["simulation.duration_s"] = duration
-    fixed["simulation.warmup_s"] = warmup
-    placements = sweep.get("placement") or zipped.get("placement")
+    fixed["simulation.duration_s"] = s.duration_s
+    fixed["simulation.warmup_s"] = s.warmup_s
+    placements = _values(s, "placement")
     if placements:
         # endpoints for validating the base: the first placement's
         try:
@@ -298,31 +512,71 @@ def load_experiment(path: str | Path, quick: bool = False, crn: bool | None = No
                 if isinstance(f, dict) and f.get("kind") != "trace":
                     f.setdefault("src", src)
                     f.setdefault("dst", dst)
+    return _Base(scn_raw, scn_file, scn_dir, fixed)
+
+
+def _param_of(bad: str, params: Any) -> str | None:
+    """The parameter (dotted path) that a scenario error's field ``bad`` points into."""
+    names = list(params)
+    for test in (
+        lambda k: bad == k or bad.startswith(k + "."),
+        lambda k: k.startswith(bad + "."),
+        lambda k: k.split(".")[-1] == bad.split(".")[-1],
+    ):
+        found = next((k for k in names if bad and test(k)), None)
+        if found is not None:
+            return found
+    return None
+
+
+def _validate_base(exp: Experiment, base: _Base, file: str) -> Scenario:
+    """The base scenario with the fixed ``[set]`` overrides, as a Scenario.
+
+    Also builds its cluster and resolves its flows' endpoints and the explicit
+    ``[placements]``, and stores the base with the overrides applied in ``base``.
+    """
     try:
-        base = scenario_from_dict(scn_raw, scn_file, fixed, scn_dir)
+        scn = scenario_from_dict(base.raw, base.file, base.fixed, base.dir)
+        cluster = build_cluster(scn, base.file)
     except ScenarioError as err:
-        bad = err.field or ""
-        key = next(
-            (
-                k
-                for k in exp.set
-                if bad and (bad == k or bad.startswith(k + ".") or k.startswith(bad + "."))
-            ),
-            None,
+        raise _base_error(exp, err, file) from None
+    for name, p in exp.placements.items():
+        for end in ("src", "dst"):
+            try:
+                endpoint(cluster, getattr(p, end))
+            except UserError as err:
+                raise ExperimentError(
+                    err.problem, file=file, field=f"placements.{name}.{end}", fix=err.fix
+                ) from None
+    try:
+        _check_endpoints(cluster, scn)
+    except UserError as err:
+        raise _base_error(exp, err, file) from None
+    base.applied = json.loads(json.dumps(base.raw))
+    for k, v in base.fixed.items():
+        set_dotted(base.applied, k, v, file, ExperimentError)
+    return scn
+
+
+def _base_error(exp: Experiment, err: UserError, file: str) -> ExperimentError:
+    """An error of the base scenario, blamed on ``[set]``, the flows or the scenario."""
+    key = _param_of(err.field or "", exp.set)
+    if key is not None:
+        return ExperimentError(
+            f"set {key!r} = {exp.set[key]!r}: {err.field}: {err.problem}",
+            file=file,
+            field=f"set.{key}",
+            fix=err.fix or "use a scenario field path like flows.NAME.load",
         )
-        if key is not None:
-            raise ExperimentError(
-                f"set {key!r} = {exp.set[key]!r}: {bad}: {err.problem}",
-                file=file,
-                field=f"set.{key}",
-                fix=err.fix or "use a scenario field path like flows.NAME.load",
-            ) from None
-        if exp.flows is not None and (err.field or "").startswith("flows"):
-            raise ExperimentError(err.problem, file=file, field=err.field, fix=err.fix) from None
-        raise ExperimentError(
-            f"base scenario: {err}", file=file, field="scenario", fix="correct the scenario"
-        ) from None
-    flow_names = tuple(f.name for f in base.flows)
+    if exp.flows is not None and (err.field or "").startswith("flows"):
+        return ExperimentError(err.problem, file=file, field=err.field, fix=err.fix)
+    return ExperimentError(
+        f"base scenario: {err}", file=file, field="scenario", fix="correct the scenario"
+    )
+
+
+def _measured_flows(exp: Experiment, scn: Scenario, file: str) -> tuple[str, ...]:
+    flow_names = tuple(f.name for f in scn.flows)
     measured = exp.placement_flows or flow_names
     for name in measured:
         if name not in flow_names:
@@ -339,57 +593,117 @@ def load_experiment(path: str | Path, quick: bool = False, crn: bool | None = No
             field="flows",
             fix="add [[flows]] to the experiment",
         )
-    names = tuple(sweep) + tuple(zipped)
-    grid = list(itertools.product(*sweep.values())) if sweep else [()]
-    zrows = list(zip(*zipped.values(), strict=True)) if zipped else [()]
-    configs = []
-    for g in grid:
-        for z in zrows:
-            configs.append(dict(zip(names, (*g, *z), strict=True)))
-    base_raw = json.loads(json.dumps(scn_raw))
-    for k, v in fixed.items():
-        set_dotted(base_raw, k, v, file, ExperimentError)
-    prepared = []
-    for params in configs:
-        field_of = next(iter(params), "sweep")
-        try:
-            raw_c, overrides, flows = _apply_config(exp, base, base_raw, params, measured)
-        except ValueError as err:
-            key = "placement" if "placement" in params else "pod_pairs"
-            table = "sweep" if key in sweep else "zip"
-            raise ExperimentError(
-                str(err), file=file, field=f"{table}.{key}", fix="pick a valid value"
-            ) from None
-        try:
-            scenario_from_dict(raw_c, scn_file, overrides, scn_dir)
-        except ScenarioError as err:
-            bad = err.field or field_of
-            param = next((k for k in params if bad == k or bad.startswith(k + ".")), None)
-            if param is None:
-                param = next((k for k in params if k.startswith(bad + ".")), None)
-            if param is None:
-                param = next((k for k in params if k.split(".")[-1] == bad.split(".")[-1]), None)
-            table = "sweep" if (param or field_of) in sweep else "zip"
-            problem = err.problem
-            if err.field and err.field not in problem:
-                problem = f"{err.field}: {problem}"
-            raise ExperimentError(
-                f"parameter {param or field_of!r} = {params.get(param or field_of)!r}: {problem}",
-                file=file,
-                field=f"{table}.{param or field_of}",
-                fix=err.fix or "use a scenario field path like flows.NAME.load",
-            ) from None
-        prepared.append((params, raw_c, overrides, flows))
+    return tuple(measured)
+
+
+def _configs(s: _Settings) -> list[dict[str, Any]]:
+    """Every configuration: the sweep's grid, each row of the zipped lists."""
+    grid = list(itertools.product(*s.sweep.values())) if s.sweep else [()]
+    zrows = list(zip(*s.zipped.values(), strict=True)) if s.zipped else [()]
+    return [dict(zip(s.names, (*g, *z), strict=True)) for g in grid for z in zrows]
+
+
+def _prepare_config(
+    exp: Experiment,
+    scn: Scenario,
+    base: _Base,
+    params: dict[str, Any],
+    measured: tuple[str, ...],
+    s: _Settings,
+    file: str,
+) -> tuple[dict, dict, dict[str, Any], tuple[str, ...]]:
+    """One configuration's raw scenario, overrides and measured flows, validated whole.
+
+    The scenario is validated and its cluster built (addresses, routes); every
+    flow's endpoints are resolved, and the per-run work check runs, so that a
+    mistake stops the batch before its first run.
+    """
+    try:
+        raw_c, overrides, flows = _apply_config(exp, scn, base.applied, params, measured)
+    except ValueError as err:
+        key = "placement" if "placement" in params else "pod_pairs"
+        raise ExperimentError(
+            str(err), file=file, field=f"{s.table_of(key)}.{key}", fix="pick a valid value"
+        ) from None
+    try:
+        scn_c = scenario_from_dict(raw_c, base.file, overrides, base.dir)
+        cluster = build_cluster(scn_c, base.file)
+        _check_endpoints(cluster, scn_c)
+        check_run_work(scn_c, cluster, base.file)
+    except UserError as err:
+        raise _config_error(err, params, s, file) from None
+    return params, raw_c, overrides, flows
+
+
+def _check_endpoints(cluster: Cluster, scn: Scenario) -> None:
+    """Every non-trace flow's source and destination name something in the cluster."""
+    for i, f in enumerate(scn.flows):
+        if f.kind == "trace":
+            continue
+        for end in ("src", "dst"):
+            try:
+                endpoint(cluster, getattr(f, end))
+            except UserError as err:
+                err.field = f"flows.{i}.{end}"
+                raise
+
+
+def check_run_work(scn: Scenario, cluster: Cluster, file: str) -> None:
+    """HOOK: the per-run work check of one configuration, called before any run.
+
+    The batch calls this once per configuration (every replication of it does
+    the same work) while validating the experiment. It is where the per-run work
+    estimate (packets = rate x duration per flow, hop records; see
+    ``sim/engine/budget.py``) raises its one-line error past the ceiling. It does
+    nothing until that estimate is wired in.
+
+    Raises
+    ------
+    UserError
+        The run's estimated work is past its ceiling.
+    """
+    return None
+
+
+def _config_error(
+    err: UserError, params: dict[str, Any], s: _Settings, file: str
+) -> ExperimentError:
+    """A configuration's scenario error, blamed on the parameter that made it."""
+    bad = err.field or ""
+    param = _param_of(bad, params)
+    if param is None:
+        special = [k for k in SPECIAL_PARAMS if k in params]
+        param = special[-1] if special else next(iter(params), None)
+    problem = err.problem
+    if err.field and err.field not in problem:
+        problem = f"{err.field}: {problem}"
+    if param is None:
+        return ExperimentError(
+            f"base scenario: {problem}", file=file, field="scenario", fix=err.fix
+        )
+    return ExperimentError(
+        f"parameter {param!r} = {params[param]!r}: {problem}",
+        file=file,
+        field=f"{s.table_of(param)}.{param}",
+        fix=err.fix or "use a scenario field path like flows.NAME.load",
+    )
+
+
+def _make_runs(
+    exp: Experiment, prepared: list, s: _Settings, crn: bool | None, base: _Base
+) -> list[RunSpec]:
+    """One run spec per configuration and replication, with its seed and fingerprint."""
     root = np.random.SeedSequence(exp.seed)
-    rep_seeds = [int(c.generate_state(1)[0]) for c in root.spawn(replications)]
+    rep_seeds = [int(c.generate_state(1)[0]) for c in root.spawn(s.replications)]
+    common = exp.common_random_numbers if crn is None else crn
     runs = []
     for ci, (params, raw_c, overrides, flows) in enumerate(prepared):
-        if exp.common_random_numbers if crn is None else crn:
+        if common:
             seeds = rep_seeds
         else:
             ss = np.random.SeedSequence(exp.seed, spawn_key=(ci + 1,))
-            seeds = [int(c.generate_state(1)[0]) for c in ss.spawn(replications)]
-        for rep in range(replications):
+            seeds = [int(c.generate_state(1)[0]) for c in ss.spawn(s.replications)]
+        for rep in range(s.replications):
             spec = RunSpec(
                 run_id=f"c{ci:03d}-r{rep:02d}",
                 config_index=ci,
@@ -398,26 +712,17 @@ def load_experiment(path: str | Path, quick: bool = False, crn: bool | None = No
                 seed=seeds[rep],
                 scenario_raw=raw_c,
                 overrides=overrides,
-                base_dir=str(scn_dir),
-                file=scn_file,
-                duration_s=duration,
-                warmup_s=warmup,
+                base_dir=str(base.dir),
+                file=base.file,
+                duration_s=s.duration_s,
+                warmup_s=s.warmup_s,
                 measured_flows=flows,
             )
             fp = _fingerprint(
-                [params, spec.seed, raw_c, overrides, duration, warmup, flows, rep, ci]
+                [params, spec.seed, raw_c, overrides, s.duration_s, s.warmup_s, flows, rep, ci]
             )
             runs.append(_with_fp(spec, fp))
-    text = Path(path).read_bytes()
-    return Batch(
-        experiment=exp,
-        file=file,
-        file_sha256=hashlib.sha256(text).hexdigest(),
-        param_names=names,
-        configs=tuple(configs),
-        runs=tuple(runs),
-        quick=quick,
-    )
+    return runs
 
 
 def _with_fp(spec: RunSpec, fp: str) -> RunSpec:

@@ -21,8 +21,9 @@ import json
 import math
 import os
 import platform
-import shutil
 import subprocess
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,22 @@ import sim
 from sim.errors import UserError
 
 from .expand import Batch, RunSpec
+from .files import (
+    LOCK,
+    MARKER,
+    RUN_FILE,
+    ResultsLock,
+    atomic_write,
+    atomic_write_text,
+    is_ours,
+    mark_ours,
+    remove_ours,
+    remove_temporaries,
+    write_error,
+)
+from .schema import ID_COLUMNS, read_stored_run, row_mismatch
 
 SCHEMA_VERSION = 1
-ID_COLUMNS = ("run_id", "config", "replication", "seed")
 
 
 def _json_default(o: Any) -> Any:
@@ -54,44 +68,96 @@ class ResultStore:
     ----------
     root : Path
         The results directory.
+    warn : callable, optional
+        Receives warnings (a lock taken over, a damaged run moved aside).
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, warn: Callable[[str], None] | None = None) -> None:
         self.root = Path(root)
         self.runs_dir = self.root / "runs"
+        self.warn = warn or _warn
+        self.lock = ResultsLock(self.root)
 
     def prepare(self, resume: bool, force: bool) -> None:
-        """Create the directory; refuse to overwrite results unless asked.
+        """Create or take the directory and lock it; refuse to overwrite results unless asked.
 
         Raises
         ------
         UserError
-            DIR holds results and neither ``resume`` nor ``force`` was given.
+            DIR is locked by a live batch, was not made by podnetsim, holds results
+            and neither ``resume`` nor ``force`` was given, or cannot be written.
         """
-        if self.root.exists() and any(self.root.iterdir()):
-            if force:
-                looks_like_results = (self.root / "manifest.json").exists() or (
-                    self.runs_dir.is_dir()
-                )
-                if not looks_like_results:
-                    raise UserError(
-                        f"--force would delete {str(self.root)!r}, which is not a podnetsim "
-                        "results directory (no manifest.json or runs/)",
-                        field="--out",
-                        fix="choose an empty or new --out directory",
-                    )
-                shutil.rmtree(self.root)
-            elif not resume:
+        self._refuse_foreign(resume, force)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(self.root, exc) from None
+        self.lock.acquire(self.warn)
+        try:
+            self._refuse_foreign(resume, force, ignore=(LOCK,))
+            if not is_ours(self.root):
+                mark_ours(self.root)
+            if self._holds_results() and not (resume or force):
                 raise UserError(
                     f"results directory {str(self.root)!r} is not empty",
                     field="--out",
                     fix="pass --resume to finish that batch, --force to replace it, "
                     "or choose another --out",
                 )
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
+            if force:
+                remove_ours(self.root)
+            remove_temporaries(self.root)
+            self._make_runs_dir()
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Unlock the directory (the batch is over)."""
+        self.lock.release()
+
+    def _refuse_foreign(self, resume: bool, force: bool, ignore: tuple[str, ...] = ()) -> None:
+        """A non-empty directory podnetsim did not create is never written or cleared."""
+        if not self.root.is_dir() or is_ours(self.root):
+            if self.root.exists() and not self.root.is_dir():
+                raise UserError(
+                    f"{str(self.root)!r} is a file, not a directory",
+                    field="--out",
+                    fix="choose a new or empty --out directory",
+                )
+            return
+        if any(p.name not in ignore for p in self.root.iterdir()):
+            what = "--force would delete in" if force else "podnetsim would write into"
+            raise UserError(
+                f"{what} {str(self.root)!r}, which is not empty and was not created by "
+                f"podnetsim (no {MARKER} file); --resume and --force only act on podnetsim "
+                "results directories",
+                field="--out",
+                fix="choose an empty or new --out directory",
+            )
+
+    def _holds_results(self) -> bool:
+        names = {p.name for p in self.root.iterdir()} - {MARKER, LOCK}
+        return bool(names)
+
+    def _make_runs_dir(self) -> None:
+        if self.runs_dir.exists() and not self.runs_dir.is_dir():
+            raise UserError(
+                f"{str(self.runs_dir)!r} is a file, but a results directory keeps its runs "
+                "in a directory of that name",
+                field="--out",
+                fix="move that file away, or choose another --out",
+            )
+        try:
+            self.runs_dir.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise write_error(self.runs_dir, exc) from None
 
     def finished(self, batch: Batch) -> dict[str, dict]:
         """Rows of runs already stored that belong to ``batch``.
+
+        A stored run that does not fit its schema, or is not the run its name
+        says, is moved to ``runs/damaged/`` with a warning (it will run again).
 
         Raises
         ------
@@ -100,28 +166,44 @@ class ResultStore:
         """
         want = {r.run_id: r for r in batch.runs}
         out: dict[str, dict] = {}
-        for p in sorted(self.runs_dir.glob("*.json")):
-            try:
-                rec = json.loads(p.read_text())
-            except (OSError, json.JSONDecodeError):
-                p.unlink()  # a torn write cannot happen (atomic rename); be safe anyway
+        for p in sorted(self.runs_dir.iterdir()):
+            if not RUN_FILE.fullmatch(p.name):
+                continue  # not a run file (damaged/, temporaries, the user's own files)
+            spec = want.get(p.stem)
+            if spec is None:
+                raise _different_experiment(p)
+            rec, why = read_stored_run(p)
+            mine = rec is not None and rec["run_id"] == spec.run_id
+            if mine and rec["fingerprint"] != spec.fingerprint:
+                raise _different_experiment(p)
+            if rec is not None:
+                why = row_mismatch(rec, spec, p.name)
+            if why is not None:
+                self._set_aside(p, why)
                 continue
-            spec = want.get(rec.get("run_id"))
-            if spec is None or rec.get("fingerprint") != spec.fingerprint:
-                raise UserError(
-                    f"{p} was made by a different experiment or settings (e.g. --quick)",
-                    field="--resume",
-                    fix="resume with the same file and flags, or use --force to start over",
-                )
             out[spec.run_id] = rec["row"]
         return out
+
+    def _set_aside(self, p: Path, why: str) -> None:
+        """Move a damaged run file to runs/damaged/ (never over another one)."""
+        damaged = self.runs_dir / "damaged"
+        try:
+            damaged.mkdir(exist_ok=True)
+            dest = damaged / p.name
+            n = 0
+            while dest.exists():
+                n += 1
+                dest = damaged / f"{p.name}.{n}"
+            os.replace(p, dest)
+        except OSError as exc:
+            raise write_error(p, exc) from None
+        self.warn(f"{p} is damaged ({why}); moved to {dest}, the run will be done again")
 
     def save_run(self, spec: RunSpec, row: dict) -> None:
         """Store one finished run atomically (write to a temporary file, rename)."""
         rec = {"run_id": spec.run_id, "fingerprint": spec.fingerprint, "row": row}
-        tmp = self.runs_dir / f".{spec.run_id}.json.tmp"
-        tmp.write_text(json.dumps(rec, default=_json_default, allow_nan=True))
-        os.replace(tmp, self.runs_dir / f"{spec.run_id}.json")
+        text = json.dumps(rec, default=_json_default, allow_nan=True)
+        atomic_write_text(self.runs_dir / f"{spec.run_id}.json", text)
 
     # -- tables ----------------------------------------------------------------------
     def runs_frame(self, batch: Batch, rows: dict[str, dict]) -> pd.DataFrame:
@@ -139,10 +221,14 @@ class ResultStore:
 
     def write_tables(self, batch: Batch, df: pd.DataFrame) -> None:
         """Write runs.parquet, runs.csv and summary.csv."""
-        df.to_parquet(self.root / "runs.parquet", index=False)
-        df.to_csv(self.root / "runs.csv", index=False, float_format="%.9g")
-        summarize_configs(batch, df).to_csv(
-            self.root / "summary.csv", index=False, float_format="%.9g"
+        summary = summarize_configs(batch, df)
+        atomic_write(self.root / "runs.parquet", lambda t: df.to_parquet(t, index=False))
+        atomic_write(
+            self.root / "runs.csv", lambda t: df.to_csv(t, index=False, float_format="%.9g")
+        )
+        atomic_write(
+            self.root / "summary.csv",
+            lambda t: summary.to_csv(t, index=False, float_format="%.9g"),
         )
 
     def write_manifest(self, batch: Batch, started: str, n_runs: int, extra: dict) -> None:
@@ -171,7 +257,19 @@ class ResultStore:
             "plots": batch.experiment.plots.model_dump(mode="json"),
             **extra,
         }
-        (self.root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        atomic_write_text(self.root / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, stacklevel=3)
+
+
+def _different_experiment(p: Path) -> UserError:
+    return UserError(
+        f"{p} was made by a different experiment or settings (e.g. --quick)",
+        field="--resume",
+        fix="resume with the same file and flags, or use --force to start over",
+    )
 
 
 def now_utc() -> str:

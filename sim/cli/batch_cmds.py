@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -57,6 +58,7 @@ class _Progress:
     def stop(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+            self.bar = None
 
 
 @click.command()
@@ -94,6 +96,17 @@ class _Progress:
     metavar="N",
     help="Run on a local Dask cluster of N workers (its dashboard address is printed).",
 )
+@click.option(
+    "--max-runs",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Allow up to N runs (configurations x replications; default 10,000).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Validate the experiment and list the runs it would do; run nothing.",
+)
 def run(
     experiment: str,
     out: str | None,
@@ -105,6 +118,8 @@ def run(
     independent_streams: bool,
     scheduler: str | None,
     dask_local: int | None,
+    max_runs: int | None,
+    dry_run: bool,
 ) -> None:
     """Run the batch of EXPERIMENT and write tables, summary, manifest and plots."""
     from sim.batch import run_experiment
@@ -125,36 +140,67 @@ def run(
             field="--jobs",
             fix="drop --jobs, or size the cluster: --dask-local N or more `dask worker`s",
         )
+    if dry_run:
+        _dry_run(experiment, quick, independent_streams, max_runs)
+        return
+    opts = {
+        "resume": resume,
+        "force": force,
+        "quick": quick,
+        "plots": not no_plots,
+        "crn": False if independent_streams else None,
+        "max_runs": max_runs,
+        "on_warning": _warn,
+    }
     if scheduler or dask_local:
-        _run_on_dask(
-            experiment,
-            out,
-            resume,
-            force,
-            quick,
-            no_plots,
-            independent_streams,
-            scheduler,
-            dask_local,
-        )
+        _run_on_dask(experiment, out, opts, scheduler, dask_local)
         return
     progress = _Progress(f"podnetsim run {experiment}")
-    try:
+    with _interrupts(progress):
         rep = run_experiment(
-            experiment,
-            out,
-            jobs=jobs,
-            resume=resume,
-            force=force,
-            quick=quick,
-            plots=not no_plots,
-            crn=False if independent_streams else None,
-            on_start=progress.start,
-            on_done=progress.step,
+            experiment, out, jobs=jobs, on_start=progress.start, on_done=progress.step, **opts
         )
+    _finish(rep)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+@contextlib.contextmanager
+def _interrupts(progress: _Progress):
+    """Stop the progress bar; an interrupted batch prints one line and exits 130/143."""
+    from sim.batch.driver import BatchInterrupted
+
+    try:
+        yield
+    except BatchInterrupted as exc:
+        progress.stop()
+        where = f" in {exc.out}/runs" if exc.out is not None else ""
+        click.echo(
+            f"interrupted by {exc}: {exc.kept} finished runs kept{where}; "
+            "run again with --resume to finish the batch",
+            err=True,
+        )
+        sys.exit(exc.exit_code)
     finally:
         progress.stop()
-    _finish(rep)
+
+
+def _dry_run(experiment: str, quick: bool, independent_streams: bool, max_runs: int | None) -> None:
+    """List the runs of the batch, one line each, with parameter values and seed."""
+    from sim.batch import load_experiment
+
+    crn = False if independent_streams else None
+    batch = load_experiment(experiment, quick=quick, crn=crn, max_runs=max_runs)
+    for r in batch.runs:
+        values = "  ".join(f"{k}={v}" for k, v in r.params.items())
+        click.echo(f"{r.run_id}  {values}  seed={r.seed}".replace("    ", "  "))
+    click.echo(
+        f"{len(batch.runs)} runs: {len(batch.configs)} configurations x "
+        f"{len(batch.runs) // max(1, len(batch.configs))} replications, "
+        f"{batch.runs[0].duration_s} s simulated each (dry run: nothing was run)"
+    )
 
 
 def _finish(rep) -> None:
@@ -169,9 +215,7 @@ def _finish(rep) -> None:
         sys.exit(EXIT_FAILED)
 
 
-def _run_on_dask(
-    experiment, out, resume, force, quick, no_plots, independent_streams, scheduler, dask_local
-) -> None:
+def _run_on_dask(experiment, out, opts: dict, scheduler, dask_local) -> None:
     from sim.batch import run_experiment
     from sim.batch.dask_executor import dask_client, run_dask
 
@@ -187,22 +231,16 @@ def _run_on_dask(
             )
         progress = _Progress(f"podnetsim run {experiment} (dask)")
         info = {"kind": "dask", "scheduler": scheduler, "local_workers": dask_local}
-        try:
+        with _interrupts(progress):
             rep = run_experiment(
                 experiment,
                 out,
-                resume=resume,
-                force=force,
-                quick=quick,
-                plots=not no_plots,
-                crn=False if independent_streams else None,
                 executor=lambda specs: run_dask(specs, client),
                 executor_info=info,
                 on_start=progress.start,
                 on_done=progress.step,
+                **opts,
             )
-        finally:
-            progress.stop()
     _finish(rep)
 
 

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from sim.batch.files import atomic_write, write_error  # noqa: E402
 from sim.batch.store import ci_halfwidth  # noqa: E402
 from sim.errors import UserError  # noqa: E402
 
@@ -49,14 +50,28 @@ def _plain_log(ax, axis: str = "y") -> None:
 
 
 def _save(fig, out: Path, name: str) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    """Write ``name``.png and .svg atomically (a failed write leaves no partial file)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        plt.close(fig)
+        raise write_error(out, exc) from None
     paths = [out / f"{name}.png", out / f"{name}.svg"]
     fig.tight_layout()
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight", metadata={"Software": None})
-    # no date and a fixed id salt: the same results give byte-identical SVGs
-    with plt.rc_context({"svg.hashsalt": "podnetsim"}):
-        fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
+
+    def png(tmp: Path) -> None:
+        fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+
+    def svg(tmp: Path) -> None:
+        # no date and a fixed id salt: the same results give byte-identical SVGs
+        with plt.rc_context({"svg.hashsalt": "podnetsim"}):
+            fig.savefig(tmp, format="svg", bbox_inches="tight", metadata={"Date": None})
+
+    try:
+        atomic_write(paths[0], png)
+        atomic_write(paths[1], svg)
+    finally:
+        plt.close(fig)
     return paths
 
 
@@ -308,26 +323,17 @@ def draw_all(results_dir: str | Path) -> list[Path]:
     Raises
     ------
     UserError
-        The directory holds no results.
+        The directory holds no results, or damaged ones (one line naming the file).
     """
     root = Path(results_dir)
-    runs, manifest_p = root / "runs.parquet", root / "manifest.json"
-    if not runs.exists() or not manifest_p.exists():
-        raise UserError(
-            f"{str(root)!r} holds no results (runs.parquet and manifest.json)",
-            field="DIR",
-            fix="give the --out directory of a finished `podnetsim run`",
-        )
-    df = pd.read_parquet(runs)
-    manifest = json.loads(manifest_p.read_text())
-    spec = manifest.get("plots", {})
-    params = list(manifest.get("parameters", []))
-    numeric = [
-        p
-        for p in params
-        if p != spec.get("group", "placement") and pd.api.types.is_numeric_dtype(df[p])
-    ]
+    df, manifest = read_results(root)
+    spec = manifest["plots"]
+    params = manifest["parameters"]
+    group = spec.get("group", "placement")
+    numeric = [p for p in params if p != group and pd.api.types.is_numeric_dtype(df[p])]
     x = spec.get("x") or (numeric[0] if numeric else None)
+    if x is not None and not pd.api.types.is_numeric_dtype(df[x]):
+        raise _damaged(root / "manifest.json", f"plots.x {x!r} has non-numeric values", "plots.x")
     xlabel = _label(x, spec.get("x_label")) if x else ""
     out = root / "plots"
     kinds = spec.get("kinds", [])
@@ -346,3 +352,82 @@ def draw_all(results_dir: str | Path) -> list[Path]:
     if "station-breakdown" in kinds:
         made += station_breakdown(df, params, x, xlabel, manifest, out, spec.get("breakdown_at"))
     return made
+
+
+#: Columns every runs table has that the plots read.
+_NEEDED = ("config", "latency_mean_us", "latency_p99_us", "throughput_gbps", "drop_rate", "path")
+
+
+def read_results(root: Path) -> tuple[pd.DataFrame, dict]:
+    """The runs table and manifest of a results directory, checked for what plots use.
+
+    Raises
+    ------
+    UserError
+        Missing, unreadable, empty or inconsistent files.
+    """
+    runs, manifest_p = root / "runs.parquet", root / "manifest.json"
+    if not runs.is_file() or not manifest_p.is_file():
+        raise UserError(
+            f"{str(root)!r} holds no results (runs.parquet and manifest.json)",
+            field="DIR",
+            fix="give the --out directory of a finished `podnetsim run`",
+        )
+    manifest = _read_manifest(manifest_p)
+    try:
+        df = pd.read_parquet(runs)
+    except Exception as exc:  # pyarrow raises many types for a damaged file
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _damaged(runs, f"cannot be read ({reason})") from None
+    if df.empty:
+        raise _damaged(runs, "holds no runs")
+    missing = [c for c in (*_NEEDED, *manifest["parameters"]) if c not in df.columns]
+    if missing:
+        raise _damaged(runs, f"has no column {missing[0]!r}")
+    x = manifest["plots"].get("x")
+    if x is not None and x not in manifest["parameters"]:
+        names = ", ".join(manifest["parameters"]) or "none"
+        raise _damaged(
+            manifest_p, f"plots.x {x!r} is not a parameter (parameters: {names})", "plots.x"
+        )
+    return df, manifest
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise _damaged(path, f"is not readable JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise _damaged(path, "is not a JSON object")
+    plots, params = manifest.get("plots", {}), manifest.get("parameters", [])
+    if not isinstance(plots, dict):
+        raise _damaged(path, "plots is not an object", "plots")
+    if not (isinstance(params, list) and all(isinstance(p, str) for p in params)):
+        raise _damaged(path, "parameters is not a list of names", "parameters")
+    checks = (
+        ("kinds", lambda v: isinstance(v, list), "a list"),
+        ("x", lambda v: v is None or isinstance(v, str), "a parameter name"),
+        ("cdf_at", lambda v: isinstance(v, list) and all(_is_num(a) for a in v), "numbers"),
+        ("breakdown_at", lambda v: v is None or _is_num(v), "a number"),
+        ("log_latency", lambda v: isinstance(v, bool), "true or false"),
+    )
+    for key, ok, what in checks:
+        if key in plots and not ok(plots[key]):
+            raise _damaged(path, f"plots.{key} is not {what}", f"plots.{key}")
+    manifest.setdefault("experiment", path.parent.name)
+    return {**manifest, "plots": plots, "parameters": params}
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _damaged(path: Path, problem: str, field: str | None = None) -> UserError:
+    return UserError(
+        problem,
+        file=str(path),
+        field=field,
+        fix="run the batch again (podnetsim run EXPERIMENT --out DIR --resume rewrites "
+        "the tables and manifest)",
+    )

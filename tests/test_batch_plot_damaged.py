@@ -1,0 +1,129 @@
+"""``podnetsim plot`` on a damaged results directory: one line naming the file, exit 2,
+no traceback, no plot written (issue 9)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from sim.batch import run_experiment
+from sim.cli.main import cli
+
+SMALL = Path(__file__).resolve().parent / "data" / "batch" / "small.toml"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ref") / "res"
+    run_experiment(SMALL, out, plots=False)
+    return out
+
+
+def _manifest(edit):
+    def damage(root: Path) -> None:
+        m = json.loads((root / "manifest.json").read_text())
+        edit(m)
+        (root / "manifest.json").write_text(json.dumps(m))
+
+    return damage
+
+
+def _frame(edit):
+    def damage(root: Path) -> None:
+        df = pd.read_parquet(root / "runs.parquet")
+        edit(df).to_parquet(root / "runs.parquet")
+
+    return damage
+
+
+#: case -> (damage, file named in the message, words)
+CASES = {
+    "manifest-not-json": (
+        lambda r: (r / "manifest.json").write_text("{oops"),
+        "manifest.json",
+        ["not readable JSON"],
+    ),
+    "manifest-not-utf8": (
+        lambda r: (r / "manifest.json").write_bytes(b"\xff\xfe{}"),
+        "manifest.json",
+        ["not readable JSON"],
+    ),
+    "manifest-a-list": (
+        lambda r: (r / "manifest.json").write_text("[]"),
+        "manifest.json",
+        ["not a JSON object"],
+    ),
+    "manifest-parameters": (
+        _manifest(lambda m: m.update(parameters="placement")),
+        "manifest.json",
+        ["parameters"],
+    ),
+    "manifest-plots-x-unknown": (
+        _manifest(lambda m: m["plots"].update(x="flows.probe.rate_gbp")),
+        "manifest.json",
+        ["plots.x", "'flows.probe.rate_gbp'", "flows.probe.rate_gbps"],
+    ),
+    "manifest-plots-x-not-numeric": (
+        _manifest(lambda m: m["plots"].update(x="placement")),
+        "manifest.json",
+        ["plots.x", "non-numeric"],
+    ),
+    "manifest-cdf-at-strings": (
+        _manifest(lambda m: m["plots"].update(cdf_at=["low"])),
+        "manifest.json",
+        ["plots.cdf_at"],
+    ),
+    "manifest-plots-not-object": (
+        _manifest(lambda m: m.update(plots=[1])),
+        "manifest.json",
+        ["plots"],
+    ),
+    "parquet-garbage": (
+        lambda r: (r / "runs.parquet").write_bytes(b"PAR1 this is not parquet"),
+        "runs.parquet",
+        ["cannot be read"],
+    ),
+    "parquet-zero-bytes": (
+        lambda r: (r / "runs.parquet").write_bytes(b""),
+        "runs.parquet",
+        ["cannot be read"],
+    ),
+    "parquet-no-rows": (
+        _frame(lambda df: df.iloc[0:0]),
+        "runs.parquet",
+        ["holds no runs"],
+    ),
+    "parquet-missing-parameter": (
+        _frame(lambda df: df.drop(columns=["placement"])),
+        "runs.parquet",
+        ["'placement'"],
+    ),
+    "parquet-is-directory": (
+        lambda r: ((r / "runs.parquet").unlink(), (r / "runs.parquet").mkdir()),
+        "",
+        ["no results"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_plot_on_damaged_results_is_one_line(tmp_path, reference, case: str) -> None:
+    root = tmp_path / "res"
+    shutil.copytree(reference, root)
+    damage, name, words = CASES[case]
+    damage(root)
+    res = CliRunner().invoke(cli, ["plot", str(root)])
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert str(root / name) in lines[0], lines[0]
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    assert not (root / "plots").exists()
+    assert res.stdout == ""
