@@ -156,7 +156,7 @@ def _measured(replica, overrides, build_it: bool, **kw):
     from sim.testbed.measure import measure_replica
     from sim.testbed.replica import build, verify
 
-    netns.require(("ip", "nft", "sysctl", "taskset", "sockperf"))
+    netns.require(("ip", "nft", "sysctl", "taskset", "chrt", "sockperf"))
     prefix, file = replica.prefix, replica.cluster.file
     built = not netns.list_namespaces(prefix)
     if built and not build_it:

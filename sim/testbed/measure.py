@@ -97,7 +97,12 @@ def _rtt(replica, cases, repeats, duration_s, payload_bytes, busy, say) -> dict[
             src_ns, dst_ns, addr = _target(replica, src, dst)
             try:
                 res = sockperf_rtt(
-                    src_ns, dst_ns, addr, duration_s=duration_s, payload_bytes=payload_bytes
+                    src_ns,
+                    dst_ns,
+                    addr,
+                    duration_s=duration_s,
+                    payload_bytes=payload_bytes,
+                    busy_poll=busy,
                 )
             except ProbeError as err:
                 res = {"error": str(err)}
@@ -190,8 +195,7 @@ def measure_replica(
     t0, cl = time.monotonic(), replica.cluster
     machine = _machine()
     if busy_poll is None and cases != ():
-        busy_poll = busy_poll_works(replica.namespace(cl.plan.pods[0].name))
-        say(f"busy-polling {'works' if busy_poll else 'starves (loaded CPUs): blocking sockets'}")
+        busy_poll = busy_poll_works()
     rtt = (
         _rtt(replica, cases, repeats, duration_s, payload_bytes, busy_poll, say)
         if cases != ()
@@ -220,6 +224,7 @@ def measure_replica(
             ip_bytes=payload_bytes + IP_UDP_HEADER_BYTES,
             duration_s=duration_s,
             repeats=repeats,
+            busy_poll=bool(busy_poll),
         ),
         machine=machine,
         rtt=rtt,

@@ -32,6 +32,7 @@ _FIXES = {
     "ip": "apt-get install -y iproute2",
     "nft": "apt-get update && apt-get install -y nftables",
     "taskset": "apt-get install -y util-linux",
+    "chrt": "apt-get install -y util-linux",
     "sysctl": "apt-get install -y procps",
     "sockperf": "apt-get update && apt-get install -y sockperf",
 }

@@ -4,7 +4,9 @@
 ping-pong: one message in flight, the server echoes it, the client times each
 round trip (``--full-rtt``) and prints percentiles. Both ends use non-blocking
 sockets in a busy loop (``--nonblocked``), so neither sleeps in the kernel
-between messages, and are pinned to different CPUs with ``taskset``. What is
+between messages, and are pinned to different CPUs with ``taskset``. With a
+single CPU (:func:`busy_poll_works`) both ends block on it at real-time
+priority instead. What is
 left of the tool's own software cost per round trip is the model's endpoint
 term (``sim.validate.calibrate``).
 """
@@ -13,21 +15,18 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import subprocess
 import time
 
 from sim.testbed.errors import ProbeError, one_line
 
-__all__ = ["BUSY_POLL_MIN_EFFICIENCY", "SOCKPERF_PORT", "busy_poll_works", "sockperf_rtt"]
+__all__ = ["SOCKPERF_PORT", "busy_poll_works", "sockperf_rtt"]
 
 SOCKPERF_PORT = 11111
 """UDP port of the sockperf server (sockperf's default)."""
 
-BUSY_POLL_MIN_EFFICIENCY = 0.25
-"""Least share of a busy-polling run spent in typical round trips (samples x p50
-/ duration) for busy-polling to count as working: below it the pollers are
-descheduled by other work on their CPUs, and blocking sockets measure better."""
+RT_PRIORITY = 20
+"""SCHED_FIFO priority of blocking sockperf ends (``chrt(1)``; 1-99, kernel threads use 50)."""
 
 _PERCENTILE = re.compile(r"percentile\s+(\d+\.\d+)\s*=\s*([\d.]+)")
 _OBSERVATIONS = re.compile(r"Total (\d+) observations")
@@ -39,25 +38,29 @@ def _cpus(busy_poll: bool) -> tuple[int, int]:
     return cpus[0], cpus[-1] if busy_poll else cpus[0]
 
 
-def _in_ns(ns: str | None, cpu: int, args: list[str]) -> list[str]:
+def _in_ns(ns: str | None, cpu: int, args: list[str], busy_poll: bool) -> list[str]:
     pre = ["ip", "netns", "exec", ns] if ns else []
-    return [*pre, "taskset", "-c", str(cpu), "sockperf", *args]
+    # Blocking ends hand off by wake-ups on one CPU; real-time priority keeps other
+    # work on that CPU from delaying them (they sleep between messages, so softirq
+    # work is never starved). Spinning ends stay at normal priority: at real-time
+    # priority they would starve the softirq threads on their CPUs.
+    rt = [] if busy_poll else ["chrt", "--fifo", str(RT_PRIORITY)]
+    return [*pre, *rt, "taskset", "-c", str(cpu), "sockperf", *args]
 
 
 def _wait_ready(server: subprocess.Popen, ns: str | None, timeout_s: float = 10.0) -> None:
-    """Wait for the server's "Warmup stage" line (printed once its socket is bound)."""
-    deadline, seen = time.monotonic() + timeout_s, ""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([server.stdout], [], [], max(0.0, deadline - time.monotonic()))
-        line = server.stdout.readline() if ready else ""
-        seen += line
-        if "Warmup" in line:
+    """Wait until the server's UDP socket is bound (``ss``; its stdout is block-buffered)."""
+    pre = ["ip", "netns", "exec", ns] if ns else []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and server.poll() is None:
+        ss = subprocess.run(
+            [*pre, "ss", "-Huln", f"sport = :{SOCKPERF_PORT}"], capture_output=True, text=True
+        )
+        if ss.stdout.strip():
             return
-        if not line and server.poll() is not None:
-            break
-    raise ProbeError(
-        f"sockperf server in {ns} did not start: {one_line(seen)[-300:] or 'no output'}"
-    )
+        time.sleep(0.02)
+    out = server.communicate(timeout=10)[0] if server.poll() is not None else ""
+    raise ProbeError(f"sockperf server in {ns} did not start: {one_line(out)[-300:] or 'timeout'}")
 
 
 def parse_sockperf(text: str) -> dict:
@@ -100,7 +103,7 @@ def sockperf_rtt(
         UDP payload of each message, bytes (the IP packet is 28 B more).
     busy_poll : bool, default True
         Non-blocking sockets in a busy loop, client and server on different
-        CPUs; else blocking sockets, both on one CPU.
+        CPUs; else blocking sockets, both on one CPU at real-time priority.
 
     Returns
     -------
@@ -115,7 +118,7 @@ def sockperf_rtt(
     client_cpu, server_cpu = _cpus(busy_poll)
     common = ["-i", addr, "-p", str(SOCKPERF_PORT), *(["--nonblocked"] if busy_poll else [])]
     server = subprocess.Popen(
-        _in_ns(dst_ns, server_cpu, ["server", *common]),
+        _in_ns(dst_ns, server_cpu, ["server", *common], busy_poll),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -133,7 +136,7 @@ def sockperf_rtt(
         ]
         try:
             client = subprocess.run(
-                _in_ns(src_ns, client_cpu, args),
+                _in_ns(src_ns, client_cpu, args, busy_poll),
                 capture_output=True,
                 text=True,
                 timeout=duration_s + 30,
@@ -154,10 +157,11 @@ def sockperf_rtt(
         server.stdout.close()
 
 
-def busy_poll_works(ns: str | None, *, duration_s: float = 1.0) -> bool:
-    """Whether busy-polling gets its CPUs here: a localhost run inside ``ns``.
+def busy_poll_works() -> bool:
+    """Whether both ends can spin: they need a CPU each.
 
-    See :data:`BUSY_POLL_MIN_EFFICIENCY`.
+    Under load a spinning end is sometimes descheduled; that costs the run
+    samples (a few very long round trips land in the tail) but not its median,
+    which is set by the many round trips in between.
     """
-    res = sockperf_rtt(ns, ns, "127.0.0.1", duration_s=duration_s, busy_poll=True)
-    return res["samples"] * res["p50_us"] * 1e-6 / duration_s >= BUSY_POLL_MIN_EFFICIENCY
+    return len(os.sched_getaffinity(0)) >= 2

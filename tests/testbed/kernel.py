@@ -11,7 +11,7 @@ from sim.testbed import netns
 from sim.testbed.errors import TestbedError
 
 PID = os.getpid()
-TOOLS = ("ip", "nft", "sysctl", "taskset", "sockperf")
+TOOLS = ("ip", "nft", "sysctl", "taskset", "chrt", "sockperf")
 
 
 def _kernel_problem(prefix: str) -> str | None:
