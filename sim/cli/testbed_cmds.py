@@ -227,7 +227,7 @@ def measure(
     The replica must have been built with `podnetsim testbed up SCENARIO` and
     the same --set options (or pass --up).
     """
-    from sim.validate.models import write_json
+    from sim.validate.models import Timing, write_json
 
     if not 0.1 <= duration <= 60 or not 1 <= repeats <= 50:
         raise UserError(
@@ -235,14 +235,13 @@ def measure(
             field="--duration/--repeats",
             fix="use 0.1 <= duration <= 60 seconds and 1 <= repeats <= 50",
         )
+    timing = Timing(duration_s=duration, repeats=repeats, busy_poll=busy_poll)
     replica, overrides = _replica(scenario, sets, prefix)
     doc = _measured(
         replica,
         overrides,
         build_it,
-        repeats=repeats,
-        duration_s=duration,
-        busy_poll=busy_poll,
+        timing=timing,
         include_nodes=nodes,
         cases=() if no_rtt else (cases or None),
         pairs=not no_pairs,

@@ -27,10 +27,7 @@ from sim.testbed.timing import busy_poll_works, sockperf_rtt
 from sim.validate.cases import CASE_TITLES, CASES, endpoint_pairs, rtt_cases
 from sim.validate.models import Measurements, Observation, PairResult, RttCase, ScenarioRef, Timing
 
-__all__ = ["IP_UDP_HEADER_BYTES", "measure_replica", "observe_pair"]
-
-IP_UDP_HEADER_BYTES = 28
-"""IPv4 (20 B) plus UDP (8 B) header: payload + this = IP packet size, bytes."""
+__all__ = ["measure_replica", "observe_pair"]
 
 
 def _machine() -> dict:
@@ -81,7 +78,7 @@ def _time_case(replica: Replica, case: str, src: str, dst: str, runs: list[dict]
     )
 
 
-def _rtt(replica, cases, repeats, duration_s, payload_bytes, busy, say) -> dict[str, RttCase]:
+def _rtt(replica, cases, timing: Timing, say) -> dict[str, RttCase]:
     chosen = rtt_cases(replica.cluster)
     todo = [c for c in (CASES if cases is None else cases) if c in chosen]
     for case in set(cases or ()) - set(chosen):
@@ -91,23 +88,16 @@ def _rtt(replica, cases, repeats, duration_s, payload_bytes, busy, say) -> dict[
             fix=f"choose among {', '.join(chosen) or '(none)'}",
         )
     runs: dict[str, list[dict]] = {c: [] for c in todo}
-    for rnd in range(repeats):
+    for rnd in range(timing.repeats):
         for case in todo:
             src, dst = chosen[case]
             src_ns, dst_ns, addr = _target(replica, src, dst)
             try:
-                res = sockperf_rtt(
-                    src_ns,
-                    dst_ns,
-                    addr,
-                    duration_s=duration_s,
-                    payload_bytes=payload_bytes,
-                    busy_poll=busy,
-                )
+                res = sockperf_rtt(src_ns, dst_ns, addr, timing)
             except ProbeError as err:
                 res = {"error": str(err)}
             runs[case].append(res)
-            say(f"round {rnd + 1}/{repeats} {case} {src} -> {dst} ({addr}): {res}")
+            say(f"round {rnd + 1}/{timing.repeats} {case} {src} -> {dst} ({addr}): {res}")
     return {c: _time_case(replica, c, *chosen[c], runs[c]) for c in todo}
 
 
@@ -147,13 +137,17 @@ def observe_pair(replica: Replica, src: str, dst: str) -> PairResult:
     return PairResult(src=src, dst=dst, dst_addr=addr, observed=obs)
 
 
+def _scenario_ref(replica: Replica, overrides: dict | None) -> ScenarioRef:
+    cl = replica.cluster
+    file = str(Path(cl.file).resolve()) if Path(cl.file).exists() else cl.file
+    digest = cl.scenario.digest()
+    return ScenarioRef(name=cl.scenario.name, file=file, sha256=digest, overrides=overrides or {})
+
+
 def measure_replica(
     replica: Replica,
+    timing: Timing | None = None,
     *,
-    repeats: int = 5,
-    duration_s: float = 2.0,
-    payload_bytes: int = 32,
-    busy_poll: bool | None = None,
     cases: tuple[str, ...] | None = None,
     pairs: bool | list[tuple[str, str]] = True,
     include_nodes: bool = False,
@@ -166,15 +160,9 @@ def measure_replica(
     ----------
     replica : Replica
         Built with :func:`sim.testbed.replica.build`.
-    repeats : int, default 5
-        Rounds over the RTT cases (fresh sockperf processes each).
-    duration_s : float, default 2.0
-        Length of each sockperf run, seconds.
-    payload_bytes : int, default 32
-        UDP payload, bytes (IP packet: +28).
-    busy_poll : bool or None, default None
-        Time with busy-polling sockperf (``None``: where it works, see
-        :func:`sim.testbed.timing.busy_poll_works`).
+    timing : Timing or None, default None
+        Runs per case, their length, payload; ``busy_poll=None`` means where
+        it works (:func:`sim.testbed.timing.busy_poll_works`).
     cases : tuple of str or None, default None
         RTT cases (``None``: all the scenario offers; ``()``: none).
     pairs : bool or list of (str, str), default True
@@ -185,47 +173,26 @@ def measure_replica(
         The scenario overrides used (recorded).
     progress : callable or None, default None
         Called with one line per measurement.
-
-    Returns
-    -------
-    Measurements
-        The typed measurements (``sim.validate.models``).
     """
     say = progress or (lambda _line: None)
-    t0, cl = time.monotonic(), replica.cluster
-    machine = _machine()
-    if busy_poll is None and cases != ():
-        busy_poll = busy_poll_works()
-    rtt = (
-        _rtt(replica, cases, repeats, duration_s, payload_bytes, busy_poll, say)
-        if cases != ()
-        else {}
-    )
-    todo = endpoint_pairs(cl, include_nodes=include_nodes) if pairs is True else list(pairs or [])
+    t0, machine = time.monotonic(), _machine()
+    timing = timing or Timing()
+    if timing.busy_poll is None:
+        timing = timing.model_copy(update={"busy_poll": busy_poll_works()})
+    rtt = _rtt(replica, cases, timing, say) if cases != () else {}
+    todo = endpoint_pairs(replica.cluster, include_nodes=include_nodes) if pairs is True else pairs
     results = []
-    for src, dst in todo:
+    for src, dst in todo or []:
         results.append(observe_pair(replica, src, dst))
         obs = results[-1].observed
         say(f"pair {src} -> {dst}: {obs.outcome}, receiver saw {obs.seen_source}")
     machine["loadavg_1min_end"] = round(os.getloadavg()[0], 2)
-    file = str(Path(cl.file).resolve()) if Path(cl.file).exists() else cl.file
     return Measurements(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
-        scenario=ScenarioRef(
-            name=cl.scenario.name,
-            file=file,
-            sha256=cl.scenario.digest(),
-            overrides=dict(overrides or {}),
-        ),
+        scenario=_scenario_ref(replica, overrides),
         prefix=replica.prefix,
         mapping=replica.mapping.to_dict(),
-        timing=Timing(
-            payload_bytes=payload_bytes,
-            ip_bytes=payload_bytes + IP_UDP_HEADER_BYTES,
-            duration_s=duration_s,
-            repeats=repeats,
-            busy_poll=bool(busy_poll),
-        ),
+        timing=timing,
         machine=machine,
         rtt=rtt,
         pairs=results,

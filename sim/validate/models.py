@@ -11,11 +11,12 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.errors import UserError
 
 __all__ = [
+    "IP_UDP_HEADER_BYTES",
     "SCHEMA_VERSION",
     "CaseComparison",
     "Comparison",
@@ -24,6 +25,7 @@ __all__ = [
     "PairResult",
     "RatioCheck",
     "RttCase",
+    "Timing",
     "Verdict",
     "read_measurements",
     "write_json",
@@ -87,15 +89,23 @@ class PairResult(_Record):
     observed: Observation
 
 
-class Timing(_Record):
-    """How the RTT cases were timed."""
+IP_UDP_HEADER_BYTES = 28
+"""IPv4 (20 B) plus UDP (8 B) header: payload + this = IP packet size, bytes."""
 
-    tool: Literal["sockperf", "python-probe"] = "sockperf"
-    payload_bytes: int
-    ip_bytes: int
-    duration_s: float = 0.0
-    repeats: int = 1
-    busy_poll: bool = True
+
+class Timing(_Record):
+    """How the RTT cases are timed: ``repeats`` sockperf runs of ``duration_s`` per case."""
+
+    tool: Literal["sockperf"] = "sockperf"
+    payload_bytes: int = Field(32, ge=14, le=1472)
+    duration_s: float = Field(2.0, ge=0.1, le=60.0)
+    repeats: int = Field(5, ge=1, le=50)
+    busy_poll: bool | None = None
+
+    @property
+    def ip_bytes(self) -> int:
+        """IP packet size of requests and replies, bytes."""
+        return self.payload_bytes + IP_UDP_HEADER_BYTES
 
 
 class ScenarioRef(_Record):

@@ -21,7 +21,11 @@ from sim.cli import testbed_cmds
 from sim.testbed import TestbedError, netns
 from sim.testbed.measure import measure_replica
 from sim.testbed.replica import build, load_replica, verify
+from sim.validate.calibrate import calibrate
 from sim.validate.cases import endpoint_pairs, model_outcome
+from sim.validate.compare import RATIO_TOLERANCE, RTT_TOLERANCE, compare
+from sim.validate.models import Timing
+from sim.validate.params import write_params
 
 from .kernel import PID, requires_kernel, root_state
 
@@ -30,6 +34,7 @@ SCENARIOS = ROOT / "experiments" / "scenarios"
 ARTICLE, DOCKER = SCENARIOS / "article.toml", SCENARIOS / "docker-default.toml"
 PREFIX = f"pna-{PID}-"  # the article replica
 NO_RETURN = {"external_hosts.intranet.return_route_to_pods": False}
+ATTEMPTS = 3  # a noisy (shared) machine gets this many full measurements before a failure
 
 pytestmark = requires_kernel
 
@@ -127,6 +132,37 @@ def test_docker_default_misdelivers_in_the_kernel_as_in_the_model():
     assert by_pair[("client", "api")].outcome == "misdelivered"
     assert by_pair[("client", "api")].delivered_to == "web"
     assert misdelivered >= 6
+
+
+def _misses(replica, tmp_path) -> list[str]:
+    """Measure, calibrate on the default cases, compare: what misses the README's claims."""
+    doc = measure_replica(replica, Timing(repeats=5, duration_s=2.0), pairs=False)
+    assert all(e.ok and e.samples >= 2000 for e in doc.rtt.values()), doc.rtt
+    fit = calibrate(replica.cluster, doc)
+    assert fit.held_out == ("cross_node", "ext_masq")
+    write_params(fit, tmp_path / "p.toml")
+    res = compare(str(ARTICLE), doc, str(tmp_path / "p.toml"))
+    misses = [
+        f"{case} predicted {res.rtt[case].predicted_p50_us:.2f} us, measured "
+        f"{res.rtt[case].measured_p50_us:.2f} us"
+        for case in fit.held_out
+        if abs(res.rtt[case].ratio - 1.0) > RTT_TOLERANCE
+    ]
+    rc = res.ratio_cross_same
+    if abs(rc.ratio - 1.0) > RATIO_TOLERANCE:
+        misses.append(f"cross/same predicted {rc.predicted:.3f}, measured {rc.measured:.3f}")
+    return misses
+
+
+def test_held_out_round_trips_are_predicted_within_the_claimed_tolerances(replica, tmp_path):
+    # The README's claim: calibrated on localhost, same-node and the non-masqueraded host,
+    # the model predicts the held-out cross-node and masqueraded p50 within 15 % and the
+    # cross-node / same-node ratio within 10 %. Measured again before failing.
+    for _ in range(ATTEMPTS):
+        misses = _misses(replica, tmp_path)
+        if not misses:
+            break
+    assert not misses, f"in each of {ATTEMPTS} measurements; the last: {misses}"
 
 
 def test_measure_without_replica_is_a_clear_error():

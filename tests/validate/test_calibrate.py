@@ -66,7 +66,7 @@ def _synthetic(path, elements, endpoint_us, overrides=None) -> Measurements:
                 "sha256": cl.scenario.digest(),
                 "overrides": overrides or {},
             },
-            "timing": {"payload_bytes": IP_BYTES - 28, "ip_bytes": IP_BYTES},
+            "timing": {"payload_bytes": IP_BYTES - 28},
             "rtt": rtt,
             "pairs": pairs,
         }
