@@ -1,17 +1,9 @@
 """CLI verbs of the real-kernel replica: ``testbed up|down|status|measure``,
 ``calibrate`` and ``compare``.
 
-Register them in :mod:`sim.cli.main` with::
-
-    from sim.cli.testbed_cmds import calibrate, compare, testbed
-    cli.add_command(testbed)
-    cli.add_command(calibrate)
-    cli.add_command(compare)
-
-Every verb turns a bad input (:class:`~sim.errors.UserError`) or a testbed
-failure (missing privilege or tool, failed ``ip``/``nft`` command:
-:class:`~sim.testbed.errors.TestbedError`) into one line on stderr and exit
-status 2, also when the verbs are used outside the main group.
+Every verb turns a bad input or a testbed failure (all
+:class:`~sim.errors.UserError`) into one line on stderr and exit status 2,
+also when used outside the main group (tests call them directly).
 """
 
 from __future__ import annotations
@@ -23,28 +15,16 @@ from pathlib import Path
 
 import click
 
+from sim.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, SET_OPTION, parse_sets
 from sim.errors import UserError
-from sim.testbed.errors import TestbedError
-from sim.testbed.topology import DEFAULT_PREFIX, check_prefix
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-
-_SET = click.option(
-    "--set",
-    "sets",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a scenario field by dotted path, e.g. "
-    "external_hosts.intranet.return_route_to_pods=false.",
-)
+from sim.testbed.render import DEFAULT_PREFIX, check_prefix
 
 
 def _check_prefix(ctx: click.Context, param: click.Parameter, value: str) -> str:
     try:
         return check_prefix(value)
-    except ValueError as err:
-        raise click.BadParameter(str(err)) from None
+    except UserError as err:
+        raise click.BadParameter(err.problem) from None
 
 
 _PREFIX = click.option(
@@ -57,29 +37,23 @@ _PREFIX = click.option(
 
 
 def _errors_to_exit(fn):
-    """Report UserError/TestbedError as one line and exit 2 (no traceback)."""
+    """Report a UserError as one line and exit 2 (no traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (UserError, TestbedError) as err:
+        except UserError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(EXIT_BAD_INPUT)
 
     return wrapper
 
 
-def _parse_sets(sets: tuple[str, ...]) -> dict:
-    from sim.cli.main import parse_sets
-
-    return parse_sets(sets)
-
-
 def _replica(scenario: str, sets: tuple[str, ...], prefix: str):
     from sim.testbed.replica import load_replica
 
-    overrides = _parse_sets(sets)
+    overrides = parse_sets(sets)
     return load_replica(scenario, overrides, prefix), overrides
 
 
@@ -90,31 +64,28 @@ def testbed() -> None:
 
 @testbed.command()
 @click.argument("scenario", type=click.Path(dir_okay=False))
-@_SET
+@SET_OPTION
 @_PREFIX
 @click.option("--replace", is_flag=True, help="Remove an existing replica with this prefix first.")
+@click.option("--dry-run", is_flag=True, help="Print the rendered commands; build nothing.")
 @_errors_to_exit
-def up(scenario: str, sets: tuple[str, ...], prefix: str, replace: bool) -> None:
+def up(scenario: str, sets: tuple[str, ...], prefix: str, replace: bool, dry_run: bool) -> None:
     """Build SCENARIO in namespaces, with addresses mapped into 198.18.0.0/15."""
     from sim.testbed.replica import build
 
     replica, _ = _replica(scenario, sets, prefix)
+    if dry_run:
+        click.echo(
+            "".join(f"# {line}\n" for line in replica.mapping.lines()) + replica.text(), nl=False
+        )
+        return
     for line in replica.mapping.lines():
         click.echo(line)
     made = build(replica, replace=replace)
-    topo = replica.topology
     click.echo(f"built {len(made)} namespaces with prefix {prefix!r}:")
-    click.echo(f"  LAN {topo.lan_ns}, gateway {topo.gateway_ns}")
-    for node in topo.nodes:
-        click.echo(f"  node {node.name}: {topo.node_ns(node.name)}")
-    for pod in topo.pods:
-        click.echo(f"  pod {pod.name}: {topo.pod_ns(pod.name)} ({pod.address.ip})")
-    for ext in topo.externals:
-        rr = "with" if ext.return_route_to_pods else "WITHOUT"
-        click.echo(
-            f"  external {ext.name}: {topo.external_ns(ext.name)} ({ext.address.ip}, "
-            f"{rr} a return route to the pods)"
-        )
+    for ns in replica.namespaces:
+        addrs = ", ".join(a for _, a in ns.addresses)
+        click.echo(f"  {ns.name}: {ns.role}" + (f" ({addrs})" if addrs else ""))
     click.echo(f"remove it with: podnetsim testbed down --prefix {prefix}")
 
 
@@ -135,191 +106,159 @@ def down(prefix: str) -> None:
 @testbed.command()
 @_PREFIX
 @click.option(
-    "--scenario",
-    type=click.Path(dir_okay=False),
-    help="Also check that the replica is this scenario's.",
+    "--scenario", type=click.Path(dir_okay=False), help="Also check it is this scenario's."
 )
-@_SET
+@SET_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_errors_to_exit
 def status(prefix: str, scenario: str | None, sets: tuple[str, ...], as_json: bool) -> None:
-    """Show the replica's namespaces, links and addresses."""
+    """Show the replica's namespaces, links, addresses and routes."""
     from sim.testbed import netns
     from sim.testbed.replica import verify
 
     st = netns.status(prefix)
     problems = None
     if scenario:
-        replica, _ = _replica(scenario, sets, prefix)
-        problems = verify(replica) if st else ["no replica"]
+        problems = verify(_replica(scenario, sets, prefix)[0]) if st else ["no replica"]
     if as_json:
         click.echo(json.dumps({"namespaces": st, "problems": problems}, indent=2))
     elif not st:
         click.echo(f"no replica: no namespace with prefix {prefix!r}")
-    else:
-        for ns, info in st.items():
-            links = ", ".join(
-                f"{link['name']}" + (f" {' '.join(link['addresses'])}" if link["addresses"] else "")
-                for link in info["links"]
-                if link["name"] != "lo"
-            )
-            pids = f"  processes {info['pids']}" if info["pids"] else ""
-            click.echo(f"{ns}: {links}{pids}")
-        if problems is not None:
-            if problems:
-                for p in problems:
-                    click.echo(f"MISMATCH: {p}")
-            else:
-                click.echo(f"the replica matches {scenario}")
+    for ns, info in st.items() if not as_json else ():
+        links = [f"{x['name']} {' '.join(x['addresses'])}".strip() for x in info["links"]]
+        pids = f"  processes {info['pids']}" if info["pids"] else ""
+        click.echo(f"{ns}: {', '.join(n for n in links if n != 'lo')}{pids}")
+    for p in problems or []:
+        click.echo(f"MISMATCH: {p}")
+    if problems == [] and not as_json:
+        click.echo(f"the replica matches {scenario}")
     if problems:
         sys.exit(EXIT_FAILED)
 
 
+def _print_rtt(doc) -> None:
+    if doc.rtt:
+        click.echo(f"\n{'case':<11} {'pair':<26} {'p50 us':>8} {'p50 spread':>15} {'p99 us':>10}")
+    for case, e in doc.rtt.items():
+        pair = f"{e.src} -> {e.dst}"
+        if e.ok:
+            lo, hi = e.spread_p50_us
+            click.echo(
+                f"{case:<11} {pair:<26} {e.p50_us:>8.2f} {f'{lo:.2f}-{hi:.2f}':>15} "
+                f"{e.p99_us:>10.2f}"
+            )
+        else:
+            click.echo(f"{case:<11} {pair:<26} failed: {e.error}")
+
+
+def _measured(replica, overrides, build_it: bool, **kw):
+    from sim.testbed import netns
+    from sim.testbed.measure import measure_replica
+    from sim.testbed.replica import build, verify
+
+    netns.require(("ip", "nft", "sysctl", "taskset", "chrt", "sockperf"))
+    prefix, file = replica.prefix, replica.cluster.file
+    built = not netns.list_namespaces(prefix)
+    if built and not build_it:
+        raise UserError(
+            f"no replica with prefix {prefix!r}",
+            file=file,
+            fix=f"run `podnetsim testbed up {file}` (with the same --set options) first, "
+            "or pass --up",
+        )
+    if built:
+        build(replica)
+    try:
+        problems = verify(replica)
+        if problems:
+            raise UserError(
+                f"the replica with prefix {prefix!r} is not this scenario's: {problems[0]}",
+                file=file,
+                fix="run `podnetsim testbed down`, then `testbed up` with the same --set options",
+            )
+        return measure_replica(replica, overrides=overrides, progress=click.echo, **kw)
+    finally:
+        if built:
+            netns.down(prefix)
+
+
 @testbed.command()
 @click.argument("scenario", type=click.Path(dir_okay=False))
-@_SET
+@SET_OPTION
 @_PREFIX
-@click.option(
-    "-o",
-    "--output",
-    default="measurements.json",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Measurements file (JSON).",
-)
-@click.option("-n", "n", default=30000, show_default=True, help="Timed round trips per repeat.")
-@click.option("--warmup", default=3000, show_default=True, help="Untimed round trips first.")
+@click.option("-o", "--output", default="measurements.json", show_default=True, help="JSON file.")
+@click.option("--duration", default=2.0, show_default=True, help="Seconds per sockperf run.")
 @click.option("--repeats", default=5, show_default=True, help="Rounds over the RTT cases.")
 @click.option(
-    "--pair-n", default=200, show_default=True, help="Round trips of each endpoint-pair probe."
+    "--busy-poll/--no-busy-poll",
+    default=None,
+    help="Busy-polling sockets [default: where it works].",
 )
 @click.option(
     "--case",
     "cases",
     multiple=True,
     type=click.Choice(["localhost", "same_node", "cross_node", "ext_nomasq", "ext_masq"]),
-    help="Measure only these RTT cases (repeatable).",
+    help="Only these RTT cases (repeatable).",
 )
 @click.option("--no-rtt", is_flag=True, help="Skip the RTT cases (only probe the pairs).")
 @click.option("--no-pairs", is_flag=True, help="Skip the endpoint-pair (SNAT) probes.")
 @click.option("--nodes", is_flag=True, help="Also probe pairs involving the nodes themselves.")
 @click.option(
-    "--up/--no-up",
-    "build_it",
-    default=False,
-    help="Build the replica first if it is absent, and remove it afterwards.",
+    "--up/--no-up", "build_it", default=False, help="Build it first if absent; remove after."
 )
 @_errors_to_exit
 def measure(
-    scenario: str,
-    sets: tuple[str, ...],
-    prefix: str,
-    output: str,
-    n: int,
-    warmup: int,
-    repeats: int,
-    pair_n: int,
-    cases: tuple[str, ...],
-    no_rtt: bool,
-    no_pairs: bool,
-    nodes: bool,
-    build_it: bool,
+    scenario,
+    sets,
+    prefix,
+    output,
+    duration,
+    repeats,
+    busy_poll,
+    cases,
+    no_rtt,
+    no_pairs,
+    nodes,
+    build_it,
 ) -> None:
-    """Probe RTTs and SNAT of SCENARIO's replica; write the results (JSON).
+    """Time RTTs (sockperf) and probe SNAT of SCENARIO's replica; write JSON.
 
     The replica must have been built with `podnetsim testbed up SCENARIO` and
     the same --set options (or pass --up).
     """
-    from sim.testbed import netns
-    from sim.testbed.measure import measure_replica, write_measurements
-    from sim.testbed.replica import build, verify
+    from sim.validate.models import Timing, write_json
 
-    if n < 1 or warmup < 0 or not 1 <= repeats <= 50 or pair_n < 1:
+    if not 0.1 <= duration <= 60 or not 1 <= repeats <= 50:
         raise UserError(
             "bad measurement size",
-            field="-n/--warmup/--repeats/--pair-n",
-            fix="use n >= 1, warmup >= 0, 1 <= repeats <= 50, pair-n >= 1",
+            field="--duration/--repeats",
+            fix="use 0.1 <= duration <= 60 seconds and 1 <= repeats <= 50",
         )
+    timing = Timing(duration_s=duration, repeats=repeats, busy_poll=busy_poll)
     replica, overrides = _replica(scenario, sets, prefix)
-    netns.require(probe=True)
-    built = False
-    if not netns.list_namespaces(prefix):
-        if not build_it:
-            raise UserError(
-                f"no replica with prefix {prefix!r}",
-                file=scenario,
-                fix=f"run `podnetsim testbed up {scenario}` (with the same --set options) "
-                "first, or pass --up",
-            )
-        build(replica)
-        built = True
-    try:
-        problems = verify(replica)
-        if problems:
-            raise UserError(
-                f"the replica with prefix {prefix!r} is not this scenario's: {problems[0]}"
-                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-                file=scenario,
-                fix="run `podnetsim testbed down` then `podnetsim testbed up` with the same "
-                "scenario and --set options",
-            )
-        doc = measure_replica(
-            replica,
-            n=n,
-            warmup=warmup,
-            repeats=repeats,
-            pair_n=pair_n,
-            include_nodes=nodes,
-            cases=() if no_rtt else (cases or None),
-            pairs=not no_pairs,
-            overrides=overrides,
-            progress=click.echo,
-        )
-    finally:
-        if built:
-            netns.down(prefix)
-    write_measurements(doc, output)
-    if doc["rtt"]:
-        click.echo("")
-        click.echo(
-            f"{'case':<11} {'pair':<26} {'p50 us':>8} {'p50 spread':>15} {'p99 us':>8}  seen"
-        )
-    for case, e in doc["rtt"].items():
-        pair = f"{e['src']} -> {e['dst']}"
-        if e["ok"]:
-            lo, hi = e["spread_p50_us"]
-            click.echo(
-                f"{case:<11} {pair:<26} {e['p50_us']:>8.2f} {f'{lo:.2f}-{hi:.2f}':>15} "
-                f"{e['p99_us']:>8.2f}  {e['seen_source_scenario']}"
-            )
-        else:
-            click.echo(f"{case:<11} {pair:<26} failed: {e.get('error')}")
-    load = doc["machine"].get("loadavg_1min_start")
-    if load is not None and load > 0.5:
-        click.echo(
-            f"WARNING: load average was {load:.2f} when measuring: other processes compete "
-            "for the CPUs and the round trips are noisy",
-            err=True,
-        )
-    click.echo(f"wrote {output} ({doc['elapsed_s']:.0f} s of measurement)")
+    doc = _measured(
+        replica,
+        overrides,
+        build_it,
+        timing=timing,
+        include_nodes=nodes,
+        cases=() if no_rtt else (cases or None),
+        pairs=not no_pairs,
+    )
+    write_json(doc, output)
+    _print_rtt(doc)
+    load = doc.machine.get("loadavg_1min_start", 0.0)
+    if load > 0.5:
+        click.echo(f"WARNING: load average {load:.2f}: other work competes for the CPUs", err=True)
+    click.echo(f"wrote {output} ({doc.elapsed_s:.0f} s of measurement)")
 
 
 @click.command()
 @click.argument("measurements", type=click.Path(dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    default="params.toml",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Parameter file (TOML with a [costs] table).",
-)
-@click.option(
-    "--scenario",
-    type=click.Path(dir_okay=False),
-    help="Scenario file (default: the one recorded in MEASUREMENTS).",
-)
-@_SET
+@click.option("-o", "--output", default="params.toml", show_default=True, help="Parameter file.")
+@click.option("--scenario", type=click.Path(dir_okay=False), help="Default: the one measured.")
+@SET_OPTION
 @click.option(
     "--fit-on",
     default=None,
@@ -327,62 +266,55 @@ def measure(
     "[default: localhost,same_node,ext_nomasq; the others are held out].",
 )
 @_errors_to_exit
-def calibrate(
-    measurements: str, output: str, scenario: str | None, sets: tuple[str, ...], fit_on: str | None
-) -> None:
+def calibrate(measurements: str, output: str, scenario, sets, fit_on) -> None:
     """Fit per-hop costs to MEASUREMENTS and write a parameter file."""
     from sim.control.cluster import build_cluster
     from sim.spec.load import load_scenario
-    from sim.testbed.calibrate import calibrate as fit_costs
-    from sim.testbed.calibrate import parse_fit_on, write_params
-    from sim.testbed.measure import read_measurements
+    from sim.validate.calibrate import calibrate as fit_costs
+    from sim.validate.calibrate import parse_fit_on
+    from sim.validate.models import read_measurements
+    from sim.validate.params import write_params
 
     doc = read_measurements(measurements)
-    meta = doc["scenario"]
-    path = scenario or meta.get("file")
-    overrides = _parse_sets(sets) if sets else dict(meta.get("overrides") or {})
-    if not path or not Path(path).exists():
+    path = scenario or doc.scenario.file
+    overrides = parse_sets(sets) if sets else dict(doc.scenario.overrides)
+    if not Path(path).exists():
         raise UserError(
             f"scenario file {path!r} recorded in the measurements is not found",
             file=measurements,
             fix="pass --scenario SCENARIO",
         )
     scn = load_scenario(path, overrides)
-    if scn.digest() != meta.get("sha256"):
+    if scn.digest() != doc.scenario.sha256:
         raise UserError(
             "the scenario differs from the one measured (digest)",
             file=path,
             fix="pass the measured scenario with --scenario and the same --set options",
         )
-    cl = build_cluster(scn, path)
-    fit = fit_costs(cl, doc, parse_fit_on(fit_on))
-    write_params(
-        fit,
-        output,
-        source={
-            "measurements": measurements,
-            "scenario": scn.name,
-            "scenario_sha256": meta["sha256"],
-        },
-    )
+    fit = fit_costs(build_cluster(scn, path), doc, parse_fit_on(fit_on))
+    source = {
+        "measurements": measurements,
+        "scenario": scn.name,
+        "scenario_sha256": scn.digest(),
+        "timing": "sockperf busy-poll" if doc.timing.busy_poll else "sockperf blocking",
+    }
+    write_params(fit, output, source=source)
     click.echo(
-        f"endpoint (probe software) cost {fit['endpoint_us']:.3f} us per round trip "
-        f"(fitted on {', '.join(fit['fit_on'])})"
+        f"endpoint term {fit.endpoint_us:.3f} us per round trip (fitted on {', '.join(fit.fit_on)})"
     )
     click.echo("elementary costs, us per packet:")
-    for e, v in fit["elements_us"].items():
+    for e, v in fit.elements_us.items():
         click.echo(f"  {e:<11} {v:8.3f}")
-    if fit["undetermined"]:
+    if fit.undetermined:
         click.echo(
             "not determined by the fitted cases (kept near the scenario's costs): "
-            + "; ".join(fit["undetermined"])
+            + "; ".join(fit.undetermined)
         )
     click.echo(f"{'case':<11} {'measured p50':>12} {'model p50':>10} {'residual':>9}")
-    for case, c in fit["cases"].items():
-        tag = "fitted" if c["fitted"] else "held out"
+    for case, c in fit.cases.items():
         click.echo(
-            f"{case:<11} {c['measured_p50_us']:>12.2f} {c['model_p50_us']:>10.2f} "
-            f"{c['residual_us']:>+9.2f}  {tag}"
+            f"{case:<11} {c.measured_p50_us:>12.2f} {c.model_p50_us:>10.2f} "
+            f"{c.residual_us:>+9.2f}  {'fitted' if c.fitted else 'held out'}"
         )
     click.echo(f"wrote {output}")
 
@@ -396,7 +328,7 @@ def calibrate(
     type=click.Path(dir_okay=False),
     help="Parameter file from `podnetsim calibrate`.",
 )
-@_SET
+@SET_OPTION
 @click.option("--seed", default=1, show_default=True, help="Simulation seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option(
@@ -405,34 +337,18 @@ def calibrate(
     help="Exit 1 if a verdict disagrees or a held-out prediction misses its tolerance.",
 )
 @_errors_to_exit
-def compare(
-    scenario: str,
-    measurements: str,
-    params: str,
-    sets: tuple[str, ...],
-    seed: int,
-    as_json: bool,
-    strict: bool,
-) -> None:
+def compare(scenario, measurements, params, sets, seed, as_json, strict) -> None:
     """Predicted vs measured RTTs, and model vs observed SNAT, for SCENARIO."""
-    from sim.testbed.compare import compare as run_compare
-    from sim.testbed.compare import format_report
-    from sim.testbed.measure import read_measurements
+    from sim.validate.compare import compare as run_compare
+    from sim.validate.compare import format_report
+    from sim.validate.models import read_measurements
 
-    doc = read_measurements(measurements)
-    res = run_compare(scenario, doc, params, overrides=_parse_sets(sets), seed=seed)
-    if as_json:
-        click.echo(json.dumps(res, indent=2))
-    else:
-        for line in format_report(res):
-            click.echo(line)
-    bad = any(not v["agree"] for v in res["verdicts"])
-    bad |= any(r.get("within") is False and not r["fitted"] for r in res["rtt"].values())
-    bad |= bool(res["ratio_cross_same"] and not res["ratio_cross_same"]["within"])
+    res = run_compare(
+        scenario, read_measurements(measurements), params, overrides=parse_sets(sets), seed=seed
+    )
+    click.echo(res.model_dump_json(indent=2) if as_json else "\n".join(format_report(res)))
+    bad = any(not v.agree for v in res.verdicts)
+    bad |= any(r.within is False and not r.fitted for r in res.rtt.values())
+    bad |= bool(res.ratio_cross_same and not res.ratio_cross_same.within)
     if strict and bad:
         sys.exit(EXIT_FAILED)
-
-
-if __name__ == "__main__":  # pragma: no cover - manual use before registration
-    cli = click.Group(commands={"testbed": testbed, "calibrate": calibrate, "compare": compare})
-    cli(prog_name="podnetsim")

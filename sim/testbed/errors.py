@@ -1,40 +1,29 @@
-"""Errors raised by the real-kernel testbed."""
+"""Errors of the real-kernel testbed, under the project's one root :class:`UserError`.
+
+Each is one line (``PROBLEM. Fix: FIX``) and makes the CLI exit with status 2.
+"""
 
 from __future__ import annotations
 
 from sim.errors import UserError
 
+__all__ = ["MappingError", "ProbeError", "TestbedError", "one_line"]
 
-class TestbedError(RuntimeError):
-    """A testbed operation failed; the message is one line and says why.
 
-    Raised when a required tool or privilege is missing (the message names
-    the fix) and when any ``ip``/``nft``/shell command fails (the message holds
-    the command and its stderr).
-    """
+class TestbedError(UserError):
+    """A testbed operation failed: missing privilege or tool, or a failed command."""
 
     __test__ = False  # not a pytest test class despite the name
 
 
 class ProbeError(TestbedError):
-    """A UDP probe could not complete (lost replies, timeout, crash)."""
+    """A probe could not complete (server did not start, client crashed or timed out)."""
+
+
+class MappingError(TestbedError):
+    """A scenario cannot be rebuilt inside 198.18.0.0/15."""
 
 
 def one_line(text: str) -> str:
-    """Collapse whitespace (including newlines) of ``text`` into single spaces.
-
-    Parameters
-    ----------
-    text : str
-        Any text, e.g. a command's stderr.
-
-    Returns
-    -------
-    str
-        The same words on one line.
-    """
+    """Collapse the whitespace of ``text`` (e.g. a command's stderr) into single spaces."""
     return " ".join(text.split())
-
-
-class MappingError(UserError):
-    """A scenario cannot be rebuilt inside 198.18.0.0/15 (one line, with a fix)."""

@@ -47,9 +47,7 @@ def test_missing_tool_is_one_clear_line(not_root, monkeypatch, article_path):
     assert "`nft` not found" in line and "apt-get" in line
 
 
-def test_unmappable_scenario_is_one_clear_line(docker_path, article_path):
-    line = _one_line_error(CliRunner().invoke(testbed_cmds.testbed, ["up", str(docker_path)]))
-    assert "pod subnets overlap" in line and "Fix:" in line
+def test_unmappable_scenario_is_one_clear_line(article_path):
     res = CliRunner().invoke(
         testbed_cmds.testbed,
         [

@@ -7,8 +7,8 @@ import pytest
 from sim.control import build_cluster
 from sim.spec.load import scenario_from_dict
 from sim.testbed.errors import MappingError
-from sim.testbed.mapping import INSIDE_IMAGE, OUTSIDE_IMAGE, map_cluster
-from sim.testbed.topology import BENCH_RANGE
+from sim.testbed.mapping import BENCH_RANGE, INSIDE_IMAGE, OUTSIDE_IMAGE, map_cluster
+from sim.testbed.render import render
 
 
 def _cluster(raw, overrides=None):
@@ -27,8 +27,8 @@ def _used(cl):
 
 
 def test_article_mapping_is_the_documented_one(article_raw):
-    r = map_cluster(_cluster(article_raw))
-    m = r.mapping.map_address
+    r = render(_cluster(article_raw))
+    m = r.mapping.address
     assert m("10.0.0.2") == IPv4Address("198.18.0.2")  # web
     assert m("10.0.1.2") == IPv4Address("198.18.1.2")  # api
     assert m("10.100.0.1") == IPv4Address("198.18.2.1")  # gateway
@@ -36,25 +36,22 @@ def test_article_mapping_is_the_documented_one(article_raw):
     assert m("10.200.0.10") == IPv4Address("198.18.3.10")  # intranet, inside 10/8
     assert m("93.184.216.34") == IPv4Address("198.19.0.34")  # internet, outside
     assert r.mapping.replica_non_masquerade == (IPv4Network("198.18.0.0/16"),)
-    topo = r.topology
-    assert topo.pod_cidr == IPv4Network("198.18.0.0/23")  # used part of 10.0.0.0/14
-    assert topo.node_lan == IPv4Network("198.18.2.0/24")
-    assert [n.pod_subnet.prefixlen for n in topo.nodes] == [24, 24]
-    assert not topo.external("internet").return_route_to_pods
-    assert topo.external("intranet").return_route_to_pods
+    assert r.mapping.network(IPv4Network("10.0.0.0/14")) == IPv4Network("198.18.0.0/23")
+    assert r.mapping.network(IPv4Network("10.100.0.0/24")) == IPv4Network("198.18.2.0/24")
+    assert r.mapping.network(IPv4Network("10.0.1.0/24")) == IPv4Network("198.18.1.0/24")
     text = "\n".join(r.mapping.lines())
     assert "10.0.0.0/8" in text and "198.18.0.0/16" in text and "10.0.0.0/14" in text
 
 
 def test_mapping_is_deterministic_and_invertible(article_raw):
-    a = map_cluster(_cluster(article_raw))
-    b = map_cluster(_cluster(article_raw))
-    assert a.mapping == b.mapping and a.topology == b.topology
-    for addr in _used(a.cluster):
-        assert a.mapping.unmap_address(a.mapping.map_address(addr)) == addr
-    assert a.mapping.map_address("127.0.0.1") == IPv4Address("127.0.0.1")
+    cl = _cluster(article_raw)
+    a, b = map_cluster(cl), map_cluster(_cluster(article_raw))
+    assert a == b
+    for addr in _used(cl):
+        assert a.unmap(a.address(addr)) == addr
+    assert a.address("127.0.0.1") == IPv4Address("127.0.0.1")
     with pytest.raises(MappingError, match="no mapped region"):
-        a.mapping.map_address("8.8.8.8")
+        a.address("8.8.8.8")
 
 
 @pytest.mark.parametrize(
@@ -70,30 +67,29 @@ def test_mapping_is_deterministic_and_invertible(article_raw):
 )
 def test_masquerade_relation_prefixes_and_range_are_kept(article_raw, overrides):
     cl = _cluster(article_raw, overrides)
-    r = map_cluster(cl)
+    m = map_cluster(cl)
     cidrs = cl.scenario.masquerade.non_masquerade_cidrs
-    images = r.mapping.replica_non_masquerade
+    images = m.replica_non_masquerade
     for addr in _used(cl):
-        img = r.mapping.map_address(addr)
+        img = m.address(addr)
         assert img in BENCH_RANGE
         inside = any(addr in c for c in cidrs)
         assert inside == any(img in i for i in images), addr
         assert img in (INSIDE_IMAGE if inside else OUTSIDE_IMAGE)
-        # the replica's own rule says the same as the model's
-        assert r.topology.masquerades(img) == (not inside)
-    for node, spec in zip(cl.plan.nodes, r.topology.nodes, strict=True):
-        assert spec.pod_subnet.prefixlen == node.pod_subnet.prefixlen
-        assert spec.lan_address.network.prefixlen == cl.plan.node_network.prefixlen
-    for reg in r.mapping.regions:
+    for node in cl.plan.nodes:
+        assert m.network(node.pod_subnet).prefixlen == node.pod_subnet.prefixlen
+    for reg in m.regions:
         assert reg.image.prefixlen == reg.original.prefixlen
         assert reg.image.subnet_of(BENCH_RANGE)
 
 
-def test_docker_default_is_refused_clearly(docker_path):
+def test_docker_default_maps_every_node_subnet_to_one_image(docker_path):
     from sim.control import load_cluster
 
-    with pytest.raises(MappingError, match="overlap.*Fix: use pod_network.mode"):
-        map_cluster(load_cluster(docker_path))
+    cl = load_cluster(docker_path)
+    m = map_cluster(cl)
+    images = {m.network(n.pod_subnet) for n in cl.plan.nodes}
+    assert images == {IPv4Network("198.19.0.0/16")}  # 172.17.0.0/16, outside 10/8: masqueraded
 
 
 def test_networks_too_large_are_refused_clearly(article_raw):
@@ -109,8 +105,3 @@ def test_straddling_non_masquerade_cidr_is_refused_clearly(article_raw):
     cl = _cluster(article_raw, {"masquerade.non_masquerade_cidrs": ["10.0.0.0/25"]})
     with pytest.raises(MappingError, match="straddles the non-masquerade CIDR 10.0.0.0/25"):
         map_cluster(cl)
-
-
-def test_bad_prefix_is_a_mapping_error(article_raw):
-    with pytest.raises(MappingError, match="prefix"):
-        map_cluster(_cluster(article_raw), prefix="this-prefix-is-far-too-long-")

@@ -1,0 +1,9 @@
+"""Check the model against the real-kernel replica's measurements (no root needed).
+
+    models.py     typed measurements, fits and comparisons (one schema version)
+    cases.py      the RTT cases and endpoint pairs, and the model's verdict for each
+    calibrate.py  fit per-hop costs to measured round trips -> params TOML
+    compare.py    simulate the measured cases; model vs observed SNAT verdicts
+
+The measuring itself (root) is :mod:`sim.testbed`.
+"""

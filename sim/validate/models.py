@@ -1,0 +1,227 @@
+"""Typed records of the replica's measurements, fits and comparisons.
+
+One :data:`SCHEMA_VERSION` for every file the validation writes: the
+measurements (JSON), the parameter file's ``[calibration]`` table (TOML) and
+``compare --json``. Reading a file of another version is one clear error.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sim.errors import UserError
+
+__all__ = [
+    "IP_UDP_HEADER_BYTES",
+    "SCHEMA_VERSION",
+    "CaseComparison",
+    "Comparison",
+    "Measurements",
+    "Observation",
+    "PairResult",
+    "RatioCheck",
+    "RttCase",
+    "Timing",
+    "Verdict",
+    "read_measurements",
+    "write_json",
+]
+
+SCHEMA_VERSION = 2
+"""Version of every validation record (measurements, params, comparison)."""
+
+MEASUREMENTS_KIND = "podnetsim-testbed-measurements"
+
+Case = Literal["localhost", "same_node", "cross_node", "ext_nomasq", "ext_masq"]
+Outcome = Literal["round trip", "reply lost", "request lost", "misdelivered", "unknown"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RttCase(_Record):
+    """One measured RTT case; times in microseconds.
+
+    ``p50_us``/``p99_us`` are the medians over the repeats of each repeat's
+    percentile, ``spread_*`` their (min, max); ``samples`` counts round trips.
+    """
+
+    title: str
+    src: str
+    dst: str
+    src_ns: str
+    dst_ns: str
+    dst_addr: str
+    ok: bool
+    p50_us: float | None = None
+    p99_us: float | None = None
+    spread_p50_us: tuple[float, float] | None = None
+    spread_p99_us: tuple[float, float] | None = None
+    samples: int = 0
+    error: str | None = None
+    per_repeat: list[dict[str, Any]] = []
+
+
+class Observation(_Record):
+    """What a receiver in the replica saw of one endpoint pair's requests."""
+
+    outcome: Outcome
+    seen_source: str | None = None
+    seen_source_scenario: str | None = None
+    snat: bool = False
+    delivered_to: str | None = None
+    served: int | None = None
+    send_errors: int | None = None
+    error: str | None = None
+
+
+class PairResult(_Record):
+    """One probed endpoint pair."""
+
+    src: str
+    dst: str
+    dst_addr: str
+    observed: Observation
+
+
+IP_UDP_HEADER_BYTES = 28
+"""IPv4 (20 B) plus UDP (8 B) header: payload + this = IP packet size, bytes."""
+
+
+class Timing(_Record):
+    """How the RTT cases are timed: ``repeats`` sockperf runs of ``duration_s`` per case."""
+
+    tool: Literal["sockperf"] = "sockperf"
+    payload_bytes: int = Field(32, ge=14, le=1472)
+    duration_s: float = Field(2.0, ge=0.1, le=60.0)
+    repeats: int = Field(5, ge=1, le=50)
+    busy_poll: bool | None = None
+
+    @property
+    def ip_bytes(self) -> int:
+        """IP packet size of requests and replies, bytes."""
+        return self.payload_bytes + IP_UDP_HEADER_BYTES
+
+
+class ScenarioRef(_Record):
+    """The scenario measured: name, file, digest and ``--set`` overrides."""
+
+    name: str
+    file: str
+    sha256: str
+    overrides: dict[str, Any] = {}
+
+
+class Measurements(_Record):
+    """A ``testbed measure`` file."""
+
+    schema_version: Literal[2] = SCHEMA_VERSION
+    kind: Literal["podnetsim-testbed-measurements"] = MEASUREMENTS_KIND
+    created: str = ""
+    scenario: ScenarioRef
+    prefix: str = "pns-"
+    mapping: dict[str, Any] = {}
+    timing: Timing
+    machine: dict[str, Any] = {}
+    rtt: dict[Case, RttCase] = {}
+    pairs: list[PairResult] = []
+    elapsed_s: float = 0.0
+
+
+class CaseComparison(_Record):
+    """Measured vs predicted p50 of one case, microseconds."""
+
+    src: str
+    dst: str
+    title: str
+    fitted: bool
+    measured_p50_us: float | None
+    spread_p50_us: tuple[float, float] | None = None
+    predicted_p50_us: float | None = None
+    simulated_network_p50_us: float | None = None
+    analytic_network_us: float | None = None
+    ratio: float | None = None
+    within: bool | None = None
+    note: str = ""
+
+
+class RatioCheck(_Record):
+    """Cross-node / same-node RTT ratio, measured and predicted."""
+
+    measured: float
+    predicted: float
+    ratio: float
+    within: bool
+
+
+class Verdict(_Record):
+    """The model's and the replica's outcome of one endpoint pair."""
+
+    src: str
+    dst: str
+    model_outcome: str
+    model_seen_source: str | None
+    model_seen_source_replica: str | None
+    model_snat: bool
+    model_reason: str
+    observed_outcome: str | None
+    observed_seen_source: str | None
+    observed_seen_source_scenario: str | None
+    observed_snat: bool
+    agree: bool
+
+
+class Comparison(_Record):
+    """``podnetsim compare``'s result."""
+
+    schema_version: Literal[2] = SCHEMA_VERSION
+    scenario: str
+    endpoint_us: float
+    ip_bytes: int
+    rtt: dict[str, CaseComparison]
+    ratio_cross_same: RatioCheck | None
+    verdicts: list[Verdict]
+    mapping: list[str]
+
+
+def write_json(record: BaseModel, path: str | Path) -> None:
+    """Write a record as indented JSON."""
+    Path(path).write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def read_measurements(path: str | Path) -> Measurements:
+    """Read and validate a measurements file.
+
+    Raises
+    ------
+    UserError
+        Missing file, not JSON, another kind or schema version, or a bad field
+        (one line naming it).
+    """
+    fix = "give a file written by `podnetsim testbed measure`"
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError("file not found", file=str(path), fix="check the path") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"cannot read measurements ({err})", file=str(path), fix=fix) from None
+    if not isinstance(raw, dict) or raw.get("kind") != MEASUREMENTS_KIND:
+        raise UserError("not a measurements file", file=str(path), fix=fix)
+    if raw.get("schema_version") != SCHEMA_VERSION:
+        raise UserError(
+            f"measurements schema version {raw.get('schema_version')} is not supported "
+            f"(expected {SCHEMA_VERSION})",
+            file=str(path),
+            fix="measure again with this version of podnetsim",
+        )
+    try:
+        return Measurements.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(x) for x in first["loc"])
+        raise UserError(first["msg"], file=str(path), field=field, fix=fix) from None
