@@ -7,6 +7,7 @@ models' public methods; the models never import it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -23,6 +24,10 @@ LOOPBACK = IPv4Network("127.0.0.0/8")
 @dataclass
 class Cluster:
     """A built cluster: the address plan, every routing table and the NAT rules.
+
+    The name lookups (``nodes``, ``pods``, ``hosts``) are built once, on first
+    use: the plan is never changed after :func:`build_cluster`, and rebuilding
+    a dict per lookup made ``check`` quadratic in the number of pods.
 
     Attributes
     ----------
@@ -44,20 +49,29 @@ class Cluster:
     tables: dict[str, RoutingTable] = field(default_factory=dict)
     masquerade: dict[str, MasqueradeRule] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def nodes(self) -> dict[str, NodeAddr]:
         """Nodes by name."""
         return {n.name: n for n in self.plan.nodes}
 
-    @property
+    @cached_property
     def pods(self) -> dict[str, PodAddr]:
         """Pods by name."""
         return {p.name: p for p in self.plan.pods}
 
-    @property
+    @cached_property
     def hosts(self) -> dict[str, HostAddr]:
         """External hosts by name."""
         return {h.name: h for h in self.plan.hosts}
+
+    @cached_property
+    def owners(self) -> dict[IPv4Address, tuple[str, ...]]:
+        """Endpoint names by address, pods first, then nodes, hosts and the gateway."""
+        out: dict[IPv4Address, list[str]] = {}
+        for e in (*self.plan.pods, *self.plan.nodes, *self.plan.hosts):
+            out.setdefault(e.address, []).append(e.name)
+        out.setdefault(self.plan.gateway_address, []).append("gateway")
+        return {a: tuple(names) for a, names in out.items()}
 
     @property
     def diagnostics(self) -> tuple[str, ...]:
@@ -163,9 +177,4 @@ def load_cluster(path: str | Path, overrides: dict | None = None) -> Cluster:
 
 def owner_of(cl: Cluster, addr: IPv4Address) -> list[str]:
     """Names of every endpoint that owns ``addr`` (several in docker-default mode)."""
-    out = [p.name for p in cl.plan.pods if p.address == addr]
-    out += [n.name for n in cl.plan.nodes if n.address == addr]
-    out += [h.name for h in cl.plan.hosts if h.address == addr]
-    if addr == cl.plan.gateway_address:
-        out.append("gateway")
-    return out
+    return list(cl.owners.get(addr, ()))
