@@ -15,7 +15,7 @@ import numpy as np
 import simpy
 
 from sim.control.resolve import Path
-from sim.engine.events import scheduler
+from sim.engine.events import pending_packets, scheduler
 from sim.engine.recorder import Recorder
 from sim.engine.stations import Station
 from sim.spec.costs import Costs, StationCost
@@ -121,7 +121,7 @@ class Network:
         if not arrive:  # dropped before the first station (e.g. no route at the sender)
 
             def arrive_now(ev, r=r):
-                self.route_end[r](ev._value, self.env._now)
+                self.route_end[r](ev.pkt, ev.at)
 
             arrive = (arrive_now,)
             extra = (0.0,)
@@ -198,8 +198,7 @@ class Network:
         """Packets sent by ``t_s`` with an arrival still pending in SimPy's queue."""
         send = self.rec.send_s
         n = 0
-        for _, _, _, ev in self.env._queue:
-            v = getattr(ev, "_value", None)
-            if isinstance(v, int) and send[v] <= t_s:
+        for v in pending_packets(self.env):
+            if send[v] <= t_s:
                 n += 1
         return n
