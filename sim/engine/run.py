@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.control.cluster import Cluster, build_cluster
+from sim.engine.cpu_routes import CpuPlane
 from sim.engine.network import Network
 from sim.engine.workloads import FlowState, install_flows
 from sim.errors import ScenarioError
@@ -133,6 +134,8 @@ def simulate(
         )
     cl = cluster if cluster is not None else build_cluster(scenario, file)
     net = Network(scenario.costs, seed, warm_s, hops)
+    if scenario.datapath.model == "cpu":
+        net.plane = CpuPlane(net, cl, scenario.datapath, file)
     warnings: list[str] = list(cl.diagnostics)
     states = install_flows(net, cl, end_s, warnings)
     net.env.run(until=end_s)

@@ -145,6 +145,10 @@ class Station:
             self.deps = []  # heap of departure times
             self.free_at = [0.0] * self.servers  # heap of server free times
 
+    def service_s(self, route: int, hop: int, size_bytes: float) -> float:
+        """Mean service time at hop ``hop`` of ``route`` for ``size_bytes``, seconds."""
+        return self.a + self.b * size_bytes + self.net.route_extra[route][hop]
+
     def _exp(self) -> float:
         i = self._di
         if i >= len(self._draws):
