@@ -6,7 +6,11 @@ Where each hop's work runs (``topology = "cluster"``)
 * ``veth`` and ``lo``: the transmit hands the packet to ``netif_rx``, which queues
   it on the *current* CPU's backlog; the hop's cost is the receive side's work, in
   the next segment on the same core (kernel ``Documentation/networking/scaling.rst``:
-  without RPS, ``netif_rx`` uses the current CPU).
+  without RPS, ``netif_rx`` uses the current CPU). Exception: on the sender's core
+  the softirq raised by its own ``sendto`` runs inline in the sending thread (at
+  ``local_bh_enable``, before ``sendto`` returns), so everything the sender's core
+  does for a packet is one segment, and an overloaded sender slows down (its
+  unlimited application queue grows) instead of overflowing its backlog.
 * ``bridge`` and ``forward`` (+ ``nat_extra_us`` where the hop NATs): softirq work
   added to the current segment.
 * ``eth0_tx``: the driver's transmit (its ``per_packet_us``/``per_byte_ns``) ends the
@@ -159,7 +163,8 @@ class CpuPlane:
         c = _Compiler(self)
         sender = self.endpoint_core(path.src)
         if sender is not None:
-            c.start(sender, self.dp.send_per_packet_us * US, self.dp.send_per_byte_ns * NS)
+            dp = self.dp
+            c.start(sender, dp.send_per_packet_us * US, dp.send_per_byte_ns * NS, inline=True)
         for hop in path.hops:
             if self.replica:
                 c.replica_hop(hop)
@@ -186,8 +191,11 @@ class _Compiler:
         self.elems: list[tuple[object, tuple | None]] = []
         self.seg: list | None = None
 
-    def start(self, core: str, a_s: float, b_s: float, queue: Queue | None = None) -> None:
+    def start(
+        self, core: str, a_s: float, b_s: float, queue: Queue | None = None, inline: bool = False
+    ) -> None:
         self.seg = [core, a_s, b_s, queue]
+        self.inline = inline
 
     def add(self, c: StationCost, nat: bool = False) -> None:
         seg = self.seg
@@ -201,7 +209,15 @@ class _Compiler:
             self.seg = None
 
     def cross(self, c: StationCost) -> None:
-        """A veth/lo crossing: ``netif_rx`` on the current core, then ``c``'s work."""
+        """A veth/lo crossing: ``netif_rx`` on the current core, then ``c``'s work.
+
+        In a segment the sender's thread started, the crossing runs inline: the
+        softirq it raises runs at ``local_bh_enable`` in that thread, before
+        ``sendto`` returns, so it is no separate backlog visit.
+        """
+        if self.inline:
+            self.add(c)
+            return
         core = self.seg[0]
         self.close()
         self.start(core, 0.0, 0.0, self.p.core(core).backlog)
