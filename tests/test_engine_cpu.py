@@ -169,8 +169,13 @@ def poisson(name: str, src: str, dst: str, pps: float, size: int = 64) -> dict:
 
 
 def test_conservation_little_and_determinism_per_core() -> None:
-    """sent = delivered + dropped + in flight; per core, L from the hop rows = lambda W."""
-    scn = cpu_scenario([poisson("same", "client", "web", 2e5), poisson("cross", "api", "web", 2e5)])
+    """sent = delivered + dropped + in flight; per core, L from the hop rows = lambda W.
+
+    ``same`` offers more than client's core can send (382 kpps), so packets also
+    wait in the sending thread's queue, where no event is pending.
+    """
+    flows = [poisson("same", "client", "web", 4.5e5), poisson("cross", "api", "web", 2e5)]
+    scn = cpu_scenario(flows)
     res = simulate(scn, duration_s=0.02, warmup_s=0.002, record_hops=True)
     p = res.packets
     end = res.duration_s
@@ -180,6 +185,7 @@ def test_conservation_little_and_determinism_per_core() -> None:
     dropped = int((done & (p["reason"] > 0)).sum())
     assert sent == delivered + dropped + res.in_flight_at_end
     assert delivered > 7000
+    assert res.in_flight_at_end > 500  # mostly waiting for client's thread
     h = res.hops
     for i, st in enumerate(res.stations):
         if st.kind != "cpu":
@@ -224,6 +230,15 @@ def test_same_node_saturates_at_the_sender_core_not_the_bridge() -> None:
     # within the packets straddling the window's ends (one work time each)
     assert got == pytest.approx(cap, rel=0.01)
     assert p["reason"].max() == 0  # an overloaded sender slows down: no drop
+    # one core for both pods: the sender's thread has one send on the core at a time,
+    # so the receiver's recvfrom is not starved: capacity 1 / (send work + recv work)
+    recv_us = dp.recv_per_packet_us + dp.recv_per_byte_ns * size / 1e3
+    scn = cpu_scenario([poisson("f", "client", "web", 1.5 * cap, size)], cpus=1)
+    res = simulate(scn, duration_s=0.02, warmup_s=0.005)
+    p = res.packets
+    got = ((p["reason"] == 0) & (p["done_s"] > 0.005) & (p["done_s"] <= 0.02)).sum() / 0.015
+    assert got == pytest.approx(1e6 / (work_us + recv_us), rel=0.01)
+    assert p["reason"].max() == 0
 
 
 def test_backlog_overflows_on_an_overloaded_receive_core() -> None:

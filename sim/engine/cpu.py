@@ -182,3 +182,55 @@ class Core:
     def pending(self, t_s: float) -> int:
         """Segments on the core at ``t_s`` (waiting or in service)."""
         return sum(1 for d in self.deps if d > t_s)
+
+
+class Thread:
+    """An application thread in front of its core: one ``sendto`` at a time.
+
+    A thread's next send reaches the core only when its previous send segment ends,
+    so a sender offered more than its core can do waits in its own (unlimited)
+    queue instead of filling the core's FIFO, and the core's other work (softirq,
+    other pods' threads) is not starved behind it. Costs no event when the thread
+    is idle; otherwise one (the release), which replaces the packet's arrival.
+
+    Parameters
+    ----------
+    core : Core
+        The core the thread runs on (``pin``/``placement``).
+    """
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.index = core.index  # routes list the core, whose work this is
+        self.busy_until = 0.0
+        self.armed = False
+        self.waiting: deque = deque()
+        self.push = core.push
+
+    def service_s(self, route: int, hop: int, size_bytes: float) -> float:
+        """Work of the send segment, seconds (see :meth:`Core.service_s`)."""
+        return self.core.service_s(route, hop, size_bytes)
+
+    def arrive(self, ev) -> None:
+        """A packet the application sends: to the core now, or after the last send."""
+        if self.armed or self.waiting or ev.at < self.busy_until:
+            self.waiting.append(ev)
+            if not self.armed:
+                self._arm()
+            return
+        self._run(ev)
+
+    def _arm(self) -> None:
+        self.armed = True
+        self.push(self.waiting.popleft(), self.busy_until, self._release)
+
+    def _release(self, ev) -> None:
+        self.armed = False
+        self._run(ev)
+
+    def _run(self, ev) -> None:
+        core = self.core
+        core.arrive(ev)
+        self.busy_until = core.free_at  # FIFO: the segment just queued ends last
+        if self.waiting and not self.armed:
+            self._arm()

@@ -39,7 +39,7 @@ from __future__ import annotations
 import zlib
 
 from sim.control.resolve import Endpoint, Hop, Path
-from sim.engine.cpu import Core, Queue
+from sim.engine.cpu import Core, Queue, Thread
 from sim.engine.stations import Station
 from sim.errors import ScenarioError
 from sim.spec.costs import StationCost
@@ -71,6 +71,7 @@ class CpuPlane:
         self.replica = dp.topology == "replica"
         self.work: list[tuple] = []
         self.queues: dict[str, Queue] = {}
+        self.threads: dict[str, Thread] = {}
         self.pod_core = self._place(cl, file)
 
     # -- placement and named objects ---------------------------------------------------
@@ -108,6 +109,18 @@ class CpuPlane:
         net.stations.append(core)
         net.by_name[name] = core
         return core
+
+    def thread(self, ep: Endpoint, core: str) -> Thread:
+        """The sending thread of an endpoint (one per pod, container, node or host)."""
+        th = self.threads.get(ep.name)
+        if th is None:
+            th = self.threads[ep.name] = Thread(self.core(core))
+        return th
+
+    def held_packets(self, t_s: float) -> int:
+        """Packets sent by ``t_s`` that wait for their sending thread (no event pending)."""
+        send = self.net.rec.send_s
+        return sum(1 for th in self.threads.values() for ev in th.waiting if send[ev.pkt] <= t_s)
 
     def queue(self, name: str, packets: int | None, nbytes: int | None, why: str) -> Queue:
         """A named queue (NIC ring, socket buffer), created on first use."""
@@ -165,6 +178,7 @@ class CpuPlane:
         if sender is not None:
             dp = self.dp
             c.start(sender, dp.send_per_packet_us * US, dp.send_per_byte_ns * NS, inline=True)
+            c.gate = self.thread(path.src, sender)
         for hop in path.hops:
             if self.replica:
                 c.replica_hop(hop)
@@ -190,6 +204,7 @@ class _Compiler:
         self.costs = plane.costs
         self.elems: list[tuple[object, tuple | None]] = []
         self.seg: list | None = None
+        self.gate: Thread | None = None  # the sender's thread, in front of its first segment
 
     def start(
         self, core: str, a_s: float, b_s: float, queue: Queue | None = None, inline: bool = False
@@ -205,8 +220,9 @@ class _Compiler:
     def close(self) -> None:
         if self.seg is not None:
             core, a_s, b_s, q = self.seg
-            self.elems.append((self.p.core(core), (a_s, b_s, q)))
+            self.elems.append((self.gate or self.p.core(core), (a_s, b_s, q)))
             self.seg = None
+            self.gate = None
 
     def cross(self, c: StationCost) -> None:
         """A veth/lo crossing: ``netif_rx`` on the current core, then ``c``'s work.

@@ -214,4 +214,6 @@ class Network:
         for v in pending_packets(self.env):
             if send[v] <= t_s:
                 n += 1
+        if self.plane is not None:  # packets waiting for their sending thread (cpu model)
+            n += self.plane.held_packets(t_s)
         return n
