@@ -101,3 +101,9 @@ def test_pending_packets_and_run_until() -> None:
     env.run(until=2.0)  # ``until`` is URGENT: an arrival at exactly 2.0 is not run
     assert done == [0]
     assert sorted(pending_packets(env)) == [1, 2]
+
+
+def test_installed_simpy_is_the_tested_minor_version() -> None:
+    """pyproject.toml pins ``simpy>=4.1,<4.2``; the contract above is what 4.1 does."""
+    major, minor = (int(x) for x in simpy.__version__.split(".")[:2])
+    assert (major, minor) == (4, 1)
