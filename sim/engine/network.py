@@ -15,7 +15,7 @@ import numpy as np
 import simpy
 
 from sim.control.resolve import Path
-from sim.engine.events import scheduler
+from sim.engine.events import pending_packets, scheduler
 from sim.engine.recorder import Recorder
 from sim.engine.stations import Station
 from sim.spec.costs import Costs, StationCost
@@ -76,6 +76,7 @@ class Network:
         self.route_end: list[Callable[[int, float], None]] = []
         self.route_drop: list[Callable[[int, float], None] | None] = []
         self.route_stations: list[tuple[int, ...]] = []
+        self.plane = None  # the CPU data path's compiler when model = "cpu"
 
     # -- building -------------------------------------------------------------------
     def station(self, name: str, kind: str) -> Station:
@@ -114,14 +115,18 @@ class Network:
         reason (no route, no neighbour, misdelivered).
         """
         r = len(self.routes)
-        sts = [self.station(h.station, h.kind) for h in path.hops]
-        nat_s = self.costs.nat_extra_us * US
-        extra = tuple(nat_s if h.nat else 0.0 for h in path.hops)
+        if self.plane is not None:  # model = "cpu": cores and wires (sim.engine.cpu_routes)
+            sts = self.plane.compile(path, r)
+            extra = (0.0,) * len(sts)
+        else:
+            sts = [self.station(h.station, h.kind) for h in path.hops]
+            nat_s = self.costs.nat_extra_us * US
+            extra = tuple(nat_s if h.nat else 0.0 for h in path.hops)
         arrive = tuple(s.arrive for s in sts)
         if not arrive:  # dropped before the first station (e.g. no route at the sender)
 
             def arrive_now(ev, r=r):
-                self.route_end[r](ev._value, self.env._now)
+                self.route_end[r](ev.pkt, ev.at)
 
             arrive = (arrive_now,)
             extra = (0.0,)
@@ -142,25 +147,33 @@ class Network:
         self.route_drop.append(None)
         return r
 
+    def _work_by_station(self, route: int, size_bytes: float) -> dict[int, float]:
+        """Service time a packet of ``size_bytes`` brings to each station of a route, s.
+
+        A station visited more than once (a CPU core) adds up its visits.
+        """
+        work: dict[int, float] = {}
+        for h, st_idx in enumerate(self.route_stations[route]):
+            service = self.stations[st_idx].service_s(route, h, size_bytes)
+            work[st_idx] = work.get(st_idx, 0.0) + service
+        return work
+
     def capacity_pps(self, route: int, size_bytes: float) -> float:
         """Bottleneck capacity of a route for packets of ``size_bytes``, packets/s.
 
         A station with zero service time has unlimited capacity; ``inf`` if all do.
         """
         path_cap = float("inf")
-        for st_idx, extra in zip(self.route_stations[route], self.route_extra[route], strict=False):
-            st = self.stations[st_idx]
-            service = st.a + st.b * size_bytes + extra
+        for st_idx, service in self._work_by_station(route, size_bytes).items():
             if service > 0:
-                path_cap = min(path_cap, st.servers / service)
+                path_cap = min(path_cap, self.stations[st_idx].servers / service)
         return path_cap
 
     def bottleneck(self, route: int, size_bytes: float) -> str:
         """Name of the station limiting a route's capacity."""
         best, name = float("inf"), ""
-        for st_idx, extra in zip(self.route_stations[route], self.route_extra[route], strict=False):
+        for st_idx, service in self._work_by_station(route, size_bytes).items():
             st = self.stations[st_idx]
-            service = st.a + st.b * size_bytes + extra
             cap = st.servers / service if service > 0 else float("inf")
             if cap < best or not name:
                 best, name = cap, st.name
@@ -198,8 +211,9 @@ class Network:
         """Packets sent by ``t_s`` with an arrival still pending in SimPy's queue."""
         send = self.rec.send_s
         n = 0
-        for _, _, _, ev in self.env._queue:
-            v = getattr(ev, "_value", None)
-            if isinstance(v, int) and send[v] <= t_s:
+        for v in pending_packets(self.env):
+            if send[v] <= t_s:
                 n += 1
+        if self.plane is not None:  # packets waiting for their sending thread (cpu model)
+            n += self.plane.held_packets(t_s)
         return n

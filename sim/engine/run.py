@@ -14,6 +14,7 @@ from sim.engine.budget import (
     check_work,
     estimate_work,
 )
+from sim.engine.cpu_routes import CpuPlane
 from sim.engine.network import Network
 from sim.engine.workloads import FlowState, install_flows
 from sim.errors import ScenarioError
@@ -147,6 +148,8 @@ def simulate(
     work = estimate_work(scenario, cl, duration_s=end_s, record_hops=hops, file=file)
     check_work(work, max_packets=max_packets, max_hop_records=max_hop_records, file=file)
     net = Network(scenario.costs, seed, warm_s, hops)
+    if scenario.datapath.model == "cpu":
+        net.plane = CpuPlane(net, cl, scenario.datapath, file)
     warnings: list[str] = list(cl.diagnostics)
     states = install_flows(net, cl, end_s, warnings)
     net.env.run(until=end_s)

@@ -25,7 +25,8 @@ from collections import deque
 from heapq import heappop, heappush
 
 import numpy as np
-from simpy.core import NORMAL
+
+from sim.engine.events import pusher
 
 _HUGE = 1 << 62
 _BLOCK = 4096
@@ -77,9 +78,7 @@ class Station:
         "max_in_system",
         "drop_reason",
         "arrive",
-        "env",
-        "queue",
-        "eid",
+        "push",
         "p_route",
         "p_hop",
         "p_size",
@@ -136,9 +135,7 @@ class Station:
         self.drop_reason = drop_reason
         # direct references to the network's shared columns: the hot path reads
         # them as slots instead of through ``net``
-        self.env = net.env
-        self.queue = net.env._queue  # SimPy 4's heap, see sim.engine.events
-        self.eid = net.env._eid
+        self.push = pusher(net.env)  # re-schedules the arrival event: sim.engine.events
         self.p_route = net.pkt_route
         self.p_hop = net.pkt_hop
         self.p_size = net.pkt_size
@@ -149,6 +146,10 @@ class Station:
         if self.servers > 1:
             self.deps = []  # heap of departure times
             self.free_at = [0.0] * self.servers  # heap of server free times
+
+    def service_s(self, route: int, hop: int, size_bytes: float) -> float:
+        """Mean service time at hop ``hop`` of ``route`` for ``size_bytes``, seconds."""
+        return self.a + self.b * size_bytes + self.net.route_extra[route][hop]
 
     def _exp(self) -> float:
         i = self._di
@@ -162,8 +163,8 @@ class Station:
     # The arrival event ``ev`` has been processed by SimPy when this runs, so it
     # is reused for the packet's next hop (saves an allocation per hop).
     def _arrive_fast(self, ev) -> None:
-        pkt = ev._value
-        now = self.env._now
+        pkt = ev.pkt
+        now = ev.at
         deps = self.deps
         while deps and deps[0] <= now:
             deps.popleft()
@@ -194,17 +195,16 @@ class Station:
         nxt = self.r_arrive[r]
         if h < len(nxt):
             self.p_hop[pkt] = h
-            ev.callbacks = [nxt[h]]
-            heappush(self.queue, (dep + self.prop, NORMAL, next(self.eid), ev))
+            self.push(ev, dep + self.prop, nxt[h])
         else:
             self.r_end[r](pkt, dep + self.prop)
 
     # Several servers, a byte limit, or exponential service. Deliberately a copy of
     # the fast path with these features added, so the common case pays no branch.
     def _arrive_general(self, ev) -> None:
-        pkt = ev._value
+        pkt = ev.pkt
         net = self.net
-        now = net.env._now
+        now = ev.at
         deps = self.deps
         size = net.pkt_size[pkt]
         multi = self.servers > 1
@@ -257,8 +257,7 @@ class Station:
         nxt = net.route_arrive[r]
         if h < len(nxt):
             net.pkt_hop[pkt] = h
-            ev.callbacks = [nxt[h]]
-            heappush(self.queue, (dep + self.prop, NORMAL, next(self.eid), ev))
+            self.push(ev, dep + self.prop, nxt[h])
         else:
             net.route_end[r](pkt, dep + self.prop)
 

@@ -510,9 +510,9 @@ def _warn_overloaded_stations(net: Network, states: list[FlowState], warnings: l
         duty = f.duty_cycle()
         mean = f.mean_size_bytes()
         for r in st.routes:
-            for idx, extra in zip(net.route_stations[r], net.route_extra[r], strict=False):
+            for h, idx in enumerate(net.route_stations[r]):
                 s = net.stations[idx]
-                service = s.a + s.b * mean + extra
+                service = s.service_s(r, h, mean)
                 work[idx] = work.get(idx, 0.0) + st.rate_pps * duty * service / s.servers
     for idx, rho in sorted(work.items()):
         s = net.stations[idx]

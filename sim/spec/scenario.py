@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sim.spec.costs import Costs
+from sim.spec.datapath import Datapath
 from sim.spec.workload import Flow
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
@@ -174,10 +175,14 @@ class Scenario(_Frozen):
     pods: tuple[Pod, ...] = ()
     external_hosts: tuple[ExternalHost, ...] = ()
     costs: Costs = Costs()
+    datapath: Datapath = Datapath()
     flows: tuple[Flow, ...] = ()
     simulation: Simulation = Simulation()
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON form (goes into results)."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        data = self.model_dump(mode="json")
+        if self.datapath == Datapath():
+            del data["datapath"]  # scenarios of the station model keep their digests
+        text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
