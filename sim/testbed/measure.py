@@ -54,12 +54,13 @@ def _target(replica: Replica, src: str, dst: str) -> tuple[str, str, str]:
     return replica.namespace(src), replica.namespace(dst), addr
 
 
-def _time_case(replica: Replica, case: str, src: str, dst: str, runs: list[dict], **kw) -> RttCase:
+def _time_case(replica: Replica, case: str, src: str, dst: str, runs: list[dict]) -> RttCase:
+    """A case from its runs: ok when most runs succeeded (a busy machine can spoil one)."""
     src_ns, dst_ns, addr = _target(replica, src, dst)
     good = [r for r in runs if r.get("p50_us") is not None]
     errors = [r["error"] for r in runs if r.get("error")]
     p50s, p99s = [r["p50_us"] for r in good], [r["p99_us"] for r in good]
-    ok = bool(good) and not errors
+    ok = len(good) > len(runs) / 2
     return RttCase(
         title=CASE_TITLES[case],
         src=src,
