@@ -113,7 +113,7 @@ def observe_pair(replica: Replica, src: str, dst: str) -> PairResult:
             {ns for n, ns in owners.items() if ns != dst_ns and str(replica.address(n)) == addr}
         )
     res = observe(src_ns, nss, addr)
-    served = {ns: (r or {}).get("served", 0) for ns, r in res["servers"].items()}
+    served = {ns: r["served"] for ns, r in res["servers"].items()}
     got = [ns for ns in nss if served[ns] > 0]
     by_ns = {ns: n for n, ns in owners.items()}
     seen = res["seen_source"] or next((res["servers"][ns]["peers"][0] for ns in got), None)
@@ -124,15 +124,15 @@ def observe_pair(replica: Replica, src: str, dst: str) -> PairResult:
     else:
         outcome = "reply lost" if got else "request lost"
     scen = replica.mapping.unmap(seen)
-    rep = res["servers"].get(dst_ns) or {}
+    rep = res["servers"][dst_ns]
     obs = Observation(
         outcome=outcome,
         seen_source=seen,
         seen_source_scenario=None if scen is None else str(scen),
         snat=scen in {n.address for n in replica.cluster.plan.nodes},
         delivered_to=by_ns.get(got[0]) if got else None,
-        served=rep.get("served"),
-        send_errors=rep.get("send_errors"),
+        served=rep["served"],
+        send_errors=rep["send_errors"],
         error=res["error"],
     )
     return PairResult(src=src, dst=dst, dst_addr=addr, observed=obs)
