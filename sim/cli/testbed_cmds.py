@@ -125,9 +125,13 @@ def status(prefix: str, scenario: str | None, sets: tuple[str, ...], as_json: bo
     elif not st:
         click.echo(f"no replica: no namespace with prefix {prefix!r}")
     for ns, info in st.items() if not as_json else ():
-        links = [f"{x['name']} {' '.join(x['addresses'])}".strip() for x in info["links"]]
+        links = [
+            f"{x['name']} {' '.join(x['addresses'])}".strip()
+            for x in info["links"]
+            if x["name"] != "lo"
+        ]
         pids = f"  processes {info['pids']}" if info["pids"] else ""
-        click.echo(f"{ns}: {', '.join(n for n in links if n != 'lo')}{pids}")
+        click.echo(f"{ns}: {', '.join(links)}{pids}")
     for p in problems or []:
         click.echo(f"MISMATCH: {p}")
     if problems == [] and not as_json:

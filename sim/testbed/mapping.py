@@ -103,9 +103,9 @@ class AddressMapping:
             If ``addr`` is in no mapped region.
         """
         a = IPv4Address(addr)
-        region = None if a.is_loopback else self._region(a)
         if a.is_loopback:
             return a
+        region = self._region(a)
         if region is None:
             raise MappingError(
                 f"scenario address {a} lies in no mapped region",

@@ -54,12 +54,13 @@ def _target(replica: Replica, src: str, dst: str) -> tuple[str, str, str]:
     return replica.namespace(src), replica.namespace(dst), addr
 
 
-def _time_case(replica: Replica, case: str, src: str, dst: str, runs: list[dict], **kw) -> RttCase:
+def _time_case(replica: Replica, case: str, src: str, dst: str, runs: list[dict]) -> RttCase:
+    """A case from its runs: ok when most runs succeeded (a busy machine can spoil one)."""
     src_ns, dst_ns, addr = _target(replica, src, dst)
     good = [r for r in runs if r.get("p50_us") is not None]
     errors = [r["error"] for r in runs if r.get("error")]
     p50s, p99s = [r["p50_us"] for r in good], [r["p99_us"] for r in good]
-    ok = bool(good) and not errors
+    ok = len(good) > len(runs) / 2
     return RttCase(
         title=CASE_TITLES[case],
         src=src,
@@ -112,7 +113,7 @@ def observe_pair(replica: Replica, src: str, dst: str) -> PairResult:
             {ns for n, ns in owners.items() if ns != dst_ns and str(replica.address(n)) == addr}
         )
     res = observe(src_ns, nss, addr)
-    served = {ns: (r or {}).get("served", 0) for ns, r in res["servers"].items()}
+    served = {ns: r["served"] for ns, r in res["servers"].items()}
     got = [ns for ns in nss if served[ns] > 0]
     by_ns = {ns: n for n, ns in owners.items()}
     seen = res["seen_source"] or next((res["servers"][ns]["peers"][0] for ns in got), None)
@@ -123,15 +124,15 @@ def observe_pair(replica: Replica, src: str, dst: str) -> PairResult:
     else:
         outcome = "reply lost" if got else "request lost"
     scen = replica.mapping.unmap(seen)
-    rep = res["servers"].get(dst_ns) or {}
+    rep = res["servers"][dst_ns]
     obs = Observation(
         outcome=outcome,
         seen_source=seen,
         seen_source_scenario=None if scen is None else str(scen),
         snat=scen in {n.address for n in replica.cluster.plan.nodes},
         delivered_to=by_ns.get(got[0]) if got else None,
-        served=rep.get("served"),
-        send_errors=rep.get("send_errors"),
+        served=rep["served"],
+        send_errors=rep["send_errors"],
         error=res["error"],
     )
     return PairResult(src=src, dst=dst, dst_addr=addr, observed=obs)

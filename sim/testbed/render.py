@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 
 from sim.control.cluster import Cluster
-from sim.control.routing import Route
 from sim.testbed.errors import MappingError, TestbedError
 from sim.testbed.mapping import AddressMapping, map_cluster
 
@@ -240,7 +239,7 @@ def _ruleset(cl: Cluster, m: AddressMapping, node: str) -> str:
 
 
 def _routes(
-    routes: list[Route], m: AddressMapping, devs: dict[str, str], nets: list[IPv4Network]
+    routes: list, m: AddressMapping, devs: dict[str, str], nets: list[IPv4Network]
 ) -> Iterator[tuple[str, str]]:
     """``(destination, ip -batch line)`` for each model route not on ``lo``."""
     for r in routes:

@@ -22,7 +22,7 @@ from sim.control.cluster import Cluster, build_cluster
 from sim.engine.run import simulate
 from sim.errors import UserError
 from sim.spec.load import load_scenario
-from sim.testbed.render import Replica, render
+from sim.testbed.mapping import AddressMapping, map_cluster
 from sim.validate.calibrate import model_rtt_us
 from sim.validate.cases import model_outcome
 from sim.validate.models import (
@@ -161,7 +161,7 @@ def compare(
     scn = load_scenario(scenario, overrides)
     _check_digest(scenario, scn, doc)
     cl = build_cluster(scn, scenario)
-    replica = render(cl, doc.prefix)
+    mapping = map_cluster(cl)
     cost_ov, cal = read_params(params)
     endpoint, fitted = float(cal["endpoint_us"]), set(cal.get("fit_on", []))
     ip_bytes, sim_ov = doc.timing.ip_bytes, {**overrides, **cost_ov}
@@ -174,7 +174,7 @@ def compare(
     for p in doc.pairs:
         if (p.src, p.dst) not in seen:
             seen.add((p.src, p.dst))
-            verdicts.append(_verdict(cl, replica, p.src, p.dst, p.observed))
+            verdicts.append(_verdict(cl, mapping, p.src, p.dst, p.observed))
     return Comparison(
         scenario=scn.name,
         endpoint_us=endpoint,
@@ -182,13 +182,13 @@ def compare(
         rtt=rtt,
         ratio_cross_same=_ratio(rtt),
         verdicts=verdicts,
-        mapping=replica.mapping.lines(),
+        mapping=mapping.lines(),
     )
 
 
-def _verdict(cl: Cluster, replica: Replica, src: str, dst: str, obs: Observation) -> Verdict:
+def _verdict(cl: Cluster, m: AddressMapping, src: str, dst: str, obs: Observation) -> Verdict:
     mo = model_outcome(cl, src, dst)
-    mapped = None if mo.seen_source is None else str(replica.mapping.address(mo.seen_source))
+    mapped = None if mo.seen_source is None else str(m.address(mo.seen_source))
     node_ips = {str(n.address) for n in cl.plan.nodes}
     agree = mo.outcome == obs.outcome and mapped == obs.seen_source
     if mo.outcome == "misdelivered":

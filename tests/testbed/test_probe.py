@@ -1,9 +1,11 @@
 """The echo probe in-process on 127.0.0.1, and sockperf's report parsed (no root needed)."""
 
 import socket
-import threading
 
-from sim.testbed.probe import run_client, run_server
+import pytest
+
+from sim.testbed import ProbeError
+from sim.testbed.probe import observe
 from sim.testbed.timing import parse_sockperf
 
 # Lines of a real `sockperf ping-pong --full-rtt` report (sockperf 3.7).
@@ -28,30 +30,21 @@ def test_parse_sockperf_reads_percentiles_and_samples():
 
 
 def test_server_reports_the_source_it_saw():
-    ports, ready, out = [], threading.Event(), {}
-
-    def serve():
-        out["server"] = run_server(
-            "127.0.0.1", 0, timeout_s=3, ready=lambda p: (ports.append(p), ready.set())
-        )
-
-    thread = threading.Thread(target=serve)
-    thread.start()
-    assert ready.wait(5)
-    res = run_client("127.0.0.1", ports[0], hello_timeout_s=2.0)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.sendto(b"B", ("127.0.0.1", ports[0]))  # bye: the server stops
-    thread.join(5)
-    assert not thread.is_alive()
-    assert res == {"seen_source": "127.0.0.1", "error": None}
-    assert out["server"]["reason"] == "bye" and out["server"]["served"] >= 2
-    assert out["server"]["peers"] == ["127.0.0.1"]
+    res = observe(None, [None], "127.0.0.1", port=0, hello_timeout_s=2.0)
+    assert res["seen_source"] == "127.0.0.1" and res["error"] is None
+    report = res["servers"][None]
+    assert report["served"] >= 1 and report["peers"] == ["127.0.0.1"]
+    assert report["send_errors"] == 0
 
 
-def test_client_reports_no_reply_and_server_times_out():
+def test_client_reports_no_reply_when_nobody_listens():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    res = run_client("127.0.0.1", port, hello_timeout_s=0.3)
-    assert res["seen_source"] is None and "no reply" in res["error"]
-    assert run_server("127.0.0.1", 0, timeout_s=0.2)["reason"] == "timeout"
+    res = observe(None, [], "127.0.0.1", port=port, hello_timeout_s=0.3)
+    assert res["seen_source"] is None and "no reply" in res["error"] and res["servers"] == {}
+
+
+def test_a_missing_namespace_is_a_probe_error():
+    with pytest.raises(ProbeError, match="no network namespace"):
+        observe("pnq-absent-ns", [None], "127.0.0.1", port=0)
