@@ -338,3 +338,12 @@ def test_huge_window_outside_the_run_does_not_loop(article_path) -> None:
     flow += "outstanding=1000000000000}"
     r = run("simulate", article_path, *flows_set(flow), *SHORT, "--json")
     assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize(
+    "field", ["node_network.cidr", "nodes.0.address", "masquerade.non_masquerade_cidrs"]
+)
+def test_boolean_is_not_an_address(article_path, field) -> None:
+    """``true`` was read as the integer 1: address 0.0.0.1."""
+    value = "[true]" if field.startswith("masquerade") else "true"
+    assert_bad_input(run("check", article_path, "--set", f"{field}={value}"), field, "string")

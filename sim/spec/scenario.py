@@ -13,7 +13,7 @@ import json
 from ipaddress import IPv4Address, IPv4Network
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from sim.spec.costs import Costs
 from sim.spec.datapath import Datapath
@@ -25,6 +25,17 @@ NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 class _Frozen(BaseModel):
     # allow_inf_nan=False: every number of a scenario is finite (inf/nan are errors)
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_addresses(cls, value: object, info: ValidationInfo) -> object:
+        # pydantic reads true/false as the integers 1/0, i.e. 0.0.0.1/0.0.0.0
+        items = value if isinstance(value, list) else [value]
+        if "IPv4" in str(cls.model_fields[info.field_name].annotation) and any(
+            isinstance(v, bool) for v in items
+        ):
+            raise ValueError("an address or network is written as a string, e.g. '10.0.0.0/14'")
+        return value
 
 
 class Container(_Frozen):
