@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.forkserver
+import multiprocessing.resource_tracker
 import os
 import signal
 import threading
@@ -20,6 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from .expand import RunSpec
 from .runner import execute
+from .signals import signals_deferred
 
 Outcome = tuple[RunSpec, dict | None, str | None]
 
@@ -90,6 +93,24 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _start_forkserver() -> None:
+    """Start multiprocessing's forkserver with SIGINT blocked.
+
+    The forkserver is a fresh interpreter; a Ctrl-C reaching it while it starts
+    would print a ``KeyboardInterrupt`` traceback. A blocked signal stays blocked
+    across ``exec`` and in the workers forked from the server, so only the batch
+    process handles Ctrl-C (it stops the workers itself). A Ctrl-C that arrives
+    meanwhile is delivered to the batch when the mask is restored. The resource
+    tracker starts first: starting it unblocks SIGINT (CPython 3.11-3.13).
+    """
+    multiprocessing.resource_tracker.ensure_running()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def run_processes(specs: Sequence[RunSpec], jobs: int) -> Iterator[Outcome]:
     """Run specs on ``jobs`` local worker processes (forkserver start method).
 
@@ -101,6 +122,7 @@ def run_processes(specs: Sequence[RunSpec], jobs: int) -> Iterator[Outcome]:
     at once; a worker whose batch process died ends itself within a second.
     """
     ctx = multiprocessing.get_context("forkserver")
+    _start_forkserver()
     pending = list(specs)[::-1]
     broke: dict[str, int] = {}
     while pending:
@@ -113,7 +135,8 @@ def run_processes(specs: Sequence[RunSpec], jobs: int) -> Iterator[Outcome]:
             while pending or running:
                 while pending and len(running) < 2 * jobs:
                     spec = pending.pop()
-                    running[pool.submit(_safe_execute, spec)] = spec
+                    with signals_deferred():  # may start a worker: never half-started
+                        running[pool.submit(_safe_execute, spec)] = spec
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in sorted(done, key=lambda f: running[f].run_id):
                     spec = running.pop(fut)
