@@ -329,3 +329,26 @@ def test_runs_being_a_file_is_one_line(finished) -> None:
     line = error_line(res.stderr)
     assert str(finished / "runs") in line and "is a file" in line
     assert snapshot(finished) == before
+
+
+def test_schema_names_every_column_of_a_real_row(reference) -> None:
+    """The stored-run schema and the rows runs produce describe the same columns."""
+    from sim.batch.schema import (
+        COUNT_COLUMNS,
+        ID_COLUMNS,
+        METRIC_COLUMNS,
+        NUMERIC_PREFIXES,
+        TEXT_COLUMNS,
+        quantile_columns,
+        read_stored_run,
+    )
+
+    rec, why = read_stored_run(reference / "runs" / VICTIM)
+    assert why is None
+    row = rec["row"]
+    params = {"placement", "flows.probe.rate_gbps"}
+    named = {*ID_COLUMNS, *COUNT_COLUMNS, *METRIC_COLUMNS, *TEXT_COLUMNS, *params}
+    rest = set(row) - named
+    assert set(row) >= named
+    assert rest and all(k.startswith(NUMERIC_PREFIXES) for k in rest), sorted(rest)
+    assert set(quantile_columns()) <= rest
