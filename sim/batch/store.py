@@ -18,6 +18,7 @@ expansion is refused: the experiment file changed; a run file that fails its
 schema, :mod:`sim.batch.schema`, is set aside and run again). Every file is
 written through :func:`sim.batch.files.atomic_write`.
 """
+
 from __future__ import annotations
 
 import datetime as dt
