@@ -88,6 +88,16 @@ def test_unrelated_directory_with_runs_is_never_touched(tmp_path, flag: str) -> 
     assert sorted(p.name for p in d.iterdir()) == ["manifest.json", "runs", "thesis.tex"]
 
 
+def test_results_written_before_the_marker_are_still_ours(finished) -> None:
+    """A podnetsim manifest.json (results from before the marker) is enough."""
+    (finished / MARKER).unlink()
+    (finished / "notes.txt").write_text("mine")
+    res = invoke("run", str(SMALL), "--out", str(finished), "--force", "--no-plots")
+    assert res.exit_code == 0, res.output
+    assert (finished / MARKER).is_file()
+    assert (finished / "notes.txt").read_text() == "mine"
+
+
 def test_default_out_is_results_slash_name(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     res = invoke("run", str(SMALL), "--no-plots", "--quick")

@@ -100,7 +100,7 @@ class ResultStore:
         self.lock.acquire(self.warn)
         try:
             self._refuse_foreign(resume, force, ignore=(LOCK,))
-            if not is_ours(self.root):
+            if not (self.root / MARKER).is_file():
                 mark_ours(self.root)
             if self._holds_results() and not (resume or force):
                 raise UserError(
