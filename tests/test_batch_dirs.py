@@ -88,6 +88,16 @@ def test_unrelated_directory_with_runs_is_never_touched(tmp_path, flag: str) -> 
     assert sorted(p.name for p in d.iterdir()) == ["manifest.json", "runs", "thesis.tex"]
 
 
+def test_results_written_before_the_marker_are_still_ours(finished) -> None:
+    """A podnetsim manifest.json (results from before the marker) is enough."""
+    (finished / MARKER).unlink()
+    (finished / "notes.txt").write_text("mine")
+    res = invoke("run", str(SMALL), "--out", str(finished), "--force", "--no-plots")
+    assert res.exit_code == 0, res.output
+    assert (finished / MARKER).is_file()
+    assert (finished / "notes.txt").read_text() == "mine"
+
+
 def test_default_out_is_results_slash_name(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     res = invoke("run", str(SMALL), "--no-plots", "--quick")
@@ -329,3 +339,26 @@ def test_runs_being_a_file_is_one_line(finished) -> None:
     line = error_line(res.stderr)
     assert str(finished / "runs") in line and "is a file" in line
     assert snapshot(finished) == before
+
+
+def test_schema_names_every_column_of_a_real_row(reference) -> None:
+    """The stored-run schema and the rows runs produce describe the same columns."""
+    from sim.batch.schema import (
+        COUNT_COLUMNS,
+        ID_COLUMNS,
+        METRIC_COLUMNS,
+        NUMERIC_PREFIXES,
+        TEXT_COLUMNS,
+        quantile_columns,
+        read_stored_run,
+    )
+
+    rec, why = read_stored_run(reference / "runs" / VICTIM)
+    assert why is None
+    row = rec["row"]
+    params = {"placement", "flows.probe.rate_gbps"}
+    named = {*ID_COLUMNS, *COUNT_COLUMNS, *METRIC_COLUMNS, *TEXT_COLUMNS, *params}
+    rest = set(row) - named
+    assert set(row) >= named
+    assert rest and all(k.startswith(NUMERIC_PREFIXES) for k in rest), sorted(rest)
+    assert set(quantile_columns()) <= rest

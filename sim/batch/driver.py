@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import signal
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .executors import Outcome, run_processes, run_serial
 from .expand import Batch, RunSpec, load_experiment
+from .signals import BatchInterrupted, stop_on_signals
 from .store import ResultStore, now_utc
 
 Executor = Callable[[Sequence[RunSpec]], Iterator[Outcome]]
@@ -35,64 +34,6 @@ class BatchReport:
     reused: int
     ran: int = 0
     failures: list[tuple[str, dict, str]] = field(default_factory=list)
-
-
-class BatchInterrupted(BaseException):  # noqa: N818 -- like KeyboardInterrupt
-    """A batch stopped by SIGINT or SIGTERM; every finished run is kept.
-
-    A ``BaseException`` (like ``KeyboardInterrupt``) so that no ``except
-    Exception`` on the way, such as the one that keeps a failed run from losing
-    the others, mistakes it for a failed run.
-
-    Attributes
-    ----------
-    signum : int
-        The signal.
-    out : Path or None
-        Results directory.
-    kept : int
-        Finished runs stored in ``out/runs``.
-    """
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-        self.out: Path | None = None
-        self.kept = 0
-
-    @property
-    def exit_code(self) -> int:
-        """128 + the signal number, as a shell reports a process killed by it."""
-        return 128 + self.signum
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into :class:`BatchInterrupted` in this block.
-
-    After the first signal both are ignored while the batch stops its workers
-    (a second Ctrl-C does not cut the clean-up short). Signals ignored when the
-    block starts (``nohup``) stay ignored; outside the main thread nothing changes.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    sigs = (signal.SIGINT, signal.SIGTERM)
-    old = {s: signal.getsignal(s) for s in sigs}
-
-    def handler(signum, frame):
-        for s in sigs:
-            signal.signal(s, signal.SIG_IGN)
-        raise BatchInterrupted(signum)
-
-    for s in sigs:
-        if old[s] is not signal.SIG_IGN:
-            signal.signal(s, handler)
-    try:
-        yield
-    finally:
-        for s in sigs:
-            signal.signal(s, old[s] if old[s] is not None else signal.SIG_DFL)
 
 
 def run_experiment(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.forkserver
+import multiprocessing.resource_tracker
 import os
 import signal
 import threading
@@ -19,7 +21,9 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from .expand import RunSpec
+from .guard import BATCH_PID_ENV, die_with_parent
 from .runner import execute
+from .signals import signals_deferred
 
 Outcome = tuple[RunSpec, dict | None, str | None]
 
@@ -48,11 +52,15 @@ def _worker_init(batch_pid: int) -> None:
 
     A terminal's Ctrl-C reaches every process of the foreground group; the batch
     stops its workers itself, so they ignore SIGINT (no tracebacks of their
-    own). A thread ends the worker if the batch process dies without stopping it
-    (SIGKILL, out of memory): its pid is gone, or the forkserver parent is.
+    own). If the batch process dies without stopping them (SIGKILL, out of
+    memory), the kernel kills the forkserver and then each worker
+    (:mod:`sim.batch.guard`); where it cannot, a thread ends the worker when the
+    batch's pid or the forkserver parent is gone.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
+    die_with_parent(parent)
+    die_with_parent(batch_pid)  # the check only: the batch may have died already
 
     def watch() -> None:
         while True:
@@ -90,6 +98,29 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _start_forkserver() -> None:
+    """Start multiprocessing's forkserver: SIGINT blocked, dying with the batch.
+
+    The forkserver is a fresh interpreter; a Ctrl-C reaching it while it starts
+    would print a ``KeyboardInterrupt`` traceback. A blocked signal stays blocked
+    across ``exec`` and in the workers forked from the server, so only the batch
+    process handles Ctrl-C (it stops the workers itself); one that arrives
+    meanwhile is delivered to the batch when the mask is restored. The resource
+    tracker starts first: starting it unblocks SIGINT (CPython 3.11-3.13). The
+    server preloads :mod:`sim.batch.guard` (it dies with the batch) and this
+    module (workers start without importing the simulator again).
+    """
+    multiprocessing.resource_tracker.ensure_running()
+    multiprocessing.set_forkserver_preload(["__main__", "sim.batch.guard", __name__])
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    os.environ[BATCH_PID_ENV] = str(os.getpid())
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        os.environ.pop(BATCH_PID_ENV, None)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def run_processes(specs: Sequence[RunSpec], jobs: int) -> Iterator[Outcome]:
     """Run specs on ``jobs`` local worker processes (forkserver start method).
 
@@ -101,6 +132,7 @@ def run_processes(specs: Sequence[RunSpec], jobs: int) -> Iterator[Outcome]:
     at once; a worker whose batch process died ends itself within a second.
     """
     ctx = multiprocessing.get_context("forkserver")
+    _start_forkserver()
     pending = list(specs)[::-1]
     broke: dict[str, int] = {}
     while pending:
@@ -113,7 +145,8 @@ def run_processes(specs: Sequence[RunSpec], jobs: int) -> Iterator[Outcome]:
             while pending or running:
                 while pending and len(running) < 2 * jobs:
                     spec = pending.pop()
-                    running[pool.submit(_safe_execute, spec)] = spec
+                    with signals_deferred():  # may start a worker: never half-started
+                        running[pool.submit(_safe_execute, spec)] = spec
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in sorted(done, key=lambda f: running[f].run_id):
                     spec = running.pop(fut)

@@ -200,9 +200,6 @@ MAX_RUNS = 10_000
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 NAME_MAX_CHARS = 64
 
-#: Plot kinds that put ``plots.x`` on a numeric axis.
-_X_AXIS_KINDS = ("latency-vs-load", "throughput-vs-load", "drops")
-
 
 @dataclass
 class _Settings:
@@ -452,8 +449,7 @@ def _check_plots(exp: Experiment, s: _Settings, file: str) -> None:
         )
     if p.x is not None:
         values = _values(s, p.x)
-        axis = any(k in p.kinds for k in _X_AXIS_KINDS) or p.cdf_at or p.breakdown_at
-        if axis and _value_kind(values[0]) != "number":
+        if _value_kind(values[0]) != "number":  # every plot reads x as a number
             numeric = [n for n in names if _value_kind(_values(s, n)[0]) == "number"]
             raise ExperimentError(
                 f"{p.x!r} has non-numeric values ({values[0]!r}); plots.x is a numeric axis",

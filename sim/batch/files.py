@@ -81,8 +81,15 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def is_ours(root: Path) -> bool:
-    """Whether podnetsim created ``root`` (it holds the marker file)."""
-    return (root / MARKER).is_file()
+    """Whether podnetsim created ``root``: it holds the marker file, or (results
+    written before the marker existed) a podnetsim ``manifest.json``."""
+    if (root / MARKER).is_file():
+        return True
+    try:
+        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and {"podnetsim_version", "schema_version"} <= set(manifest)
 
 
 def mark_ours(root: Path) -> None:

@@ -2,7 +2,10 @@
 
 Layout of DIR::
 
+    .podnetsim-results   marker: podnetsim created DIR (--resume/--force need it)
+    .podnetsim.lock      held (flock) by the batch writing DIR; names its pid and host
     runs/<run_id>.json   each finished run, written atomically the moment it ends
+    runs/damaged/        stored runs a resume found damaged (kept, never deleted)
     runs.parquet         one row per run (parameters, replication, seed, metrics)
     runs.csv             the same, as CSV (byte-identical whatever the worker count)
     summary.csv          per configuration: mean, 95% CI half-width (t), n per metric
@@ -11,7 +14,9 @@ Layout of DIR::
 
 A batch killed at any moment keeps every finished run in ``runs/``; ``--resume``
 runs only the missing ones (a run whose fingerprint differs from the current
-expansion is refused: the experiment file changed).
+expansion is refused: the experiment file changed; a run file that fails its
+schema, :mod:`sim.batch.schema`, is set aside and run again). Every file is
+written through :func:`sim.batch.files.atomic_write`.
 """
 
 from __future__ import annotations
@@ -95,7 +100,7 @@ class ResultStore:
         self.lock.acquire(self.warn)
         try:
             self._refuse_foreign(resume, force, ignore=(LOCK,))
-            if not is_ours(self.root):
+            if not (self.root / MARKER).is_file():
                 mark_ours(self.root)
             if self._holds_results() and not (resume or force):
                 raise UserError(

@@ -122,8 +122,37 @@ def run(
     dry_run: bool,
 ) -> None:
     """Run the batch of EXPERIMENT and write tables, summary, manifest and plots."""
-    from sim.batch import run_experiment
+    from sim.batch.signals import stop_on_signals
 
+    _check_flags(resume, force, scheduler, dask_local, jobs)
+    crn = False if independent_streams else None
+    progress = _Progress(f"podnetsim run {experiment}")
+    with stop_on_signals(), _interrupts(progress):  # from the start: no traceback, ever
+        from sim.batch import load_experiment, run_experiment
+
+        if dry_run:
+            _list_runs(load_experiment(experiment, quick=quick, crn=crn, max_runs=max_runs))
+            return
+        opts = {
+            "resume": resume,
+            "force": force,
+            "quick": quick,
+            "plots": not no_plots,
+            "crn": crn,
+            "max_runs": max_runs,
+            "on_warning": _warn,
+        }
+        if scheduler or dask_local:
+            _run_on_dask(experiment, out, opts, scheduler, dask_local)
+            return
+        rep = run_experiment(
+            experiment, out, jobs=jobs, on_start=progress.start, on_done=progress.step, **opts
+        )
+        progress.stop()
+    _finish(rep)
+
+
+def _check_flags(resume, force, scheduler, dask_local, jobs) -> None:
     if resume and force:
         raise UserError(
             "--resume and --force contradict each other", field="--resume", fix="pass one of them"
@@ -140,27 +169,6 @@ def run(
             field="--jobs",
             fix="drop --jobs, or size the cluster: --dask-local N or more `dask worker`s",
         )
-    if dry_run:
-        _dry_run(experiment, quick, independent_streams, max_runs)
-        return
-    opts = {
-        "resume": resume,
-        "force": force,
-        "quick": quick,
-        "plots": not no_plots,
-        "crn": False if independent_streams else None,
-        "max_runs": max_runs,
-        "on_warning": _warn,
-    }
-    if scheduler or dask_local:
-        _run_on_dask(experiment, out, opts, scheduler, dask_local)
-        return
-    progress = _Progress(f"podnetsim run {experiment}")
-    with _interrupts(progress):
-        rep = run_experiment(
-            experiment, out, jobs=jobs, on_start=progress.start, on_done=progress.step, **opts
-        )
-    _finish(rep)
 
 
 def _warn(message: str) -> None:
@@ -170,7 +178,7 @@ def _warn(message: str) -> None:
 @contextlib.contextmanager
 def _interrupts(progress: _Progress):
     """Stop the progress bar; an interrupted batch prints one line and exits 130/143."""
-    from sim.batch.driver import BatchInterrupted
+    from sim.batch.signals import BatchInterrupted
 
     try:
         yield
@@ -187,18 +195,14 @@ def _interrupts(progress: _Progress):
         progress.stop()
 
 
-def _dry_run(experiment: str, quick: bool, independent_streams: bool, max_runs: int | None) -> None:
-    """List the runs of the batch, one line each, with parameter values and seed."""
-    from sim.batch import load_experiment
-
-    crn = False if independent_streams else None
-    batch = load_experiment(experiment, quick=quick, crn=crn, max_runs=max_runs)
+def _list_runs(batch) -> None:
+    """``--dry-run``: the runs of the batch, one line each, with parameter values and seed."""
     for r in batch.runs:
-        values = "  ".join(f"{k}={v}" for k, v in r.params.items())
-        click.echo(f"{r.run_id}  {values}  seed={r.seed}".replace("    ", "  "))
+        values = "".join(f"  {k}={v}" for k, v in r.params.items())
+        click.echo(f"{r.run_id}{values}  seed={r.seed}")
     click.echo(
         f"{len(batch.runs)} runs: {len(batch.configs)} configurations x "
-        f"{len(batch.runs) // max(1, len(batch.configs))} replications, "
+        f"{len(batch.runs) // len(batch.configs)} replications, "
         f"{batch.runs[0].duration_s} s simulated each (dry run: nothing was run)"
     )
 

@@ -99,9 +99,18 @@ def cli() -> None:
 @click.option("--strict", is_flag=True, help="Exit 1 if there are warnings.")
 @SET_OPTION
 def check(scenario: str, strict: bool, sets: tuple[str, ...]) -> None:
-    """Validate SCENARIO and print its address plan, routes and NAT rules."""
+    """Validate SCENARIO and print its address plan, routes and NAT rules.
+
+    Given an experiment file, validate the experiment and its scenario as
+    ``podnetsim run`` would (every configuration, with and without --quick).
+    """
+    from sim.batch.check import check_experiment, is_experiment_file
     from sim.control import load_cluster
 
+    if is_experiment_file(scenario):
+        for line in check_experiment(scenario, parse_sets(sets)):
+            click.echo(line)
+        return
     cl = load_cluster(scenario, parse_sets(sets))
     for line in cl.describe():
         click.echo(line)

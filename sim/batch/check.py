@@ -1,0 +1,77 @@
+"""``podnetsim check`` of an experiment file: validate it whole, describe the batch.
+
+An experiment file is told from a scenario file by its top-level ``scenario``
+key (a scenario has ``nodes`` instead).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from sim.errors import ExperimentError
+
+from .expand import Batch, load_experiment
+
+
+def is_experiment_file(path: str | Path) -> bool:
+    """Whether ``path`` reads as an experiment file (False if unreadable: the
+    scenario loader then reports the problem)."""
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        return False
+    return "scenario" in raw and "nodes" not in raw
+
+
+def check_experiment(
+    path: str | Path, sets: dict | None = None, max_runs: int | None = None
+) -> list[str]:
+    """Validate an experiment as ``podnetsim run`` would, with and without ``--quick``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Experiment file.
+    sets : dict, optional
+        ``--set`` overrides: refused (they apply to scenario files).
+    max_runs : int, optional
+        Ceiling on runs, as ``podnetsim run --max-runs``.
+
+    Returns
+    -------
+    list of str
+        A description of both batches (configurations, replications, runs).
+
+    Raises
+    ------
+    ExperimentError
+        The first problem, as one line naming the file, the field and the fix.
+    """
+    if sets:
+        raise ExperimentError(
+            "--set applies to scenario files, not to experiments",
+            field="--set",
+            fix="put fixed values in the experiment's [set] table",
+        )
+    full = load_experiment(path, max_runs=max_runs)
+    quick = load_experiment(path, quick=True, max_runs=max_runs)
+    exp = full.experiment
+    scenario = exp.scenario if isinstance(exp.scenario, str) else "(inline table)"
+    lines = [f"experiment {exp.name!r} ({path}): valid", f"  base scenario: {scenario}"]
+    for label, batch in (("batch", full), ("--quick", quick)):
+        lines.append(f"  {label}: {_describe(batch)}")
+    for name in full.param_names:
+        values = {repr(c[name]) for c in full.configs}
+        lines.append(f"  parameter {name}: {len(values)} values")
+    return lines
+
+
+def _describe(batch: Batch) -> str:
+    n_configs = len(batch.configs)
+    reps = len(batch.runs) // n_configs
+    run = batch.runs[0]
+    return (
+        f"{n_configs} configurations x {reps} replications = {len(batch.runs)} runs "
+        f"of {run.duration_s} s simulated ({run.warmup_s} s warm-up)"
+    )
