@@ -15,9 +15,13 @@ from typing import Any
 from sim.control.cluster import build_cluster
 from sim.spec.load import load_scenario
 from sim.testbed import netns
+from sim.testbed.probe import observe
 from sim.testbed.render import DEFAULT_PREFIX, Replica, render
 
-__all__ = ["build", "load_replica", "verify"]
+SETTLE_TIMEOUT_S = 3.0
+"""Longest wait for one first contact while the replica settles, seconds."""
+
+__all__ = ["build", "load_replica", "settle", "verify"]
 
 
 def load_replica(
@@ -35,8 +39,46 @@ def load_replica(
 
 
 def build(replica: Replica, *, replace: bool = False) -> list[str]:
-    """Create the replica (see :func:`sim.testbed.netns.up`); returns the namespaces."""
-    return netns.up(replica, replace=replace)
+    """Create the replica (see :func:`sim.testbed.netns.up`), then let it settle.
+
+    Returns the namespaces.
+    """
+    made = netns.up(replica, replace=replace)
+    settle(replica)
+    return made
+
+
+def settle(replica: Replica, timeout_s: float = SETTLE_TIMEOUT_S) -> list[str]:
+    """Make first contact on every link-local hop before anything is measured.
+
+    In a freshly built replica the first request over a new veth is often lost
+    (seen on this machine: a pod answering *port unreachable*, or its reply
+    waiting for the neighbour table's 1 s retransmit, ``retrans_time_ms`` in the
+    kernel's ``ip-sysctl.rst``), which would read as a lost request. Each node
+    greets its own pods and the other nodes with the SNAT probe until they answer
+    (at most ``timeout_s`` each), so every neighbour entry a measurement needs
+    on those segments is resolved.
+
+    Returns
+    -------
+    list of str
+        The ``node -> endpoint`` contacts that never answered (empty: settled).
+    """
+    cl, silent = replica.cluster, []
+    for node in cl.nodes:
+        peers = [p.name for p in cl.plan.pods if p.node == node]
+        peers += [n for n in cl.nodes if n != node]
+        for peer in peers:
+            res = observe(
+                replica.namespace(node),
+                [replica.namespace(peer)],
+                str(replica.address(peer)),
+                port=0,
+                hello_timeout_s=timeout_s,
+            )
+            if res["seen_source"] is None:
+                silent.append(f"{node} -> {peer}")
+    return silent
 
 
 def verify(replica: Replica) -> list[str]:
