@@ -66,6 +66,8 @@ class RunResult:
         Warnings raised while setting up.
     bytes_per_packet : float
         Memory of the per-packet columns divided by packets.
+    engine : str
+        The engine that ran: ``simpy`` or ``compiled`` (identical results).
     """
 
     scenario: Scenario
@@ -85,6 +87,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     bytes_per_packet: float = 0.0
     events: int = 0
+    engine: str = "simpy"
 
 
 def simulate(
@@ -96,6 +99,7 @@ def simulate(
     record_hops: bool | None = None,
     cluster: Cluster | None = None,
     file: str = "<scenario>",
+    engine: str = "simpy",
 ) -> RunResult:
     """Run the packet simulation of ``scenario``.
 
@@ -113,6 +117,9 @@ def simulate(
         A cluster already built from ``scenario``.
     file : str
         Scenario file name for messages.
+    engine : {"simpy", "compiled", "auto"}
+        ``auto`` runs the compiled engine when the scenario qualifies
+        (:mod:`sim.engine.compiled.select`); the results are identical.
 
     Returns
     -------
@@ -132,6 +139,13 @@ def simulate(
             fix="make warmup_s smaller than duration_s (or pass a longer duration_s)",
         )
     cl = cluster if cluster is not None else build_cluster(scenario, file)
+    if engine != "simpy":
+        from sim.engine.compiled.select import choose
+
+        if choose(scenario, engine, file)[0] == "compiled":
+            from sim.engine.compiled.run import simulate_compiled
+
+            return simulate_compiled(scenario, cl, seed, end_s, warm_s, hops)
     net = Network(scenario.costs, seed, warm_s, hops)
     warnings: list[str] = list(cl.diagnostics)
     states = install_flows(net, cl, end_s, warnings)
