@@ -115,6 +115,14 @@ def print_summary(sm: dict) -> None:
     type=click.Path(dir_okay=False),
     help="Also record and write per-station rows (.csv or .parquet).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "simpy", "compiled"]),
+    default="auto",
+    show_default=True,
+    help="auto: the compiled engine (numba) when every flow is open loop, else SimPy. "
+    "Both give identical results.",
+)
 @SET_OPTION
 def simulate(
     scenario: str,
@@ -124,6 +132,7 @@ def simulate(
     as_json: bool,
     packets_out: str | None,
     hops_out: str | None,
+    engine: str,
     sets: tuple[str, ...],
 ) -> None:
     """Simulate the flows SCENARIO declares and summarize latency, throughput, drops."""
@@ -147,7 +156,11 @@ def simulate(
             field="flows",
             fix="add [[flows]] tables (see experiments/scenarios/article.toml)",
         )
-    res = run(scn, file=scenario, record_hops=bool(hops_out) or None)
+    from sim.engine.compiled.select import choose
+
+    ran, why = choose(scn, engine, scenario)
+    res = run(scn, file=scenario, record_hops=bool(hops_out) or None, engine=ran)
+    click.echo(f"engine: {res.engine} ({why})", err=True)
     sm = summarize(res)
     if as_json:
         click.echo(json.dumps(sm, indent=2, sort_keys=True))

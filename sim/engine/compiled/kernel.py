@@ -199,8 +199,26 @@ def _new_packet(pid, k, src, a_send, a_size, a_route, pk, p_send, p_done):
 
 
 @njit(cache=True)
-def run_kernel(end_s, warm_s, a_send, a_size, a_route, a_start, st_f, st_i, draws, n_free,
-               n_dep, rt_start, rt_len, rt_station, rt_extra, rt_end, record_hops, n_hop_rows):
+def run_kernel(
+    end_s,
+    warm_s,
+    a_send,
+    a_size,
+    a_route,
+    a_start,
+    st_f,
+    st_i,
+    draws,
+    n_free,
+    n_dep,
+    rt_start,
+    rt_len,
+    rt_station,
+    rt_extra,
+    rt_end,
+    record_hops,
+    n_hop_rows,
+):
     """Process every packet-hop event before ``end_s``.
 
     Parameters are :class:`~.arrivals.Arrivals` and :class:`~.tables.Tables`
@@ -256,8 +274,9 @@ def run_kernel(end_s, warm_s, a_send, a_size, a_route, a_start, st_f, st_i, draw
         else:
             i = rt_start[r] + h
             s = rt_station[i]
-            start, dep = _serve(s, now, pk[pid, 1], rt_extra[i], warm_s, st_f, st_i, draws, ss,
-                                sf, free, dt, db)
+            start, dep = _serve(
+                s, now, pk[pid, 1], rt_extra[i], warm_s, st_f, st_i, draws, ss, sf, free, dt, db
+            )
             if dep < 0.0:
                 p_done[pid] = now
                 pk[pid, 4] = st_i[s, REASON]

@@ -12,6 +12,7 @@ from sim.engine.run import RunResult, StationStats
 from sim.engine.workloads import FlowState, install_flows
 from sim.spec.scenario import Scenario
 
+
 def execute(arr: Arrivals, tab: Tables, end_s: float, warm_s: float, hops: bool) -> tuple:
     """Run the kernel on prepared arrivals and tables (compiles on first use)."""
     from sim.engine.compiled.kernel import run_kernel

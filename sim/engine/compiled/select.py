@@ -49,7 +49,9 @@ def choose(scenario: Scenario, engine: str, file: str = "<scenario>") -> tuple[s
         ``engine`` is unknown, or ``compiled`` was asked for and cannot run.
     """
     if engine not in ENGINES:
-        raise UserError(f"unknown engine {engine!r}", field="engine", fix="use auto, simpy or compiled")
+        raise UserError(
+            f"unknown engine {engine!r}", field="engine", fix="use auto, simpy or compiled"
+        )
     if engine == "simpy":
         return "simpy", "asked for"
     block = blocking_flow(scenario)
@@ -64,6 +66,8 @@ def choose(scenario: Scenario, engine: str, file: str = "<scenario>") -> tuple[s
         return "simpy", block[1]
     if not numba_available():
         if engine == "compiled":
-            raise UserError("the compiled engine needs numba, which is not installed", fix=INSTALL_FIX)
+            raise UserError(
+                "the compiled engine needs numba, which is not installed", fix=INSTALL_FIX
+            )
         return "simpy", f"numba is not installed ({INSTALL_FIX})"
     return "compiled", "every flow is open loop"
