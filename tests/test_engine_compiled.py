@@ -16,7 +16,12 @@ import pytest
 pytest.importorskip("numba", reason="numba is not installed: pip install -e '.[fast]'")
 
 
+from click.testing import CliRunner  # noqa: E402
+
+from sim.cli.main import cli  # noqa: E402
 from sim.engine import simulate  # noqa: E402
+from sim.engine.compiled.select import blocking_flow, choose  # noqa: E402
+from sim.errors import UserError  # noqa: E402
 from sim.spec.load import load_scenario  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,3 +153,86 @@ def test_onoff_trace_and_dropped_paths(tmp_path):
     res = both(scenario(flows))
     assert any(r.startswith("no neighbour") for r in res.reasons)
     assert (res.packets["reason"] > 0).sum() > 300
+
+
+EXPERIMENTS = sorted((ROOT / "experiments").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_shipped_experiment_quick_runs_identical(path: Path, tmp_path: Path, monkeypatch):
+    import sim.batch.runner as runner
+    from sim.batch import load_experiment, run_experiment
+    from sim.spec.load import scenario_from_dict
+
+    batch = load_experiment(path, quick=True)
+    spec = batch.runs[0]
+    scn = scenario_from_dict(spec.scenario_raw, spec.file, spec.overrides, Path(spec.base_dir))
+    if blocking_flow(scn) is not None:  # closed loop: auto falls back, compiled refuses
+        assert choose(scn, "auto")[0] == "simpy"
+        with pytest.raises(UserError, match="closed-loop"):
+            choose(scn, "compiled")
+        return
+    run_experiment(path, tmp_path / "simpy", quick=True, plots=False)
+    checked = []
+
+    def both_engines(scn, **kw):
+        a = simulate(scn, engine="simpy", **kw)
+        b = simulate(scn, engine="compiled", **kw)
+        assert_identical(a, b)
+        checked.append(b)
+        return b
+
+    monkeypatch.setattr(runner, "simulate", both_engines)
+    run_experiment(path, tmp_path / "compiled", quick=True, plots=False)
+    assert len(checked) == len(batch.runs)
+    runs = [(tmp_path / e / "runs.csv").read_bytes() for e in ("simpy", "compiled")]
+    assert runs[0] == runs[1]
+
+
+def test_choose_engine():
+    closed = scenario([{"name": "rr", "kind": "request-response", "src": "client", "dst": "web"}])
+    assert choose(closed, "auto") == ("simpy", blocking_flow(closed)[1])
+    with pytest.raises(UserError) as err:
+        choose(closed, "compiled", "s.toml")
+    assert str(err.value).startswith("s.toml: flows.0.kind: the compiled engine cannot run")
+    assert "'rr' is request-response" in str(err.value)
+    open_loop = scenario([poisson("p", "client", "web", load=0.5)])
+    assert choose(open_loop, "auto")[0] == "compiled"
+    assert simulate(open_loop, engine="auto").engine == "compiled"
+    assert simulate(closed, engine="auto").engine == "simpy"
+
+
+def run_cli(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_cli_engine_choice_and_identical_json():
+    short = ("--duration", "0.003", "--warmup", "0.0005", "--json")
+    a = run_cli("simulate", ARTICLE, *short, "--engine", "simpy")
+    b = run_cli("simulate", ARTICLE, *short)  # auto
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    assert a.stderr.startswith("engine: simpy") and b.stderr.startswith("engine: compiled")
+    assert a.stdout == b.stdout
+
+
+def test_cli_compiled_refuses_closed_loop_flow():
+    flow = '{name = "bulk1", kind = "bulk", src = "client", dst = "web"}'
+    r = run_cli("simulate", ARTICLE, "--set", f"flows=[{flow}]", "--engine", "compiled")
+    assert r.exit_code == 2
+    err = r.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in r.output
+    assert "flows.0.kind" in err and "'bulk1' is bulk" in err
+
+
+def test_cli_compiled_without_numba(monkeypatch):
+    import sim.engine.compiled.select as select
+
+    monkeypatch.setattr(select, "numba_available", lambda: False)
+    r = run_cli("simulate", ARTICLE, "--engine", "compiled")
+    assert r.exit_code == 2
+    assert r.stderr.strip() == (
+        "error: the compiled engine needs numba, which is not installed. "
+        "Fix: pip install 'podnetsim[fast]' (or use --engine simpy)."
+    )
+    r = run_cli("simulate", ARTICLE, "--duration", "0.002", "--warmup", "0.0005")
+    assert r.exit_code == 0 and r.stderr.startswith("engine: simpy (numba is not installed")
