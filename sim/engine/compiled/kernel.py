@@ -20,6 +20,12 @@ Departure store of a station: the departures still ahead (time and size) of the
 packets it accepted. One server: a FIFO ring (departures come in order); several:
 a min-heap. Both are pruned to ``> now`` at each arrival, so their count is the
 number in the system and the byte total the bytes in the system.
+
+Why the code is shaped so: numba keeps a reference count on every array, and a
+function that passes arrays it modifies on to another function pays two atomic
+operations per array per call, which made the loop 5x slower. So the event loop
+(:func:`_loop`) calls only *leaf* functions (which call nothing that takes an
+array), and the state lives in arrays allocated once in :func:`run_kernel`.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ from sim.engine.compiled.tables import (
 N_ARR, N_DROP, MAX_N, HEAD, COUNT, BYTES, DRAWN = range(7)
 # float state of a station, seconds
 WAIT, BUSY, SOJOURN = range(3)
+# columns of the packet table
+P_ROUTE, P_SIZE, P_HOP, P_SOURCE, P_REASON = range(5)
+# counters of a run
+N_HEAP, EID, NEXT_PID, N_ROWS, N_EVENTS = range(5)
 
 
 @njit(cache=True)
@@ -87,219 +97,189 @@ def _pop(ht, he, hp, n):
 
 
 @njit(cache=True)
-def _sift_down(dt, db, base, n, i):
-    """Restore the min-heap ``dt[base:base+n]`` (with sizes ``db``) below ``i``."""
-    t, b = dt[base + i], db[base + i]
-    while True:
-        c = 2 * i + 1
-        if c >= n:
-            break
-        if c + 1 < n and dt[base + c + 1] < dt[base + c]:
-            c += 1
-        if dt[base + c] >= t:
-            break
-        dt[base + i], db[base + i] = dt[base + c], db[base + c]
-        i = c
-    dt[base + i], db[base + i] = t, b
-
-
-@njit(cache=True)
 def _prune(s, now, st_i, ss, dt, db):
-    """Forget departures at or before ``now``; returns the number in the system."""
-    base, cap = st_i[s, DEP0], st_i[s, DEPCAP]
-    n = ss[s, COUNT]
-    if st_i[s, SERVERS] == 1:
-        head = ss[s, HEAD]
+    """Forget station ``s``'s departures at or before ``now``; returns the number left."""
+    base, cap, n, head, freed = st_i[s, DEP0], st_i[s, DEPCAP], ss[s, COUNT], ss[s, HEAD], 0
+    if st_i[s, SERVERS] == 1:  # FIFO ring, departures in order
         while n > 0 and dt[base + head] <= now:
-            ss[s, BYTES] -= db[base + head]
+            freed += db[base + head]
             head = head + 1 if head + 1 < cap else 0
             n -= 1
-        ss[s, HEAD] = head
-    else:
-        while n > 0 and dt[base] <= now:
-            ss[s, BYTES] -= db[base]
-            n -= 1
-            dt[base], db[base] = dt[base + n], db[base + n]
-            _sift_down(dt, db, base, n, 0)
-    ss[s, COUNT] = n
+    while st_i[s, SERVERS] > 1 and n > 0 and dt[base] <= now:  # min-heap: pop the root
+        freed += db[base]
+        n -= 1
+        t, b = dt[base + n], db[base + n]
+        i = 0
+        while 2 * i + 1 < n:
+            c = 2 * i + 1
+            if c + 1 < n and dt[base + c + 1] < dt[base + c]:
+                c += 1
+            if dt[base + c] >= t:
+                break
+            dt[base + i], db[base + i] = dt[base + c], db[base + c]
+            i = c
+        dt[base + i], db[base + i] = t, b
+    ss[s, COUNT], ss[s, HEAD], ss[s, BYTES] = n, head, ss[s, BYTES] - freed
     return n
 
 
 @njit(cache=True)
-def _store(s, dep, size, st_i, ss, dt, db):
-    """Add a departure at ``dep`` of ``size`` bytes to station ``s``'s store."""
-    base, cap, n = st_i[s, DEP0], st_i[s, DEPCAP], ss[s, COUNT]
-    if st_i[s, SERVERS] == 1:
-        j = ss[s, HEAD] + n
-        j = j - cap if j >= cap else j
-        dt[base + j], db[base + j] = dep, size
-    else:
-        i = n
-        while i > 0:
-            up = (i - 1) >> 1
-            if dt[base + up] <= dep:
-                break
-            dt[base + i], db[base + i] = dt[base + up], db[base + up]
-            i = up
-        dt[base + i], db[base + i] = dep, size
-    ss[s, COUNT] = n + 1
-    ss[s, BYTES] += size
-
-
-@njit(cache=True)
-def _start(s, now, service, st_i, free):
-    """Take the earliest free server of ``s``; returns (start, departure) times."""
-    k = st_i[s, FREE0]
-    for j in range(st_i[s, FREE0] + 1, st_i[s, FREE0] + st_i[s, SERVERS]):
+def _accept(s, now, size, service, st_i, ss, free, dt, db):
+    """Serve a packet at ``s`` on its earliest free server; returns (start, departure)."""
+    k0 = st_i[s, FREE0]
+    k = k0
+    for j in range(k0 + 1, k0 + st_i[s, SERVERS]):
         if free[j] < free[k]:
             k = j
     start = now if now > free[k] else free[k]
     dep = start + service
     free[k] = dep
+    base, cap, n = st_i[s, DEP0], st_i[s, DEPCAP], ss[s, COUNT]
+    if st_i[s, SERVERS] == 1:
+        j = ss[s, HEAD] + n
+        j = j - cap if j >= cap else j
+    else:
+        j = n
+        while j > 0 and dt[base + ((j - 1) >> 1)] > dep:
+            up = (j - 1) >> 1
+            dt[base + j], db[base + j] = dt[base + up], db[base + up]
+            j = up
+    dt[base + j], db[base + j] = dep, size
+    ss[s, COUNT] = n + 1
+    ss[s, BYTES] += size
     return start, dep
 
 
 @njit(cache=True)
-def _serve(s, now, size, extra_s, warm_s, st_f, st_i, draws, ss, sf, free, dt, db):
-    """Packet of ``size`` bytes arrives at ``s``: returns (start, departure), or -1 if dropped."""
-    n = _prune(s, now, st_i, ss, dt, db)
-    full = n >= st_i[s, LIMIT]
-    if not full and st_i[s, LIMIT_BYTES] >= 0:
-        full = ss[s, BYTES] + size > st_i[s, LIMIT_BYTES]
-    if full:
-        if now >= warm_s:
-            ss[s, N_DROP] += 1
-        return -1.0, -1.0
-    service = st_f[s, A_S] + st_f[s, B_S] * size + extra_s
-    if st_i[s, DRAW0] >= 0:
-        service *= draws[st_i[s, DRAW0] + ss[s, DRAWN]]
-        ss[s, DRAWN] += 1
-    start, dep = _start(s, now, service, st_i, free)
-    _store(s, dep, size, st_i, ss, dt, db)
-    if now >= warm_s:
-        ss[s, N_ARR] += 1
-        sf[s, WAIT] += start - now
-        sf[s, BUSY] += service
-        sf[s, SOJOURN] += dep - now
-        if n >= ss[s, MAX_N]:
-            ss[s, MAX_N] = n + 1
-    return start, dep
+def _account(s, n, now, start, dep, service, ss, sf):
+    """Counters of an accepted packet (``n`` in the system before it), after warm-up."""
+    ss[s, N_ARR] += 1
+    sf[s, WAIT] += start - now
+    sf[s, BUSY] += service
+    sf[s, SOJOURN] += dep - now
+    if n >= ss[s, MAX_N]:
+        ss[s, MAX_N] = n + 1
 
 
 @njit(cache=True)
-def _new_packet(pid, k, src, a_send, a_size, a_route, pk, p_send, p_done):
-    """Packet ``pid`` is row ``k`` of the arrivals, from source ``src``."""
-    pk[pid, 0] = a_route[k]
-    pk[pid, 1] = a_size[k]
-    pk[pid, 2] = 0  # hop
-    pk[pid, 3] = src
-    pk[pid, 4] = 0  # drop reason
+def _emit(pid, k, src, a_send, a_size, a_route, pk, p_send, p_done):
+    """Packet ``pid`` is arrivals row ``k``, from source ``src``."""
+    pk[pid, P_ROUTE], pk[pid, P_SIZE], pk[pid, P_HOP] = a_route[k], a_size[k], 0
+    pk[pid, P_SOURCE], pk[pid, P_REASON] = src, 0
     p_send[pid] = a_send[k]
     p_done[pid] = np.nan
 
 
 @njit(cache=True)
-def run_kernel(
-    end_s,
-    warm_s,
-    a_send,
-    a_size,
-    a_route,
-    a_start,
-    st_f,
-    st_i,
-    draws,
-    n_free,
-    n_dep,
-    rt_start,
-    rt_len,
-    rt_station,
-    rt_extra,
-    rt_end,
-    record_hops,
-    n_hop_rows,
-):
-    """Process every packet-hop event before ``end_s``.
+def _record(n, pid, s, now, start, dep, h_pkt, h_st, h_t):
+    """Write per-hop row ``n``."""
+    h_pkt[n], h_st[n] = pid, s
+    h_t[n, 0], h_t[n, 1], h_t[n, 2] = now, start, dep
 
-    Parameters are :class:`~.arrivals.Arrivals` and :class:`~.tables.Tables`
-    fields (times and warm-up in seconds); ``n_hop_rows`` sizes the per-hop
-    records (0 unless ``record_hops``).
 
-    Returns
-    -------
-    tuple
-        ``pk`` (packets x [route, size, hop, source, reason]), ``p_send``,
-        ``p_done`` (s), ``ss``/``sf`` station counters, per-hop columns
-        (packet, station, arrive, start, depart) and their row count, the packets
-        still between hops at the end, the station departure store and the
-        number of events processed.
-    """
-    n_src = a_start.size - 1
-    n_pkt = a_send.size
-    pk = np.zeros((n_pkt, 5), dtype=np.int64)
-    p_send = np.empty(n_pkt)
-    p_done = np.empty(n_pkt)
-    ss = np.zeros((st_f.shape[0], 7), dtype=np.int64)
-    sf = np.zeros((st_f.shape[0], 3))
-    free = np.zeros(n_free)
-    dt = np.zeros(n_dep)
-    db = np.zeros(n_dep, dtype=np.int64)
-    h_pkt = np.zeros(n_hop_rows, dtype=np.int64)
-    h_st = np.zeros(n_hop_rows, dtype=np.int64)
-    h_t = np.zeros((n_hop_rows, 3))
-    n_rows = 0
-    ht = np.empty(n_pkt + 1)
-    he = np.empty(n_pkt + 1, dtype=np.int64)
-    hp = np.empty(n_pkt + 1, dtype=np.int64)
-    nxt = a_start[:-1].copy()  # next arrivals row of each source
-    n_heap = 0
-    eid = 0
-    pid_next = 0
-    for src in range(n_src):
+@njit(cache=True)
+def _loop(end_s, warm_s, arrivals, stations, routes, state, packets, rows, heap, ctr):
+    """The event loop: see :func:`run_kernel` for the arguments."""
+    a_send, a_size, a_route, a_start, nxt = arrivals
+    st_f, st_i, draws = stations
+    rt_start, rt_len, rt_station, rt_extra, rt_end = routes
+    ss, sf, free, dt, db = state
+    pk, p_send, p_done = packets
+    h_pkt, h_st, h_t = rows
+    ht, he, hp = heap
+    n_heap = eid = n_pid = n_rows = n_events = 0  # locals, kept in registers
+    for src in range(nxt.size):  # each source's first packet
         if nxt[src] < a_start[src + 1]:
-            _new_packet(pid_next, nxt[src], src, a_send, a_size, a_route, pk, p_send, p_done)
-            n_heap = _push(ht, he, hp, n_heap, a_send[nxt[src]], eid, pid_next)
-            nxt[src] += 1
-            eid += 1
-            pid_next += 1
-    n_events = 0
+            _emit(n_pid, nxt[src], src, a_send, a_size, a_route, pk, p_send, p_done)
+            n_heap = _push(ht, he, hp, n_heap, a_send[nxt[src]], eid, n_pid)
+            eid, n_pid, nxt[src] = eid + 1, n_pid + 1, nxt[src] + 1
     while n_heap > 0 and ht[0] < end_s:
         now, pid = ht[0], hp[0]
         n_heap = _pop(ht, he, hp, n_heap)
         n_events += 1
-        r, h = pk[pid, 0], pk[pid, 2]
-        if rt_len[r] == 0:  # dropped before the first station
-            p_done[pid] = now
-            pk[pid, 4] = rt_end[r]
+        r, h = pk[pid, P_ROUTE], pk[pid, P_HOP]
+        i = rt_start[r] + h
+        s = rt_station[i] if rt_len[r] else -1
+        n = _prune(s, now, st_i, ss, dt, db) if s >= 0 else 0
+        if s < 0:  # the route drops the packet before the first station
+            p_done[pid], pk[pid, P_REASON] = now, rt_end[r]
+        elif n >= st_i[s, LIMIT] or (
+            st_i[s, LIMIT_BYTES] >= 0 and ss[s, BYTES] + pk[pid, P_SIZE] > st_i[s, LIMIT_BYTES]
+        ):
+            p_done[pid], pk[pid, P_REASON] = now, st_i[s, REASON]
+            if now >= warm_s:
+                ss[s, N_DROP] += 1
         else:
-            i = rt_start[r] + h
-            s = rt_station[i]
-            start, dep = _serve(
-                s, now, pk[pid, 1], rt_extra[i], warm_s, st_f, st_i, draws, ss, sf, free, dt, db
-            )
-            if dep < 0.0:
-                p_done[pid] = now
-                pk[pid, 4] = st_i[s, REASON]
+            service = st_f[s, A_S] + st_f[s, B_S] * pk[pid, P_SIZE] + rt_extra[i]
+            if st_i[s, DRAW0] >= 0:
+                service *= draws[st_i[s, DRAW0] + ss[s, DRAWN]]
+                ss[s, DRAWN] += 1
+            start, dep = _accept(s, now, pk[pid, P_SIZE], service, st_i, ss, free, dt, db)
+            if now >= warm_s:
+                _account(s, n, now, start, dep, service, ss, sf)
+            if h_pkt.size:
+                _record(n_rows, pid, s, now, start, dep, h_pkt, h_st, h_t)
+                n_rows += 1
+            if h + 1 < rt_len[r]:
+                pk[pid, P_HOP] = h + 1
+                n_heap = _push(ht, he, hp, n_heap, dep + st_f[s, PROP_S], eid, pid)
+                eid += 1
             else:
-                if record_hops:
-                    h_pkt[n_rows], h_st[n_rows] = pid, s
-                    h_t[n_rows, 0], h_t[n_rows, 1], h_t[n_rows, 2] = now, start, dep
-                    n_rows += 1
-                if h + 1 < rt_len[r]:
-                    pk[pid, 2] = h + 1
-                    n_heap = _push(ht, he, hp, n_heap, dep + st_f[s, PROP_S], eid, pid)
-                    eid += 1
-                else:
-                    p_done[pid] = dep + st_f[s, PROP_S]
-                    pk[pid, 4] = rt_end[r]
-        src = pk[pid, 3]
-        if h == 0 and nxt[src] < a_start[src + 1]:  # the source's next packet
-            _new_packet(pid_next, nxt[src], src, a_send, a_size, a_route, pk, p_send, p_done)
-            n_heap = _push(ht, he, hp, n_heap, a_send[nxt[src]], eid, pid_next)
-            nxt[src] += 1
-            eid += 1
-            pid_next += 1
-    return pk, p_send, p_done, ss, sf, h_pkt, h_st, h_t, n_rows, n_heap, dt, n_events
+                p_done[pid], pk[pid, P_REASON] = dep + st_f[s, PROP_S], rt_end[r]
+        src = pk[pid, P_SOURCE]
+        if h == 0 and nxt[src] < a_start[src + 1]:  # a source's event: its next packet
+            _emit(n_pid, nxt[src], src, a_send, a_size, a_route, pk, p_send, p_done)
+            n_heap = _push(ht, he, hp, n_heap, a_send[nxt[src]], eid, n_pid)
+            eid, n_pid, nxt[src] = eid + 1, n_pid + 1, nxt[src] + 1
+    ctr[N_HEAP], ctr[EID], ctr[NEXT_PID], ctr[N_ROWS], ctr[N_EVENTS] = (
+        n_heap,
+        eid,
+        n_pid,
+        n_rows,
+        n_events,
+    )
+
+
+def run_kernel(end_s, warm_s, arrivals, stations, routes, n_free, n_dep, n_hop_rows):
+    """Process every packet-hop event before ``end_s``.
+
+    Parameters
+    ----------
+    end_s, warm_s : float
+        End of the run and of the warm-up, seconds.
+    arrivals : tuple
+        ``Arrivals`` columns: send_s, size_bytes, route, source_start.
+    stations : tuple
+        ``Tables`` fields st_f, st_i, draws.
+    routes : tuple
+        ``Tables`` fields rt_start, rt_len, rt_station, rt_extra_s, rt_end_reason.
+    n_free, n_dep, n_hop_rows : int
+        Sizes of the server slots, departure store and per-hop rows (0: none).
+
+    Returns
+    -------
+    tuple
+        ``packets`` (``pk``: packets x [route, size, hop, source, reason],
+        ``p_send``, ``p_done`` in s), station state ``(ss, sf, free, dt, db)``,
+        per-hop rows ``(packet, station, [arrive, start, depart])`` and the
+        counters ``ctr`` (``ctr[N_HEAP]``: packets still between hops at the end).
+    """
+    n_pkt, n_st = arrivals[0].size, stations[0].shape[0]
+    packets = (np.zeros((n_pkt, 5), np.int64), np.empty(n_pkt), np.empty(n_pkt))
+    state = (
+        np.zeros((n_st, 7), np.int64), np.zeros((n_st, 3)), np.zeros(n_free),
+        np.zeros(n_dep), np.zeros(n_dep, np.int64),
+    )  # fmt: skip
+    rows = (
+        np.zeros(n_hop_rows, np.int64),
+        np.zeros(n_hop_rows, np.int64),
+        np.zeros((n_hop_rows, 3)),
+    )
+    heap = (np.empty(n_pkt + 1), np.empty(n_pkt + 1, np.int64), np.empty(n_pkt + 1, np.int64))
+    ctr = np.zeros(5, np.int64)
+    nxt = arrivals[3][:-1].copy()  # next arrivals row of each source
+    _loop(end_s, warm_s, (*arrivals, nxt), stations, routes, state, packets, rows, heap, ctr)
+    return packets, state, rows, ctr
 
 
 @njit(cache=True)

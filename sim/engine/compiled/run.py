@@ -17,12 +17,16 @@ def execute(arr: Arrivals, tab: Tables, end_s: float, warm_s: float, hops: bool)
     """Run the kernel on prepared arrivals and tables (compiles on first use)."""
     from sim.engine.compiled.kernel import run_kernel
 
-    n_rows = int(tab.visits.sum()) if hops else 0
     return run_kernel(
-        end_s, warm_s, arr.send_s, arr.size_bytes, arr.route, arr.source_start,
-        tab.st_f, tab.st_i, tab.draws, tab.n_free, tab.n_dep, tab.rt_start, tab.rt_len,
-        tab.rt_station, tab.rt_extra_s, tab.rt_end_reason, hops, n_rows,
-    )  # fmt: skip
+        end_s,
+        warm_s,
+        (arr.send_s, arr.size_bytes, arr.route, arr.source_start),
+        (tab.st_f, tab.st_i, tab.draws),
+        (tab.rt_start, tab.rt_len, tab.rt_station, tab.rt_extra_s, tab.rt_end_reason),
+        tab.n_free,
+        tab.n_dep,
+        int(tab.visits.sum()) if hops else 0,
+    )
 
 
 def _packets(pk: np.ndarray, p_send: np.ndarray, p_done: np.ndarray) -> dict[str, np.ndarray]:
@@ -35,7 +39,8 @@ def _packets(pk: np.ndarray, p_send: np.ndarray, p_done: np.ndarray) -> dict[str
     }
 
 
-def _hops(h_pkt, h_st, h_t, n_rows) -> dict[str, np.ndarray]:
+def _hops(rows: tuple, n_rows: int) -> dict[str, np.ndarray]:
+    h_pkt, h_st, h_t = rows
     return {
         "packet": h_pkt[:n_rows].copy(),
         "station": h_st[:n_rows].astype(np.uint16),
@@ -74,16 +79,14 @@ def simulate_compiled(
     Parameters as :func:`sim.engine.run.simulate` after its checks: the built
     cluster, the seed, the run length and warm-up (seconds), per-hop records.
     """
-    from sim.engine.compiled.kernel import in_system_at
+    from sim.engine.compiled.kernel import N_HEAP, N_ROWS, in_system_at
 
     net = Network(scenario.costs, seed, warm_s, hops)
     warnings: list[str] = list(cl.diagnostics)
     states = install_flows(net, cl, end_s, warnings)
     arr = generate(net)
     tab = build_tables(net, arr)
-    pk, p_send, p_done, ss, sf, h_pkt, h_st, h_t, n_rows, n_between, dt, _ = execute(
-        arr, tab, end_s, warm_s, hops
-    )
+    (pk, p_send, p_done), (ss, sf, _, dt, _), rows, ctr = execute(arr, tab, end_s, warm_s, hops)
     packets = _packets(pk, p_send, p_done)
     late = (p_done > end_s) & (p_send <= end_s)
     # the recorder holds each source's first packet: its bytes per packet are the
@@ -95,7 +98,7 @@ def simulate_compiled(
         duration_s=end_s,
         warmup_s=warm_s,
         packets=packets,
-        hops=_hops(h_pkt, h_st, h_t, n_rows) if hops else None,
+        hops=_hops(rows, int(ctr[N_ROWS])) if hops else None,
         reasons=list(net.rec.reasons),
         route_flow=_route_flows(net, states),
         route_is_reply=[False] * len(net.routes),
@@ -103,7 +106,7 @@ def simulate_compiled(
         route_stations=[tuple(net.stations[i].name for i in rs) for rs in net.route_stations],
         flows=states,
         stations=_stations(net, ss, sf, in_system_at(end_s, tab.st_i, ss, dt)),
-        in_flight_at_end=int(n_between) + int(late.sum()),
+        in_flight_at_end=int(ctr[N_HEAP]) + int(late.sum()),
         warnings=warnings,
         bytes_per_packet=net.rec.nbytes() / n_first if n_first else 0.0,
         engine="compiled",
