@@ -197,3 +197,10 @@ def bench(as_json: bool, duration_s: float, repeats: int) -> None:
     click.echo(f"bare SimPy events per s    {r['bare_simpy_events_per_s']:,.0f}")
     click.echo(f"ratio                      {r['ratio']:.3f}")
     click.echo(f"peak bytes per packet      {r['bytes_per_packet']:.1f}")
+    if r["compiled_packet_hops_per_s"] is None:
+        click.echo("compiled engine            numba not installed (pip install 'podnetsim[fast]')")
+        return
+    how = "cache load" if r["compile_from_cache"] else "compile"
+    click.echo(f"compiled packet-hops/s     {r['compiled_packet_hops_per_s']:,.0f}")
+    click.echo(f"compiled / SimPy engine    {r['compiled_ratio']:.1f}")
+    click.echo(f"first call ({how})  {r['compile_s']:.2f} s (excluded above)")
