@@ -236,3 +236,16 @@ def test_cli_compiled_without_numba(monkeypatch):
     )
     r = run_cli("simulate", ARTICLE, "--duration", "0.002", "--warmup", "0.0005")
     assert r.exit_code == 0 and r.stderr.startswith("engine: simpy (numba is not installed")
+
+
+def test_bench_reports_both_engines():
+    import json
+
+    r = run_cli("bench", "--json", "--duration", "0.02", "--repeats", "1")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    for key in ("compiled_packet_hops_per_s", "compiled_ratio", "compile_s"):
+        assert isinstance(doc[key], float) and doc[key] > 0, key
+    assert isinstance(doc["compile_from_cache"], bool)
+    ratio = doc["compiled_packet_hops_per_s"] / doc["packet_hops_per_s"]
+    assert doc["compiled_ratio"] == pytest.approx(ratio)
