@@ -3,6 +3,8 @@
 Speed is a ratio measured in one run (this machine is shared and noisy): simulated
 packet-hops per wall second divided by bare SimPy ``env.timeout`` events per
 second. Memory is the peak traced allocation during a run divided by packets.
+With numba installed, the compiled engine runs the same case in the same
+repeats; its ratio to the SimPy engine excludes compilation, reported apart.
 """
 
 from __future__ import annotations
@@ -49,11 +51,33 @@ def bare_simpy_events_per_s(n_events: int) -> float:
     return n_events / (time.perf_counter() - t)
 
 
-def _engine(duration_s: float, trace_memory: bool) -> tuple[int, int, float, int]:
+def _network(duration_s: float) -> Network:
     scn = scenario_from_dict(BENCH_SCENARIO, "<bench>")
     cl = build_cluster(scn, "<bench>")
     net = Network(scn.costs, 1, 0.0, False)
     install_flows(net, cl, duration_s, [])
+    return net
+
+
+def _compiled(duration_s: float, repeats: int) -> dict:
+    """Compiled-engine figures (None without numba), the same case and repeats."""
+    from sim.engine.compiled.select import numba_available
+
+    keys = ("compiled_packet_hops_per_s", "compiled_ratio", "compile_s", "compile_from_cache")
+    if not numba_available():
+        return dict.fromkeys(keys)
+    from sim.engine.compiled.bench import compile_s, packet_hops_per_s
+
+    first_s, cached = compile_s(_network(duration_s))
+    rates = []
+    for _ in range(repeats):
+        hops, wall = packet_hops_per_s(_network(duration_s), duration_s)
+        rates.append(hops / wall)
+    return dict(zip(keys, (statistics.median(rates), None, first_s, cached), strict=True))
+
+
+def _engine(duration_s: float, trace_memory: bool) -> tuple[int, int, float, int]:
+    net = _network(duration_s)
     if trace_memory:
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
@@ -87,7 +111,9 @@ def run_bench(duration_s: float = 0.6, repeats: int = 3) -> dict:
     dict
         ``packet_hops_per_s``, ``bare_simpy_events_per_s``, ``ratio`` (median of
         per-repeat ratios), ``bytes_per_packet`` (peak traced memory / packets),
-        ``packets``, ``packet_hops``.
+        ``packets``, ``packet_hops``; with numba, ``compiled_packet_hops_per_s``,
+        ``compiled_ratio`` (compiled / SimPy engine, medians), ``compile_s`` (first
+        call: compile or cache load) and ``compile_from_cache``; else these are None.
     """
     scn = scenario_from_dict(BENCH_SCENARIO, "<bench>")
     check_work(estimate_work(scn, duration_s=duration_s), file="podnetsim bench --duration")
@@ -101,7 +127,13 @@ def run_bench(duration_s: float = 0.6, repeats: int = 3) -> dict:
         bare_rates.append(bare)
         ratios.append(rate / bare)
     n_mem, _, _, peak = _engine(duration_s, trace_memory=True)
+    compiled = _compiled(duration_s, repeats)
+    if compiled["compiled_packet_hops_per_s"] is not None:
+        compiled["compiled_ratio"] = compiled["compiled_packet_hops_per_s"] / statistics.median(
+            hop_rates
+        )
     return {
+        **compiled,
         "packets": n_pkts,
         "packet_hops": hops,
         "packet_hops_per_s": statistics.median(hop_rates),

@@ -132,6 +132,14 @@ def print_summary(sm: dict) -> None:
     show_default=True,
     help="Stop before the run if --hops-out would keep more per-hop rows than this.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "simpy", "compiled"]),
+    default="auto",
+    show_default=True,
+    help="auto: the compiled engine (numba) when every flow is open loop, else SimPy. "
+    "Both give identical results.",
+)
 @SET_OPTION
 def simulate(
     scenario: str,
@@ -143,6 +151,7 @@ def simulate(
     hops_out: str | None,
     max_packets: float,
     max_hop_records: float,
+    engine: str,
     sets: tuple[str, ...],
 ) -> None:
     """Simulate the flows SCENARIO declares and summarize latency, throughput, drops.
@@ -173,13 +182,18 @@ def simulate(
             field="flows",
             fix="add [[flows]] tables (see experiments/scenarios/article.toml)",
         )
+    from sim.engine.compiled.select import choose
+
+    ran, why = choose(scn, engine, scenario)
     res = run(
         scn,
         file=scenario,
         record_hops=bool(hops_out) or None,
         max_packets=max_packets,
         max_hop_records=max_hop_records,
+        engine=ran,
     )
+    click.echo(f"engine: {res.engine} ({why})", err=True)
     sm = summarize(res)
     if as_json:
         click.echo(json.dumps(sm, indent=2, sort_keys=True))
@@ -216,3 +230,10 @@ def bench(as_json: bool, duration_s: float, repeats: int) -> None:
     click.echo(f"bare SimPy events per s    {r['bare_simpy_events_per_s']:,.0f}")
     click.echo(f"ratio                      {r['ratio']:.3f}")
     click.echo(f"peak bytes per packet      {r['bytes_per_packet']:.1f}")
+    if r["compiled_packet_hops_per_s"] is None:
+        click.echo("compiled engine            numba not installed (pip install 'podnetsim[fast]')")
+        return
+    how = "cache load" if r["compile_from_cache"] else "compile"
+    click.echo(f"compiled packet-hops/s     {r['compiled_packet_hops_per_s']:,.0f}")
+    click.echo(f"compiled / SimPy engine    {r['compiled_ratio']:.1f}")
+    click.echo(f"first call ({how})  {r['compile_s']:.2f} s (excluded above)")

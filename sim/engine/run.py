@@ -74,6 +74,8 @@ class RunResult:
         Warnings raised while setting up.
     bytes_per_packet : float
         Memory of the per-packet columns divided by packets.
+    engine : str
+        The engine that ran: ``simpy`` or ``compiled`` (identical results).
     """
 
     scenario: Scenario
@@ -93,6 +95,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     bytes_per_packet: float = 0.0
     events: int = 0
+    engine: str = "simpy"
 
 
 def simulate(
@@ -106,6 +109,7 @@ def simulate(
     file: str = "<scenario>",
     max_packets: float = DEFAULT_MAX_PACKETS,
     max_hop_records: float = DEFAULT_MAX_HOP_RECORDS,
+    engine: str = "simpy",
 ) -> RunResult:
     """Run the packet simulation of ``scenario``.
 
@@ -126,6 +130,9 @@ def simulate(
     max_packets, max_hop_records : float
         Ceilings on the estimated work (:mod:`sim.engine.budget`); past one the
         run does not start.
+    engine : {"simpy", "compiled", "auto"}
+        ``auto`` runs the compiled engine when the scenario qualifies
+        (:mod:`sim.engine.compiled.select`); the results are identical.
 
     Returns
     -------
@@ -147,6 +154,13 @@ def simulate(
     cl = cluster if cluster is not None else build_cluster(scenario, file)
     work = estimate_work(scenario, cl, duration_s=end_s, record_hops=hops, file=file)
     check_work(work, max_packets=max_packets, max_hop_records=max_hop_records, file=file)
+    if engine != "simpy":
+        from sim.engine.compiled.select import choose
+
+        if choose(scenario, engine, file)[0] == "compiled":
+            from sim.engine.compiled.run import simulate_compiled
+
+            return simulate_compiled(scenario, cl, seed, end_s, warm_s, hops)
     net = Network(scenario.costs, seed, warm_s, hops)
     if scenario.datapath.model == "cpu":
         net.plane = CpuPlane(net, cl, scenario.datapath, file)
