@@ -128,7 +128,7 @@ def build_cluster(scn: Scenario, file: str = "<scenario>") -> Cluster:
         node = cl.nodes[pod.node]
         t = RoutingTable(f"pod:{pod.name}")
         t.add(Route(LOOPBACK, "lo", note="loopback, shared by the pod's containers"))
-        t.add(Route(IPv4Network(f"{pod.address}/32"), "lo", note="the pod's own address"))
+        t.add(Route(IPv4Network((pod.address, 32)), "lo", note="the pod's own address"))
         t.add(Route(node.pod_subnet, "eth0", note="pods on the same node, via the bridge"))
         t.add(Route(DEFAULT_ROUTE, "eth0", via=node.bridge_address, note="bridge is the gateway"))
         cl.tables[t.owner] = t
@@ -158,11 +158,11 @@ def build_cluster(scn: Scenario, file: str = "<scenario>") -> Cluster:
                 )
             )
     for h in plan.hosts:
-        g.add(Route(IPv4Network(f"{h.address}/32"), f"ext-{h.name}", note=f"external {h.name}"))
+        g.add(Route(IPv4Network((h.address, 32)), f"ext-{h.name}", note=f"external {h.name}"))
     cl.tables["gateway"] = g
     for h in plan.hosts:
         t = RoutingTable(f"host:{h.name}")
-        t.add(Route(IPv4Network(f"{h.address}/32"), "lo", note="own address"))
+        t.add(Route(IPv4Network((h.address, 32)), "lo", note="own address"))
         t.add(Route(net, "eth0", via=gw, note="node network via the cluster gateway"))
         if h.return_route_to_pods:
             t.add(Route(plan.pod_range, "eth0", via=gw, note="return route to the pod range"))
