@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+ID_DTYPE = np.uint32
+"""Type of route, station and drop-reason ids in results (both engines)."""
+
 NAN = math.nan
 
 
@@ -88,11 +91,11 @@ class Recorder:
     def to_numpy(self) -> dict[str, np.ndarray]:
         """Per-packet columns as numpy arrays (copies)."""
         out = {
-            "route": np.frombuffer(self.route, dtype=np.uint32).copy(),
+            "route": np.frombuffer(self.route, dtype=ID_DTYPE).copy(),
             "size_bytes": np.frombuffer(self.size, dtype=np.uint32).copy(),
             "send_s": np.frombuffer(self.send_s, dtype=np.float64).copy(),
             "done_s": np.frombuffer(self.done_s, dtype=np.float64).copy(),
-            "reason": np.frombuffer(self.reason, dtype=np.uint32).copy(),
+            "reason": np.frombuffer(self.reason, dtype=ID_DTYPE).copy(),
         }
         return out
 
@@ -102,7 +105,7 @@ class Recorder:
             return None
         return {
             "packet": np.frombuffer(self.hop_pkt, dtype=np.int64).copy(),
-            "station": np.frombuffer(self.hop_station, dtype=np.uint32).copy(),
+            "station": np.frombuffer(self.hop_station, dtype=ID_DTYPE).copy(),
             "arrive_s": np.frombuffer(self.hop_arrive_s, dtype=np.float64).copy(),
             "start_s": np.frombuffer(self.hop_start_s, dtype=np.float64).copy(),
             "depart_s": np.frombuffer(self.hop_depart_s, dtype=np.float64).copy(),

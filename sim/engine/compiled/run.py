@@ -8,6 +8,7 @@ from sim.control.cluster import Cluster
 from sim.engine.compiled.arrivals import Arrivals, generate
 from sim.engine.compiled.tables import Tables, build_tables
 from sim.engine.network import Network
+from sim.engine.recorder import ID_DTYPE
 from sim.engine.run import RunResult, StationStats
 from sim.engine.workloads import FlowState, install_flows
 from sim.spec.scenario import Scenario
@@ -31,11 +32,11 @@ def execute(arr: Arrivals, tab: Tables, end_s: float, warm_s: float, hops: bool)
 
 def _packets(pk: np.ndarray, p_send: np.ndarray, p_done: np.ndarray) -> dict[str, np.ndarray]:
     return {
-        "route": pk[:, 0].astype(np.uint16),
+        "route": pk[:, 0].astype(ID_DTYPE),
         "size_bytes": pk[:, 1].astype(np.uint32),
         "send_s": p_send,
         "done_s": p_done,
-        "reason": pk[:, 4].astype(np.uint16),
+        "reason": pk[:, 4].astype(ID_DTYPE),
     }
 
 
@@ -43,7 +44,7 @@ def _hops(rows: tuple, n_rows: int) -> dict[str, np.ndarray]:
     h_pkt, h_st, h_t = rows
     return {
         "packet": h_pkt[:n_rows].copy(),
-        "station": h_st[:n_rows].astype(np.uint16),
+        "station": h_st[:n_rows].astype(ID_DTYPE),
         "arrive_s": h_t[:n_rows, 0].copy(),
         "start_s": h_t[:n_rows, 1].copy(),
         "depart_s": h_t[:n_rows, 2].copy(),
