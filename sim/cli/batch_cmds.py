@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sys
 
 import click
 
-from sim.cli.common import EXIT_FAILED
+from sim.cli.common import EXIT_FAILED, OWNS_PROCESS
 from sim.errors import UserError
 
 
@@ -149,7 +151,8 @@ def run(
             experiment, out, jobs=jobs, on_start=progress.start, on_done=progress.step, **opts
         )
         progress.stop()
-    _finish(rep)
+    _late_signals_exit(rep)
+    _exit_now(_finish(rep))
 
 
 def _check_flags(resume, force, scheduler, dask_local, jobs) -> None:
@@ -207,16 +210,57 @@ def _list_runs(batch) -> None:
     )
 
 
-def _finish(rep) -> None:
-    """Print the outcome of a batch; exit 1 if any run failed."""
+def _late_signals_exit(rep) -> None:
+    """After every run is stored, a SIGINT/SIGTERM still ends the process in one line.
+
+    The batch's own handlers are gone once its block ends; without this, a signal
+    in the last milliseconds (printing, interpreter shutdown) would kill the
+    process silently with the signal's default action. Nothing is left to keep
+    or clean up, so the handler reports the kept runs and exits at once.
+    """
+
+    def handler(signum: int, frame) -> None:
+        kept = rep.ran + rep.reused
+        sys.stderr.write(
+            f"interrupted by {signal.Signals(signum).name}: {kept} finished runs kept in "
+            f"{rep.out}/runs; run again with --resume to finish the batch\n"
+        )
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            signal.signal(s, handler)
+
+
+def _exit_now(code: int) -> None:
+    """End the process with ``code`` once every result is written and flushed.
+
+    At interpreter shutdown Python puts SIGINT and SIGTERM back to their default
+    action and then waits on the process pool's helpers (tenths of a second here):
+    a Ctrl-C in that window killed the process with no message and no exit code
+    of ours. Nothing is left to do, so the process ends here; the pool's
+    forkserver sees its pipe close and exits (checked by tests/test_batch_signals.py).
+    Inside another program (``OWNS_PROCESS`` false) it only exits with ``code``.
+    """
+    if not OWNS_PROCESS["value"]:
+        if code:
+            sys.exit(code)
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _finish(rep) -> int:
+    """Print the outcome of a batch; its exit code (1 if any run failed)."""
     click.echo(
         f"{rep.ran} runs done, {rep.reused} reused, {len(rep.failures)} failed; "
         f"results in {rep.out}"
     )
     for run_id, params, err in rep.failures:
         click.echo(f"FAILED {run_id} {params}: {err}", err=True)
-    if rep.failures:
-        sys.exit(EXIT_FAILED)
+    return EXIT_FAILED if rep.failures else 0
 
 
 def _run_on_dask(experiment, out, opts: dict, scheduler, dask_local) -> None:
@@ -245,7 +289,9 @@ def _run_on_dask(experiment, out, opts: dict, scheduler, dask_local) -> None:
                 on_done=progress.step,
                 **opts,
             )
-    _finish(rep)
+    code = _finish(rep)
+    if code:
+        sys.exit(code)
 
 
 @click.command()

@@ -11,6 +11,11 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
+#: Whether the CLI runs as its own process (the console script, ``python -m``)
+#: rather than inside another program (tests' ``CliRunner``, a notebook): only
+#: then may a verb end the process itself (see ``batch_cmds._exit_now``).
+OWNS_PROCESS = {"value": False}
+
 
 def parse_sets(values: tuple[str, ...]) -> dict:
     """Parse ``--set key.path=VALUE`` options; VALUE is read as TOML (else a string)."""

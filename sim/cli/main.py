@@ -14,7 +14,14 @@ import typing
 import click
 
 from sim import __version__
-from sim.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, SET_OPTION, parse_sets
+from sim.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    OWNS_PROCESS,
+    SET_OPTION,
+    parse_sets,
+)
 from sim.errors import UserError
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "cli", "main", "parse_sets"]
@@ -177,6 +184,7 @@ _register()
 
 def main() -> None:
     """Entry point of the ``podnetsim`` console script."""
+    OWNS_PROCESS["value"] = True
     cli(prog_name="podnetsim")
 
 
