@@ -10,6 +10,33 @@ import pytest
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "experiments" / "scenarios"
 
+#: Tests that take most of the suite's time (subprocess batches, Dask clusters,
+#: signal trials, the real kernel), measured on 2 cores: ``-m "not slow"`` leaves
+#: them out for a quick check; CI runs everything. Module paths, or module::test.
+SLOW = (
+    "testbed/",
+    "test_dask_batch.py",
+    "test_batch_signals.py",
+    "test_shipped_experiments.py",
+    "test_batch_worker_death.py",
+    "test_batch_crn.py",
+    "test_batch_dirs.py::test_second_writer_and_force_during_a_live_run",
+    "test_batch_dirs.py::test_full_disk",
+    "test_batch_run.py::test_plot_redraws_from_stored_results",
+    "test_batch_run.py::test_plot_on_empty_dir_exits_2",
+    "test_batch_resume.py::test_sigkill_then_resume",
+    "test_engine_compiled.py::test_shipped_experiment_quick_runs_identical",
+    "test_engine_cli.py::test_bench_json_keys",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark the tests listed in :data:`SLOW` with ``slow``."""
+    for item in items:
+        rel = item.nodeid.removeprefix("tests/")
+        if rel.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def article_path() -> Path:
