@@ -261,6 +261,12 @@ CASES: dict[str, tuple[str, list[str], str | None, list[str]]] = {
         "plots.group",
         ["'placment'"],
     ),
+    "run-work-past-ceiling": (
+        GOOD.replace('rate_gbps" = [1.0, 2.0]', 'rate_gbps" = [1.0, 1e6]'),
+        [],
+        "sweep.flows.probe.rate_gbps",
+        ["packets", "past the ceiling of 10,000,000", "shorten simulation.duration_s"],
+    ),
     "replications-1e9": (
         GOOD.replace("replications = 2", "replications = 1e9"),
         [],

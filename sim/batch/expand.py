@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from sim.control.cluster import Cluster, build_cluster
 from sim.control.resolve import endpoint
+from sim.engine.budget import check_work, estimate_work
 from sim.errors import ExperimentError, ScenarioError, UserError
 from sim.spec.load import read_toml, scenario_from_dict, set_dotted, validation_error_to_user
 from sim.spec.scenario import Scenario
@@ -645,20 +646,31 @@ def _check_endpoints(cluster: Cluster, scn: Scenario) -> None:
 
 
 def check_run_work(scn: Scenario, cluster: Cluster, file: str) -> None:
-    """HOOK: the per-run work check of one configuration, called before any run.
+    """The per-run work check of one configuration, called before any run.
 
-    The batch calls this once per configuration (every replication of it does
-    the same work) while validating the experiment. It is where the per-run work
-    estimate (packets = rate x duration per flow, hop records; see
-    ``sim/engine/budget.py``) raises its one-line error past the ceiling. It does
-    nothing until that estimate is wired in.
+    Every replication of a configuration does the same work, so the estimate of
+    :func:`sim.engine.budget.estimate_work` (packets = rate x duration per flow,
+    hop records) is checked once per configuration against the default ceilings
+    that :func:`sim.engine.simulate` applies to each run: a batch that would fail
+    run by run stops before the first one instead.
 
     Raises
     ------
     UserError
         The run's estimated work is past its ceiling.
     """
-    return None
+    work = estimate_work(scn, cluster, file=file)
+    try:
+        check_work(work, file=file, packets_flag=None, hops_flag=None)
+    except UserError as err:
+        # name the flow as experiments do (flows.NAME), so the error is blamed
+        # on the swept parameter of that flow
+        head, _, rest = (err.field or "").partition(".")
+        index = rest.split(".", 1)[0]
+        if head == "flows" and index.isdigit() and int(index) < len(scn.flows):
+            err.field = f"flows.{scn.flows[int(index)].name}"
+            err.args = (str(err),)
+        raise
 
 
 def _config_error(

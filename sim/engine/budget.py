@@ -211,8 +211,8 @@ def check_work(
     max_packets: float = DEFAULT_MAX_PACKETS,
     max_hop_records: float = DEFAULT_MAX_HOP_RECORDS,
     file: str = "<scenario>",
-    packets_flag: str = "--max-packets",
-    hops_flag: str = "--max-hop-records",
+    packets_flag: str | None = "--max-packets",
+    hops_flag: str | None = "--max-hop-records",
 ) -> None:
     """Stop with one line if ``estimate`` passes a ceiling.
 
@@ -226,8 +226,9 @@ def check_work(
         Ceiling on per-hop records.
     file : str
         Scenario file name for the message.
-    packets_flag, hops_flag : str
-        The options that raise each ceiling, named in the fix.
+    packets_flag, hops_flag : str or None
+        The options that raise each ceiling, named in the fix (None: the
+        caller has none, e.g. a batch run, which keeps the default ceilings).
 
     Raises
     ------
@@ -258,7 +259,7 @@ def _over(est: WorkEstimate, attr: str, ceiling: float, flag: str, fix: str, fil
         if "no simulated time" in worst.why:
             fix = "give a station on the path a nonzero cost, or think_us > 0"
         return UserError(what, file=file, field=worst.field, fix=fix)
-    if total <= HIGHEST_CEILING:
+    if flag and total <= HIGHEST_CEILING:
         fix += f", or allow it with {flag} {math.ceil(total)}"
     return UserError(
         f"{what}, past the ceiling of {ceiling:,.0f}", file=file, field=worst.field, fix=fix

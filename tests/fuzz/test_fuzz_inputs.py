@@ -1,7 +1,8 @@
-"""Fuzz: mutated scenario files and command lines never give a traceback.
+"""Fuzz: mutated scenario and experiment files and command lines never give a traceback.
 
 Every shipped scenario (experiments/scenarios/*.toml) is mutated by the seeded
-mutator in :mod:`mutate` and fed to ``check``, ``trace`` and ``simulate``, in
+mutator in :mod:`mutate` and fed to ``check``, ``trace`` and ``simulate``; every
+shipped experiment (experiments/*.toml) to ``check`` and ``run --dry-run``; in
 process through click's runner; command lines are mutated too (unknown options,
 missing or bad arguments, odd ``--set`` paths and values, odd output paths).
 Each case must end with exit 0, 1 or 2, no traceback, and an exit 2 must print
@@ -32,10 +33,14 @@ from .mutate import Mutant, mutants, mutate_csv
 SCENARIOS = sorted(
     (Path(__file__).resolve().parents[2] / "experiments" / "scenarios").glob("*.toml")
 )
+EXPERIMENTS = sorted((Path(__file__).resolve().parents[2] / "experiments").glob("*.toml"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261202"))
 CASES = int(os.environ.get("FUZZ_CASES", "0")) or None
 #: cases per verb in CI: 1,000 in all with the command-line cases
 PER_VERB = {"check": 300, "trace": 250, "simulate": 200, "tracefile": 100, "argv": 150}
+#: experiment files: ``check`` (validates every configuration, runs nothing) and
+#: ``run --dry-run`` (lists the runs); both stop before any simulation
+EXPERIMENT_CASES = 300
 #: small work ceilings keep every simulate case short whatever the mutant asks
 CEILING = ("--max-packets", "3000", "--max-hop-records", "30000")
 #: a hang detector, not a speed test: a case still running after this is a bug
@@ -213,6 +218,27 @@ def _trace_file_case(scenario: Path, tmp: Path, rng: random.Random) -> tuple[lis
     return args + ["--duration", "0.004", "--warmup", "0.001"], what
 
 
+def _experiment_cases(tmp: Path):
+    """Mutants of the shipped experiment files, beside a copy of their scenarios."""
+    (tmp / "scenarios").mkdir(exist_ok=True)
+    for p in SCENARIOS:
+        (tmp / "scenarios" / p.name).write_bytes(p.read_bytes())
+    docs = [(p, tomllib.loads(p.read_text(encoding="utf-8"))) for p in EXPERIMENTS]
+    n = CASES or EXPERIMENT_CASES
+    rng = random.Random(SEED - 1)
+    per_doc = -(-n // len(docs))
+    for j, (src, doc) in enumerate(docs):
+        for mutant in mutants(doc, SEED - 100 * (j + 1), per_doc):
+            path = tmp / "mutant-experiment.toml"
+            path.write_bytes(mutant.to_bytes())
+            if rng.random() < 0.5:
+                args = ["check", str(path)]
+            else:
+                args = ["run", str(path), "--dry-run", "--out", str(tmp / "never-written")]
+                args += ["--quick"] if rng.random() < 0.5 else []
+            yield "experiment", args, f"{src.name}: {mutant.what}"
+
+
 def _cases(tmp: Path):
     """(verb, args, description, names the error may carry) for every case."""
     docs = [(p, tomllib.loads(p.read_text(encoding="utf-8"))) for p in SCENARIOS]
@@ -239,10 +265,11 @@ def _cases(tmp: Path):
             for mutant in mutants(doc, SEED + 100 * k + j, per_doc, **odds):
                 args = _scenario_case(verb, mutant, tmp, rng)
                 yield verb, args, f"{src.name}: {mutant.what}"
+    yield from _experiment_cases(tmp)
 
 
 def test_fuzz_scenarios_and_command_lines(tmp_path) -> None:
-    assert SCENARIOS, "no shipped scenarios found"
+    assert SCENARIOS and EXPERIMENTS, "no shipped scenarios or experiments found"
     outcomes: collections.Counter = collections.Counter()
     failures: list[str] = []
     n = 0
@@ -262,7 +289,8 @@ def test_fuzz_scenarios_and_command_lines(tmp_path) -> None:
         f"\nfuzz: {n} cases, seed {SEED}; by exit status {dict(sorted(by_exit.items()))}; "
         f"by verb {dict(sorted(outcomes.items()))}"
     )
-    assert n >= 1000 or CASES, n
+    assert n >= 1300 or CASES, n
+    assert not (tmp_path / "never-written").exists()  # --dry-run writes nothing
     if failures:
         Path(os.environ.get("FUZZ_REPORT", os.devnull)).write_text("\n".join(failures))
     assert not failures, f"{len(failures)} of {n} cases failed:\n" + "\n".join(failures[:40])
