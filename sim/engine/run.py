@@ -138,19 +138,9 @@ def simulate(
     -------
     RunResult
     """
-    sim = scenario.simulation
-    seed = sim.seed if seed is None else seed
-    end_s = sim.duration_s if duration_s is None else duration_s
-    warm_s = sim.warmup_s if warmup_s is None else warmup_s
-    hops = sim.record_hops if record_hops is None else record_hops
-    if not (math.isfinite(end_s) and end_s > 0 and 0 <= warm_s < end_s):
-        # the scenario file is checked when loaded; overrides given here are not
-        raise ScenarioError(
-            f"need 0 <= warm-up < duration, got warm-up {warm_s} s and duration {end_s} s",
-            file=file,
-            field="simulation.warmup_s",
-            fix="make warmup_s smaller than duration_s (or pass a longer duration_s)",
-        )
+    seed, end_s, warm_s, hops = _run_window(
+        scenario, seed, duration_s, warmup_s, record_hops, file
+    )
     cl = cluster if cluster is not None else build_cluster(scenario, file)
     work = estimate_work(scenario, cl, duration_s=end_s, record_hops=hops, file=file)
     check_work(work, max_packets=max_packets, max_hop_records=max_hop_records, file=file)
@@ -170,30 +160,7 @@ def simulate(
     packets = net.rec.to_numpy()
     # in flight = pending arrival events + packets whose delivery lies after the end
     late = (packets["done_s"] > end_s) & (packets["send_s"] <= end_s)
-    in_flight = net.in_flight_events(end_s) + int(late.sum())
-    route_flow: list[int] = [0] * len(net.routes)
-    is_reply: list[bool] = [False] * len(net.routes)
-    for fi, st in enumerate(states):
-        for r in st.routes:
-            route_flow[r] = fi
-        for r in st.reply_routes:
-            route_flow[r] = fi
-            is_reply[r] = True
-    stations = [
-        StationStats(
-            s.name,
-            s.kind,
-            s.servers,
-            s.n_arrivals,
-            s.n_drops,
-            s.wait_sum,
-            s.busy_sum,
-            s.sojourn_sum,
-            s.max_in_system,
-            s.pending(end_s),
-        )
-        for s in net.stations
-    ]
+    route_flow, is_reply = route_flows(net, states)
     n_pkts = len(net.rec.send_s)
     return RunResult(
         scenario=scenario,
@@ -205,11 +172,75 @@ def simulate(
         reasons=list(net.rec.reasons),
         route_flow=route_flow,
         route_is_reply=is_reply,
-        route_names=[f"{p.src.name} -> {p.dst.name}" for p in net.routes],
-        route_stations=[tuple(net.stations[i].name for i in rs) for rs in net.route_stations],
+        route_names=route_names(net),
+        route_stations=route_station_names(net),
         flows=states,
-        stations=stations,
-        in_flight_at_end=in_flight,
+        stations=[_station_stats(s, end_s) for s in net.stations],
+        in_flight_at_end=net.in_flight_events(end_s) + int(late.sum()),
         warnings=warnings,
         bytes_per_packet=net.rec.nbytes() / n_pkts if n_pkts else 0.0,
+    )
+
+
+def _run_window(
+    scenario: Scenario,
+    seed: int | None,
+    duration_s: float | None,
+    warmup_s: float | None,
+    record_hops: bool | None,
+    file: str,
+) -> tuple[int, float, float, bool]:
+    """Seed, run length (s), warm-up (s) and hop recording: the scenario's or the overrides'."""
+    sim = scenario.simulation
+    seed = sim.seed if seed is None else seed
+    end_s = sim.duration_s if duration_s is None else duration_s
+    warm_s = sim.warmup_s if warmup_s is None else warmup_s
+    hops = sim.record_hops if record_hops is None else record_hops
+    if not (math.isfinite(end_s) and end_s > 0 and 0 <= warm_s < end_s):
+        # the scenario file is checked when loaded; overrides given here are not
+        raise ScenarioError(
+            f"need 0 <= warm-up < duration, got warm-up {warm_s} s and duration {end_s} s",
+            file=file,
+            field="simulation.warmup_s",
+            fix="make warmup_s smaller than duration_s (or pass a longer duration_s)",
+        )
+    return seed, end_s, warm_s, hops
+
+
+def route_flows(net: Network, states: list[FlowState]) -> tuple[list[int], list[bool]]:
+    """Each route's flow index, and whether it carries that flow's replies or acks."""
+    route_flow: list[int] = [0] * len(net.routes)
+    is_reply: list[bool] = [False] * len(net.routes)
+    for fi, st in enumerate(states):
+        for r in st.routes:
+            route_flow[r] = fi
+        for r in st.reply_routes:
+            route_flow[r] = fi
+            is_reply[r] = True
+    return route_flow, is_reply
+
+
+def route_names(net: Network) -> list[str]:
+    """``src -> dst`` of each route."""
+    return [f"{p.src.name} -> {p.dst.name}" for p in net.routes]
+
+
+def route_station_names(net: Network) -> list[tuple[str, ...]]:
+    """The station names each route crosses, in order."""
+    return [tuple(net.stations[i].name for i in rs) for rs in net.route_stations]
+
+
+def _station_stats(s, end_s: float) -> StationStats:
+    """One station's counters over the measurement window (SimPy engine)."""
+    return StationStats(
+        s.name,
+        s.kind,
+        s.servers,
+        s.n_arrivals,
+        s.n_drops,
+        s.wait_sum,
+        s.busy_sum,
+        s.sojourn_sum,
+        s.max_in_system,
+        s.pending(end_s),
     )

@@ -9,8 +9,14 @@ from sim.engine.compiled.arrivals import Arrivals, generate
 from sim.engine.compiled.tables import Tables, build_tables
 from sim.engine.network import Network
 from sim.engine.recorder import ID_DTYPE
-from sim.engine.run import RunResult, StationStats
-from sim.engine.workloads import FlowState, install_flows
+from sim.engine.run import (
+    RunResult,
+    StationStats,
+    route_flows,
+    route_names,
+    route_station_names,
+)
+from sim.engine.workloads import install_flows
 from sim.spec.scenario import Scenario
 
 
@@ -64,14 +70,6 @@ def _stations(net: Network, ss, sf, pending) -> list[StationStats]:
     ]  # fmt: skip
 
 
-def _route_flows(net: Network, states: list[FlowState]) -> list[int]:
-    route_flow = [0] * len(net.routes)
-    for fi, st in enumerate(states):
-        for r in st.routes:
-            route_flow[r] = fi
-    return route_flow
-
-
 def simulate_compiled(
     scenario: Scenario, cl: Cluster, seed: int, end_s: float, warm_s: float, hops: bool
 ) -> RunResult:
@@ -93,6 +91,7 @@ def simulate_compiled(
     # the recorder holds each source's first packet: its bytes per packet are the
     # SimPy engine's figure
     n_first = len(net.rec.send_s)
+    flow_of, is_reply = route_flows(net, states)
     return RunResult(
         scenario=scenario,
         seed=seed,
@@ -101,10 +100,10 @@ def simulate_compiled(
         packets=packets,
         hops=_hops(rows, int(ctr[N_ROWS])) if hops else None,
         reasons=list(net.rec.reasons),
-        route_flow=_route_flows(net, states),
-        route_is_reply=[False] * len(net.routes),
-        route_names=[f"{p.src.name} -> {p.dst.name}" for p in net.routes],
-        route_stations=[tuple(net.stations[i].name for i in rs) for rs in net.route_stations],
+        route_flow=flow_of,
+        route_is_reply=is_reply,
+        route_names=route_names(net),
+        route_stations=route_station_names(net),
         flows=states,
         stations=_stations(net, ss, sf, in_system_at(end_s, tab.st_i, ss, dt)),
         in_flight_at_end=int(ctr[N_HEAP]) + int(late.sum()),
