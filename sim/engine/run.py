@@ -151,6 +151,19 @@ def simulate(
             from sim.engine.compiled.run import simulate_compiled
 
             return simulate_compiled(scenario, cl, seed, end_s, warm_s, hops)
+    return _simulate_simpy(scenario, cl, seed, end_s, warm_s, hops, file)
+
+
+def _simulate_simpy(
+    scenario: Scenario,
+    cl: Cluster,
+    seed: int,
+    end_s: float,
+    warm_s: float,
+    hops: bool,
+    file: str,
+) -> RunResult:
+    """The SimPy engine's run, after :func:`simulate`'s checks (times in seconds)."""
     net = Network(scenario.costs, seed, warm_s, hops)
     if scenario.datapath.model == "cpu":
         net.plane = CpuPlane(net, cl, scenario.datapath, file)
