@@ -24,8 +24,7 @@ import numpy as np
 import pytest
 from test_engine_queueing import WIDEN, assert_in_ci, batch_ci
 
-from sim.control.resolve import Endpoint
-from sim.control.resolve import Path as Route
+from sim.control.resolve import Endpoint, Route
 from sim.engine import simulate
 from sim.engine.cpu import Core, Queue
 from sim.engine.network import Network, stream

@@ -1,13 +1,13 @@
 """Control plane (no SimPy): addresses, routing tables, NAT, path resolution."""
 
 from sim.control.cluster import Cluster, build_cluster, load_cluster
-from sim.control.resolve import Endpoint, Hop, Path, endpoint, resolve, resolve_reply
+from sim.control.resolve import Endpoint, Hop, Route, endpoint, resolve, resolve_reply
 
 __all__ = [
     "Cluster",
     "Endpoint",
     "Hop",
-    "Path",
+    "Route",
     "build_cluster",
     "endpoint",
     "load_cluster",

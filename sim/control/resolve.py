@@ -1,4 +1,4 @@
-"""Path resolution: which stations a packet crosses, from the routing tables.
+"""Route resolution: which stations a packet crosses, from the routing tables.
 
 ``resolve(cluster, src, dst)`` walks the packet through the model, step by step:
 the sender's routing table picks an interface and next hop, the bridge switches
@@ -93,7 +93,7 @@ class Hop:
 
 
 @dataclass
-class Path:
+class Route:
     """The result of a resolution.
 
     Attributes
@@ -208,7 +208,7 @@ class _Walker:
     """Forwards one packet through the cluster's tables, recording hops."""
 
     def __init__(
-        self, cl: Cluster, path: Path, src: IPv4Address, dst: IPv4Address, reply: bool = False
+        self, cl: Cluster, path: Route, src: IPv4Address, dst: IPv4Address, reply: bool = False
     ) -> None:
         self.cl = cl
         self.reply = reply  # a reply belongs to a tracked connection: never SNAT'd anew
@@ -352,12 +352,12 @@ class _Drop(Exception):
 
 def _walk(
     cl: Cluster,
-    path: Path,
+    path: Route,
     src_ep: Endpoint,
     src: IPv4Address,
     dst: IPv4Address,
     reply: bool = False,
-) -> Path:
+) -> Route:
     w = _Walker(cl, path, src, dst, reply)
     try:
         if src_ep.kind in ("pod", "container"):
@@ -382,7 +382,7 @@ def _walk(
     return path
 
 
-def resolve(cl: Cluster, src: str | Endpoint, dst: str | Endpoint) -> Path:
+def resolve(cl: Cluster, src: str | Endpoint, dst: str | Endpoint) -> Route:
     """Resolve the path of a packet from ``src`` to ``dst``.
 
     Parameters
@@ -394,16 +394,16 @@ def resolve(cl: Cluster, src: str | Endpoint, dst: str | Endpoint) -> Path:
 
     Returns
     -------
-    Path
+    Route
         Hops, addresses as they leave each hop, and the verdict.
     """
     s = src if isinstance(src, Endpoint) else endpoint(cl, src)
     d = dst if isinstance(dst, Endpoint) else endpoint(cl, dst)
-    path = Path(src=s, dst=d)
+    path = Route(src=s, dst=d)
     return _walk(cl, path, s, s.address, d.address)
 
 
-def resolve_reply(cl: Cluster, forward: Path) -> Path:
+def resolve_reply(cl: Cluster, forward: Route) -> Route:
     """Resolve the reply to a delivered ``forward`` packet.
 
     The reply is sent by the receiver to the source address it saw (the node IP
@@ -411,11 +411,11 @@ def resolve_reply(cl: Cluster, forward: Path) -> Path:
     so SNAT'd replies are translated back to the pod.
     """
     if forward.verdict == "dropped":
-        path = Path(src=forward.dst, dst=forward.src, conntrack=forward.conntrack)
+        path = Route(src=forward.dst, dst=forward.src, conntrack=forward.conntrack)
         path.reason = "the request was dropped, so there is no reply: " + forward.reason
         return path
     receiver = endpoint(cl, forward.delivered_to or forward.dst.name)
     if forward.dst.kind == "container":
         receiver = forward.dst
-    path = Path(src=receiver, dst=forward.src, conntrack=forward.conntrack)
+    path = Route(src=receiver, dst=forward.src, conntrack=forward.conntrack)
     return _walk(cl, path, receiver, forward.seen_dst, forward.seen_src, reply=True)

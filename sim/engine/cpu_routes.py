@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import zlib
 
-from sim.control.resolve import Endpoint, Hop, Path
+from sim.control.resolve import Endpoint, Hop, Route
 from sim.engine.cpu import Core, Queue, Thread
 from sim.engine.stations import Station
 from sim.errors import ScenarioError
@@ -162,12 +162,12 @@ class CpuPlane:
         return f"{machine}/cpu{q % cpus}", ring
 
     # -- compiling a path ---------------------------------------------------------------
-    def compile(self, path: Path, route: int) -> list:
+    def compile(self, path: Route, route: int) -> list:
         """Elements (cores and wires) of ``path``, in order; records the segments' work.
 
         Parameters
         ----------
-        path : Path
+        path : Route
             A resolved path.
         route : int
             Its route index (the segment table is indexed by it).

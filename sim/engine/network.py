@@ -1,7 +1,7 @@
 """The data plane of one run: stations built from the cluster, routes compiled
 from resolved paths, and the shared packet columns the stations work on.
 
-A *route* is one resolved :class:`~sim.control.resolve.Path` compiled to a tuple
+A *route* is one resolved :class:`~sim.control.resolve.Route` compiled to a tuple
 of station ``arrive`` callbacks and per-hop extra costs (SNAT/de-NAT). Every flow
 crossing an element shares that element's station, so flows contend.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import simpy
 
-from sim.control.resolve import Path
+from sim.control.resolve import Route
 from sim.engine.events import pending_packets, scheduler
 from sim.engine.recorder import Recorder
 from sim.engine.stations import Station
@@ -70,7 +70,7 @@ class Network:
         self.pkt_hop = self.rec.hop
         self.stations: list[Station] = []
         self.by_name: dict[str, Station] = {}
-        self.routes: list[Path] = []
+        self.routes: list[Route] = []
         self.route_arrive: list[tuple[Callable, ...]] = []
         self.route_extra: list[tuple[float, ...]] = []
         self.route_end: list[Callable[[int, float], None]] = []
@@ -108,7 +108,7 @@ class Network:
         self.by_name[name] = st
         return st
 
-    def add_route(self, path: Path) -> int:
+    def add_route(self, path: Route) -> int:
         """Compile ``path`` into a route; returns its index.
 
         The route ends in :meth:`deliver` (delivered) or a drop with the path's
