@@ -24,8 +24,8 @@ from click.testing import CliRunner
 from scipy import stats
 
 import sim
-from sim.batch.spec import PLOT_KINDS
 from sim.cli.main import cli
+from sim.spec.experiment import PLOT_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINE = ROOT / "experiments" / "same-vs-cross-latency.toml"

@@ -26,10 +26,9 @@ from sim.control.cluster import Cluster, build_cluster
 from sim.control.resolve import endpoint
 from sim.engine.budget import check_work, estimate_work
 from sim.errors import ExperimentError, ScenarioError, UserError
+from sim.spec.experiment import Experiment
 from sim.spec.load import read_toml, scenario_from_dict, set_dotted, validation_error_to_user
 from sim.spec.scenario import Scenario
-
-from .spec import Experiment
 
 SPECIAL_PARAMS = ("placement", "pod_pairs")
 
