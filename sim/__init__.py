@@ -1,4 +1,4 @@
-"""podnetsim: what does the Kubernetes pod network cost a packet, and where?
+"""Podnetsim: what the Kubernetes pod network costs a packet, and where.
 
 Data flows one way through the sub-packages::
 

@@ -40,6 +40,7 @@ class UserError(Exception):
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
+        """Return the ``FILE: FIELD: PROBLEM. Fix: FIX`` line."""
         parts = [p for p in (self.file, self.field) if p]
         text = ": ".join([*parts, self.problem.rstrip(".")]) + "."
         if self.fix:

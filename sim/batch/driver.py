@@ -113,7 +113,7 @@ def run_experiment(
 
 
 def _local(jobs: int) -> Executor:
-    """The local executor: worker processes if more than one job and one run."""
+    """Return the local executor: worker processes if more than one job and one run."""
 
     def execute(specs: Sequence[RunSpec]) -> Iterator[Outcome]:
         if jobs > 1 and len(specs) > 1:

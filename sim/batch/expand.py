@@ -291,7 +291,7 @@ def _read_experiment(path: str | Path, file: str) -> Experiment:
 
 
 def _check_name(exp: Experiment, file: str) -> None:
-    """The name is a directory name under ``results/``: a plain, short name."""
+    """Check that the name is a directory name under ``results/``: plain and short."""
     name = exp.name
     if len(name) > NAME_MAX_CHARS or not NAME_PATTERN.fullmatch(name):
         shown = name if len(name) <= 40 else name[:40] + "..."
@@ -373,7 +373,7 @@ def _check_tables(exp: Experiment, s: _Settings, file: str) -> None:
 
 
 def _value_kind(v: Any) -> str | None:
-    """``number``, ``string`` or ``boolean``; None for anything else (tables, lists)."""
+    """Return ``number``, ``string`` or ``boolean``; None for anything else (tables, lists)."""
     if isinstance(v, bool):
         return "boolean"
     if isinstance(v, int | float):
@@ -418,7 +418,7 @@ def _check_values(key: str, values: list[Any], file: str, fld: str) -> None:
 
 
 def _check_size(s: _Settings, file: str, max_runs: int) -> None:
-    """Configurations x replications within ``max_runs``, before anything is built."""
+    """Check configurations x replications against ``max_runs``, before anything is built."""
     n_configs = math.prod(len(v) for v in s.sweep.values())
     if s.zipped:
         n_configs *= len(next(iter(s.zipped.values())))
@@ -434,7 +434,7 @@ def _check_size(s: _Settings, file: str, max_runs: int) -> None:
 
 
 def _check_plots(exp: Experiment, s: _Settings, file: str) -> None:
-    """``[plots]`` names swept parameters, with numbers where an axis needs them."""
+    """Check that ``[plots]`` names swept parameters, with numbers where an axis needs them."""
     p = exp.plots
     names = s.names
     choices = ", ".join(names) or "(no swept parameters)"
@@ -469,7 +469,7 @@ def _values(s: _Settings, name: str) -> list[Any]:
 
 
 def _base_scenario(exp: Experiment, path: Path, file: str, s: _Settings) -> _Base:
-    """The base scenario as TOML, with the experiment's flows and fixed settings."""
+    """Return the base scenario as TOML, with the experiment's flows and fixed settings."""
     base_dir = path.resolve().parent
     if isinstance(exp.scenario, str):
         scn_path = (base_dir / exp.scenario).resolve()
@@ -512,7 +512,7 @@ def _base_scenario(exp: Experiment, path: Path, file: str, s: _Settings) -> _Bas
 
 
 def _param_of(bad: str, params: Any) -> str | None:
-    """The parameter (dotted path) that a scenario error's field ``bad`` points into."""
+    """Return the parameter (dotted path) that a scenario error's field ``bad`` points into."""
     names = list(params)
     for test in (
         lambda k: bad == k or bad.startswith(k + "."),
@@ -526,7 +526,7 @@ def _param_of(bad: str, params: Any) -> str | None:
 
 
 def _validate_base(exp: Experiment, base: _Base, file: str) -> Scenario:
-    """The base scenario with the fixed ``[set]`` overrides, as a Scenario.
+    """Return the base scenario with the fixed ``[set]`` overrides, as a Scenario.
 
     Also builds its cluster and resolves its flows' endpoints and the explicit
     ``[placements]``, and stores the base with the overrides applied in ``base``.
@@ -555,7 +555,7 @@ def _validate_base(exp: Experiment, base: _Base, file: str) -> Scenario:
 
 
 def _base_error(exp: Experiment, err: UserError, file: str) -> ExperimentError:
-    """An error of the base scenario, blamed on ``[set]``, the flows or the scenario."""
+    """Blame an error of the base scenario on ``[set]``, the flows or the scenario."""
     key = _param_of(err.field or "", exp.set)
     if key is not None:
         return ExperimentError(
@@ -645,7 +645,7 @@ def _check_endpoints(cluster: Cluster, scn: Scenario) -> None:
 
 
 def check_run_work(scn: Scenario, cluster: Cluster, file: str) -> None:
-    """The per-run work check of one configuration, called before any run.
+    """Return the per-run work check of one configuration, called before any run.
 
     Every replication of a configuration does the same work, so the estimate of
     :func:`sim.engine.budget.estimate_work` (packets = rate x duration per flow,
@@ -675,7 +675,7 @@ def check_run_work(scn: Scenario, cluster: Cluster, file: str) -> None:
 def _config_error(
     err: UserError, params: dict[str, Any], s: _Settings, file: str
 ) -> ExperimentError:
-    """A configuration's scenario error, blamed on the parameter that made it."""
+    """Blame a configuration's scenario error on the parameter that made it."""
     bad = err.field or ""
     param = _param_of(bad, params)
     if param is None:

@@ -81,8 +81,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def is_ours(root: Path) -> bool:
-    """Whether podnetsim created ``root``: it holds the marker file, or (results
-    written before the marker existed) a podnetsim ``manifest.json``."""
+    """Tell whether podnetsim created ``root``.
+
+    It did if ``root`` holds the marker file, or (results written before the
+    marker existed) a podnetsim ``manifest.json``.
+    """
     if (root / MARKER).is_file():
         return True
     try:

@@ -76,7 +76,7 @@ class StoredRun(BaseModel):
 
 
 def quantile_columns() -> tuple[str, ...]:
-    """The ``cdf.*`` columns every row has."""
+    """Return the ``cdf.*`` columns every row has."""
     from .runner import _q_name
 
     return tuple(_q_name(p) for p in CDF_PERCENTS)

@@ -28,7 +28,7 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "cli", "main", "parse_set
 
 
 def usage_error(err: click.UsageError) -> UserError:
-    """A parser error (unknown option, missing or bad argument) as one project line.
+    """Report a parser error (unknown option, missing or bad argument) as one project line.
 
     The command path stands where a file name would (``podnetsim run: --jobs: 0 is
     not in the range x>=1. Fix: ...``).

@@ -1,5 +1,6 @@
-"""CLI verbs of the real-kernel replica: ``testbed up|down|status|measure``,
-``calibrate`` and ``compare``.
+"""CLI verbs of the real-kernel replica.
+
+The verbs are ``testbed up|down|status|measure``, ``calibrate`` and ``compare``.
 
 Every verb turns a bad input or a testbed failure (all
 :class:`~sim.errors.UserError`) into one line on stderr and exit status 2,

@@ -79,7 +79,7 @@ class Cluster:
         return self.plan.diagnostics
 
     def describe(self) -> list[str]:
-        """The address plan, routing tables and NAT rules as text lines."""
+        """Return the address plan, routing tables and NAT rules as text lines."""
         p = self.plan
         out = [
             f"scenario {self.scenario.name!r} ({self.file})",

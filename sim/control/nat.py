@@ -45,6 +45,7 @@ class MasqueradeRule:
         )
 
     def __str__(self) -> str:
+        """Return the rule as one line, like ``check`` prints it."""
         keep = ", ".join(str(n) for n in self.non_masquerade) or "nothing"
         return (
             f"{self.node}: SNAT {self.source} -> {self.to_address} on {self.out_dev}, "

@@ -227,7 +227,7 @@ class _Walker:
         self.path.hops.append(Hop(station, kind, self.src, self.dst, nat))
 
     def arrive(self, name: str) -> None:
-        """The packet reached endpoint ``name`` addressed to it."""
+        """Record that the packet reached endpoint ``name`` addressed to it."""
         want = self.path.dst
         self.path.delivered_to = name
         if want.kind == "address" or name in (want.name, want.pod):

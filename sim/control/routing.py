@@ -37,6 +37,7 @@ class Route:
     note: str = ""
 
     def __str__(self) -> str:
+        """Return the route as one line in ``ip route`` style."""
         dest = "default" if self.dest.prefixlen == 0 else str(self.dest)
         via = f" via {self.via}" if self.via is not None else ""
         metric = f" metric {self.metric}" if self.metric else ""

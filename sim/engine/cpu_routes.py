@@ -97,7 +97,7 @@ class CpuPlane:
         return out
 
     def core(self, name: str) -> Core:
-        """The core called ``name``, created (with its backlog) on first use."""
+        """Return the core called ``name``, created (with its backlog) on first use."""
         net = self.net
         st = net.by_name.get(name)
         if st is not None:
@@ -111,7 +111,7 @@ class CpuPlane:
         return core
 
     def thread(self, ep: Endpoint, core: str) -> Thread:
-        """The sending thread of an endpoint (one per pod, container, node or host)."""
+        """Return the sending thread of an endpoint (one per pod, container, node or host)."""
         th = self.threads.get(ep.name)
         if th is None:
             th = self.threads[ep.name] = Thread(self.core(core))
@@ -123,7 +123,7 @@ class CpuPlane:
         return sum(1 for th in self.threads.values() for ev in th.waiting if send[ev.pkt] <= t_s)
 
     def queue(self, name: str, packets: int | None, nbytes: int | None, why: str) -> Queue:
-        """A named queue (NIC ring, socket buffer), created on first use."""
+        """Return a named queue (NIC ring, socket buffer), created on first use."""
         q = self.queues.get(name)
         if q is None:
             reason = self.net.rec.reason_id(f"{why} at {name}")
@@ -132,7 +132,7 @@ class CpuPlane:
         return q
 
     def wire(self, name: str, kind: str, c: StationCost, limit: int | None, why: str) -> Station:
-        """A link: serialization at ``c.rate_gbps`` + propagation, behind ``limit`` packets."""
+        """Return a link: serialize at ``c.rate_gbps`` + propagation, behind ``limit`` packets."""
         net = self.net
         st = net.by_name.get(name)
         if st is not None:
@@ -225,7 +225,7 @@ class _Compiler:
             self.gate = None
 
     def cross(self, c: StationCost) -> None:
-        """A veth/lo crossing: ``netif_rx`` on the current core, then ``c``'s work.
+        """Cross a veth/lo: ``netif_rx`` on the current core, then ``c``'s work.
 
         In a segment the sender's thread started, the crossing runs inline: the
         softirq it raises runs at ``local_bh_enable`` in that thread, before

@@ -1,5 +1,7 @@
-"""The data plane of one run: stations built from the cluster, routes compiled
-from resolved paths, and the shared packet columns the stations work on.
+"""The data plane of one run.
+
+Stations built from the cluster, routes compiled from resolved paths, and the
+shared packet columns the stations work on.
 
 A *route* is one resolved :class:`~sim.control.resolve.Route` compiled to a tuple
 of station ``arrive`` callbacks and per-hop extra costs (SNAT/de-NAT). Every flow
@@ -36,7 +38,7 @@ def stream(seed: int, *key: str | int) -> np.random.Generator:
 
 
 def cost_of(costs: Costs, kind: str) -> StationCost:
-    """The :class:`StationCost` for a station kind."""
+    """Return the :class:`StationCost` for a station kind."""
     return getattr(costs, kind)
 
 
@@ -80,7 +82,7 @@ class Network:
 
     # -- building -------------------------------------------------------------------
     def station(self, name: str, kind: str) -> Station:
-        """The station called ``name``, created on first use."""
+        """Return the station called ``name``, created on first use."""
         st = self.by_name.get(name)
         if st is not None:
             return st

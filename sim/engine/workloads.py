@@ -1,5 +1,7 @@
-"""Traffic sources: open loop (Poisson, constant, on/off, trace replay) and closed
-loop (request/response, window-limited bulk transfer).
+"""Traffic sources, open and closed loop.
+
+Open loop: Poisson, constant, on/off, trace replay; closed loop: request/response,
+window-limited bulk transfer.
 
 Open-loop sources are chained: the arrival event of a flow's packet at its first
 station also creates and schedules the flow's next packet, so a source costs no
@@ -170,6 +172,7 @@ class TraceReplay:
         self.net.schedule(t, pkt, self.fire)
 
     def fire(self, ev) -> None:
+        """Send the current row's packet and schedule the next row."""
         t, size, route = self.rows[self.i]
         self.net.route_arrive[route][0](ev)
         self.i += 1
@@ -208,8 +211,10 @@ def _trace_row(row: list[str], where: str, cl: Cluster, fld: str) -> tuple[float
 
 
 def _decoded_lines(fh) -> Iterator[str]:
-    """Lines of a binary file decoded as UTF-8 one by one (a leading BOM dropped), so
-    an undecodable byte is reported on its own line."""
+    """Decode the lines of a binary file as UTF-8 one by one (a leading BOM dropped).
+
+    One at a time, so an undecodable byte is reported on its own line.
+    """
     for i, raw in enumerate(fh):
         yield raw.decode("utf-8-sig" if i == 0 else "utf-8")
 

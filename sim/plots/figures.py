@@ -117,6 +117,7 @@ def _subtitle(manifest: dict) -> str:
 
 
 def latency_vs_load(df, params, x, xlabel, manifest, out, log):
+    """Plot mean and p99 latency against ``x`` per group; save ``latency-vs-load``."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, sub) in enumerate(_groups(df, params, x)):
@@ -137,6 +138,7 @@ def latency_vs_load(df, params, x, xlabel, manifest, out, log):
 
 
 def throughput_vs_load(df, params, x, xlabel, manifest, out):
+    """Plot delivered and offered throughput against ``x``; save ``throughput-vs-load``."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     top = 0.0
@@ -164,6 +166,7 @@ def throughput_vs_load(df, params, x, xlabel, manifest, out):
 
 
 def drops(df, params, x, xlabel, manifest, out):
+    """Plot the dropped percentage against ``x`` per group; save ``drops``."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, sub) in enumerate(_groups(df, params, x)):
@@ -179,6 +182,7 @@ def drops(df, params, x, xlabel, manifest, out):
 
 
 def latency_cdf(df, params, x, xlabel, manifest, out, at):
+    """Plot latency CDFs at the chosen values ``at`` of ``x``; save ``latency-cdf``."""
     qcols = [c for c in df.columns if c.startswith("cdf.q")]
     pct = np.array([float(c[5:]) for c in qcols])
     order = np.argsort(pct)
@@ -241,6 +245,7 @@ def _saturated(df: pd.DataFrame, x: str) -> pd.Series:
 
 
 def station_breakdown(df, params, x, xlabel, manifest, out, at):
+    """Plot where the time goes, per station, at ``x`` = ``at``; save ``station-breakdown``."""
     if x is not None:
         if at is None:
             sat = _saturated(df, x)
@@ -359,7 +364,7 @@ _NEEDED = ("config", "latency_mean_us", "latency_p99_us", "throughput_gbps", "dr
 
 
 def read_results(root: Path) -> tuple[pd.DataFrame, dict]:
-    """The runs table and manifest of a results directory, checked for what plots use.
+    """Read the runs table and manifest of a results directory, checked for what plots use.
 
     Raises
     ------

@@ -123,7 +123,7 @@ def _allowed_fields(model: type[BaseModel], loc: tuple) -> list[str] | None:
 
 
 def _inner_model(annotation: Any) -> Any:
-    """The BaseModel class inside ``tuple[X, ...]``, ``X | None`` etc., else the annotation."""
+    """Return the BaseModel class inside ``tuple[X, ...]``, ``X | None``, else the annotation."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in typing.get_args(annotation):
@@ -168,7 +168,26 @@ def validation_error_to_user(
 
 
 def _check_names(scn: Scenario, file: str) -> None:
-    """Duplicate names, unknown nodes, port conflicts inside a pod."""
+    """Check names, pods, pod subnets and times across fields (one error per problem).
+
+    Duplicate names, unknown nodes, port conflicts inside a pod, pod subnets
+    against the pod network mode, warm-up against duration.
+    """
+    _check_unique_names(scn, file)
+    _check_pods(scn, file)
+    _check_pod_subnets(scn, file)
+    sim = scn.simulation
+    if sim.warmup_s >= sim.duration_s:
+        raise ScenarioError(
+            f"warm-up ({sim.warmup_s} s) is not shorter than the duration ({sim.duration_s} s)",
+            file=file,
+            field="simulation.warmup_s",
+            fix="make warmup_s smaller than duration_s",
+        )
+
+
+def _check_unique_names(scn: Scenario, file: str) -> None:
+    """Refuse duplicate names in a group, or across the endpoints, and 'gateway'."""
     groups = {
         "nodes": [n.name for n in scn.nodes],
         "pods": [p.name for p in scn.pods],
@@ -201,7 +220,11 @@ def _check_names(scn: Scenario, file: str) -> None:
             field="name",
             fix="rename that node, pod or host",
         )
-    node_names = set(groups["nodes"])
+
+
+def _check_pods(scn: Scenario, file: str) -> None:
+    """Refuse a pod on an unknown node, and container names or ports used twice in a pod."""
+    node_names = {n.name for n in scn.nodes}
     for i, pod in enumerate(scn.pods):
         if pod.node not in node_names:
             raise ScenarioError(
@@ -232,6 +255,10 @@ def _check_names(scn: Scenario, file: str) -> None:
                         fix="give each container of a pod distinct ports",
                     )
                 seen[port] = c.name
+
+
+def _check_pod_subnets(scn: Scenario, file: str) -> None:
+    """Require a node's pod_subnet exactly in the 'explicit' pod network mode."""
     mode = scn.pod_network.mode
     for i, node in enumerate(scn.nodes):
         if mode == "explicit" and node.pod_subnet is None:
@@ -248,14 +275,6 @@ def _check_names(scn: Scenario, file: str) -> None:
                 field=f"nodes.{i}.pod_subnet",
                 fix="remove it, or set pod_network.mode = 'explicit'",
             )
-    sim = scn.simulation
-    if sim.warmup_s >= sim.duration_s:
-        raise ScenarioError(
-            f"warm-up ({sim.warmup_s} s) is not shorter than the duration ({sim.duration_s} s)",
-            file=file,
-            field="simulation.warmup_s",
-            fix="make warmup_s smaller than duration_s",
-        )
 
 
 def _resolve_trace_paths(raw: dict, base: Path) -> None:

@@ -140,7 +140,7 @@ class AddressMapping:
         return tuple(img for _, img in self.non_masquerade)
 
     def lines(self) -> list[str]:
-        """The mapping as printable lines (scenario block -> image)."""
+        """Return the mapping as printable lines (scenario block -> image)."""
         out = ["address mapping (scenario -> replica, offsets kept inside each block):"]
         width = max([len(str(r.original)) for r in self.regions] + [18])
         for r in self.regions:

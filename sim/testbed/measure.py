@@ -55,7 +55,7 @@ def _target(replica: Replica, src: str, dst: str) -> tuple[str, str, str]:
 
 
 def _time_case(replica: Replica, case: str, src: str, dst: str, runs: list[dict]) -> RttCase:
-    """A case from its runs: ok when most runs succeeded (a busy machine can spoil one)."""
+    """Build a case from its runs: ok when most runs succeeded (a busy machine can spoil one)."""
     src_ns, dst_ns, addr = _target(replica, src, dst)
     good = [r for r in runs if r.get("p50_us") is not None]
     errors = [r["error"] for r in runs if r.get("error")]

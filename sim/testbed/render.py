@@ -117,7 +117,7 @@ class Step:
     title: str = ""
 
     def text(self) -> str:
-        """The command as a shell line (with a here-document for its input)."""
+        """Return the command as a shell line (with a here-document for its input)."""
         head = (f"# {self.title}\n" if self.title else "") + " ".join(self.argv)
         return head if self.stdin is None else f"{head} <<'EOF'\n{self.stdin}EOF"
 
@@ -218,13 +218,13 @@ class Replica:
         return tuple(out)
 
     def text(self) -> str:
-        """The build as a shell script (what ``testbed up --dry-run`` prints)."""
+        """Return the build as a shell script (what ``testbed up --dry-run`` prints)."""
         head = f"# replica of scenario {self.cluster.scenario.name!r}, prefix {self.prefix!r}\n"
         return head + "\n".join(step.text() for step in self.steps) + "\n"
 
 
 def _ruleset(cl: Cluster, m: AddressMapping, node: str) -> str:
-    """The node's masquerade rule as an nftables ruleset (ip-masq-agent's rule)."""
+    """Return the node's masquerade rule as an nftables ruleset (ip-masq-agent's rule)."""
     rule = cl.masquerade[node]
     # the mapping merged the rule's CIDRs (only their union decides) and gave each an image
     keep = list(collapse_addresses(m.replica_non_masquerade))

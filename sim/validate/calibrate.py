@@ -86,7 +86,7 @@ class Fit:
 
 
 def _prior(costs: Costs, element: str) -> float:
-    """The scenario's cost of an element, us (the LAN bridge is priced like a node bridge)."""
+    """Return the scenario's cost of an element in us (a LAN bridge costs a node bridge's)."""
     if element == "nat":
         return costs.nat_extra_us
     return getattr(costs, "bridge" if element == "lan_bridge" else element).per_packet_us
@@ -105,7 +105,7 @@ def _paths(cl: Cluster, src: str, dst: str):
 
 
 def model_rtt_us(cl: Cluster, src: str, dst: str, costs: Costs, ip_bytes: float) -> float:
-    """The model's round trip at zero load, without any endpoint term, microseconds.
+    """Return the model's round trip at zero load, without any endpoint term, microseconds.
 
     Sum over the request's and the reply's hops (both ``ip_bytes`` long) of
     each station's mean service time and propagation, plus ``nat_extra_us``
@@ -132,7 +132,7 @@ def design_row(cl: Cluster, src: str, dst: str) -> np.ndarray:
 
 
 def fitted_costs(base: Costs, elements: dict[str, float]) -> Costs:
-    """``base`` with per-packet costs from ``elements`` (us), per-byte and propagation 0."""
+    """Return ``base`` with per-packet costs from ``elements`` (us), per-byte and propagation 0."""
     update: dict = {"nat_extra_us": elements["nat"]}
     for kind, comp in COMPOSITION.items():
         per_packet = sum(k * elements[e] for e, k in comp.items())

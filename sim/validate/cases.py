@@ -57,7 +57,7 @@ class ModelOutcome:
 
 
 def model_outcome(cl: Cluster, src: str, dst: str) -> ModelOutcome:
-    """The model's verdict on a request ``src -> dst`` and its reply."""
+    """Return the model's verdict on a request ``src -> dst`` and its reply."""
     fwd = resolve(cl, src, dst)
     rep = resolve_reply(cl, fwd)
     seen = None if fwd.verdict == "dropped" else fwd.seen_src

@@ -50,7 +50,7 @@ _MIN_RTTS = 300
 def _simulated_p50_us(
     scenario: str, overrides: dict, case: RttCase, ip_bytes: int, endpoint_us: float, seed: int
 ):
-    """Simulated p50 RTT of one case and its analytic zero-load value, microseconds."""
+    """Simulate the p50 RTT of one case and its analytic zero-load value, microseconds."""
     cl0 = build_cluster(load_scenario(scenario, overrides), scenario)
     analytic = model_rtt_us(cl0, case.src, case.dst, cl0.scenario.costs, ip_bytes)
     duration_s = max(2e-3, 1.2 * _MIN_RTTS * (analytic + endpoint_us) * 1e-6)
@@ -245,7 +245,7 @@ def _rtt_lines(res: Comparison) -> list[str]:
 
 
 def format_report(res: Comparison) -> list[str]:
-    """The comparison as printable lines: RTTs (microseconds) and verdicts."""
+    """Return the comparison as printable lines: RTTs (microseconds) and verdicts."""
     out = [
         f"scenario {res.scenario!r}: predicted = simulated network RTT + endpoint term "
         f"{res.endpoint_us:.2f} us (timing tool's software, from the intra-pod RTT); "

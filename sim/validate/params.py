@@ -123,5 +123,5 @@ def read_params(path: str | Path) -> tuple[dict[str, Any], dict]:
 
 
 def params_overrides(path: str | Path) -> dict[str, Any]:
-    """The ``[costs]`` of a parameter file as dotted scenario overrides."""
+    """Return the ``[costs]`` of a parameter file as dotted scenario overrides."""
     return read_params(path)[0]

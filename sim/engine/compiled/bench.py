@@ -18,8 +18,11 @@ from sim.engine.network import Network
 
 
 def compile_s(net: Network) -> tuple[float, bool]:
-    """Wall seconds of the kernel's first call on ``net`` (a tiny run), and whether
-    numba's on-disk cache served it (then the time is a load, not a compile)."""
+    """Time the kernel's first call on ``net`` (a tiny run), in wall seconds.
+
+    Also returns whether numba's on-disk cache served it (then the time is a
+    load, not a compile).
+    """
     t = time.perf_counter()
     from sim.engine.compiled import kernel
 
