@@ -63,8 +63,64 @@ def _counts(mask_sent, done, reason, end_s, reasons) -> dict:
     }
 
 
+def _flow_entry(res: RunResult, fi: int, in_window, pkt_flow, pkt_reply) -> dict:
+    """Summarize flow number ``fi`` of ``res`` (see :func:`summarize`)."""
+    p = res.packets
+    send, done, reason, size = p["send_s"], p["done_s"], p["reason"], p["size_bytes"]
+    t0, t1 = res.warmup_s, res.duration_s
+    window = t1 - t0
+    st = res.flows[fi]
+    f = st.flow
+    mine = in_window & (pkt_flow == fi) & ~pkt_reply
+    c = _counts(mine, done, reason, t1, res.reasons)
+    dmask = c.pop("delivered_mask")
+    lat = done[dmask] - send[dmask]
+    got_in_window = (pkt_flow == fi) & ~pkt_reply & (reason == 0) & (done >= t0) & (done < t1)
+    bits = float(size[got_in_window].sum()) * 8.0
+    entry = {
+        "kind": f.kind,
+        "src": f.src,
+        "dst": f.dst,
+        "path": list(res.route_stations[st.routes[0]]) if st.routes else [],
+        "offered_pps": None if math.isnan(st.rate_pps) else st.rate_pps,
+        **c,
+        "latency_us": _latency_stats_us(lat),
+        "throughput_gbps": bits / window / 1e9,
+    }
+    if st.reply_routes:
+        rc = _counts(in_window & (pkt_flow == fi) & pkt_reply, done, reason, t1, res.reasons)
+        rc.pop("delivered_mask")
+        for why, n in rc["drops_by_reason"].items():
+            entry["drops_by_reason"][f"reply: {why}"] = n
+        entry["replies"] = {k: rc[k] for k in ("sent", "delivered", "dropped", "in_flight")}
+    if f.kind == "request-response":
+        rd = np.asarray(st.rtt_done_s)
+        rtt = np.asarray(st.rtt_s)
+        ok = (rd >= t0) & (rd < t1)
+        entry["rtt_us"] = _latency_stats_us(rtt[ok])
+        entry["transactions_per_s"] = float(ok.sum()) / window
+    return entry
+
+
+def _station_entry(s, window: float) -> dict:
+    """Summarize one station's counters over a window of ``window`` seconds."""
+    n = s.arrivals
+    return {
+        "kind": s.kind,
+        "arrivals": n,
+        "drops": s.drops,
+        "mean_wait_us": s.wait_sum_s / n * 1e6 if n else math.nan,
+        "mean_sojourn_us": s.sojourn_sum_s / n * 1e6 if n else math.nan,
+        "utilization": s.busy_sum_s / (s.servers * window),
+        "mean_in_system": s.sojourn_sum_s / window,
+        "mean_waiting": s.wait_sum_s / window,
+        "max_in_system": s.max_in_system,
+        "arrival_rate_pps": n / window,
+    }
+
+
 def summarize(res: RunResult) -> dict:
-    """Summary of a run as a JSON-ready dict.
+    """Summarize a run as a JSON-ready dict.
 
     Returns
     -------
@@ -83,39 +139,10 @@ def summarize(res: RunResult) -> dict:
     route_reply = np.asarray(res.route_is_reply, dtype=bool)
     pkt_flow = route_flow[route] if route.size else np.zeros(0, dtype=np.int64)
     pkt_reply = route_reply[route] if route.size else np.zeros(0, dtype=bool)
-    flows: dict[str, dict] = {}
-    for fi, st in enumerate(res.flows):
-        f = st.flow
-        mine = in_window & (pkt_flow == fi) & ~pkt_reply
-        c = _counts(mine, done, reason, t1, res.reasons)
-        dmask = c.pop("delivered_mask")
-        lat = done[dmask] - send[dmask]
-        got_in_window = (pkt_flow == fi) & ~pkt_reply & (reason == 0) & (done >= t0) & (done < t1)
-        bits = float(size[got_in_window].sum()) * 8.0
-        entry = {
-            "kind": f.kind,
-            "src": f.src,
-            "dst": f.dst,
-            "path": [res.route_stations[r] for r in st.routes][0] if st.routes else [],
-            "offered_pps": None if math.isnan(st.rate_pps) else st.rate_pps,
-            **c,
-            "latency_us": _latency_stats_us(lat),
-            "throughput_gbps": bits / window / 1e9,
-        }
-        if st.reply_routes:
-            rc = _counts(in_window & (pkt_flow == fi) & pkt_reply, done, reason, t1, res.reasons)
-            rc.pop("delivered_mask")
-            for why, n in rc["drops_by_reason"].items():
-                entry["drops_by_reason"][f"reply: {why}"] = n
-            entry["replies"] = {k: rc[k] for k in ("sent", "delivered", "dropped", "in_flight")}
-        if f.kind == "request-response":
-            rd = np.asarray(st.rtt_done_s)
-            rtt = np.asarray(st.rtt_s)
-            ok = (rd >= t0) & (rd < t1)
-            entry["rtt_us"] = _latency_stats_us(rtt[ok])
-            entry["transactions_per_s"] = float(ok.sum()) / window
-        entry["path"] = list(entry["path"])
-        flows[f.name] = entry
+    flows = {
+        st.flow.name: _flow_entry(res, fi, in_window, pkt_flow, pkt_reply)
+        for fi, st in enumerate(res.flows)
+    }
     fwd = in_window & ~pkt_reply
     c = _counts(fwd, done, reason, t1, res.reasons)
     dmask = c.pop("delivered_mask")
@@ -125,21 +152,6 @@ def summarize(res: RunResult) -> dict:
         "latency_us": _latency_stats_us(done[dmask] - send[dmask]),
         "throughput_gbps": float(size[got].sum()) * 8.0 / window / 1e9,
     }
-    stations: dict[str, dict] = {}
-    for s in res.stations:
-        n = s.arrivals
-        stations[s.name] = {
-            "kind": s.kind,
-            "arrivals": n,
-            "drops": s.drops,
-            "mean_wait_us": s.wait_sum_s / n * 1e6 if n else math.nan,
-            "mean_sojourn_us": s.sojourn_sum_s / n * 1e6 if n else math.nan,
-            "utilization": s.busy_sum_s / (s.servers * window),
-            "mean_in_system": s.sojourn_sum_s / window,
-            "mean_waiting": s.wait_sum_s / window,
-            "max_in_system": s.max_in_system,
-            "arrival_rate_pps": n / window,
-        }
     return {
         "schema_version": SCHEMA_VERSION,
         "scenario": res.scenario.name,
@@ -149,6 +161,6 @@ def summarize(res: RunResult) -> dict:
         "warmup_s": res.warmup_s,
         "flows": flows,
         "overall": overall,
-        "stations": stations,
+        "stations": {s.name: _station_entry(s, window) for s in res.stations},
         "warnings": list(res.warnings),
     }

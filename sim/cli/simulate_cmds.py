@@ -15,87 +15,75 @@ def _fmt(x: float, nd: int = 2) -> str:
     return "-" if x != x else f"{x:.{nd}f}"
 
 
+def _table(title: str, columns: tuple[str, ...], rows, left: int = 1):
+    """Return a rich table with ``columns`` (the first ``left`` left-aligned) and ``rows``."""
+    from rich.table import Table
+
+    t = Table(title=title)
+    for i, col in enumerate(columns):
+        t.add_column(col, justify="left" if i < left else "right")
+    for row in rows:
+        t.add_row(*row)
+    return t
+
+
+def _flow_rows(flows: dict):
+    """Yield one row per flow: counts, one-way latency (us), throughput (Gbit/s)."""
+    for name, f in flows.items():
+        lat = f["latency_us"]
+        counts = [str(f[k]) for k in ("sent", "delivered", "dropped", "in_flight")]
+        yield (
+            name,
+            f["kind"],
+            *counts,
+            *(_fmt(lat[q]) for q in ("mean", "p50", "p90", "p99", "p99.9", "max")),
+            _fmt(f["throughput_gbps"], 3),
+        )
+
+
+def _rtt_rows(flows: dict):
+    """Yield one row per request/response flow: transactions/s and round trips (us)."""
+    for name, f in flows.items():
+        if "rtt_us" in f:
+            r = f["rtt_us"]
+            rtts = (_fmt(r[q]) for q in ("mean", "p50", "p99", "p99.9", "max"))
+            yield (name, _fmt(f["transactions_per_s"], 0), *rtts)
+
+
+def _station_rows(stations: dict):
+    """Yield one row per station: arrivals, drops, utilization, waits (us), occupancy."""
+    for name, s in stations.items():
+        yield (
+            name,
+            str(s["arrivals"]),
+            str(s["drops"]),
+            *(_fmt(s[k], 3) for k in ("utilization", "mean_wait_us", "mean_sojourn_us")),
+            _fmt(s["mean_in_system"], 3),
+            str(s["max_in_system"]),
+        )
+
+
 def print_summary(sm: dict) -> None:
     """Print a run summary as readable tables."""
     from rich.console import Console
-    from rich.table import Table
 
     console = Console(width=160)
     console.print(
         f"scenario {sm['scenario']!r}, seed {sm['seed']}, {sm['duration_s']} s simulated "
         f"({sm['warmup_s']} s warm-up excluded)"
     )
-    t = Table(title="flows (one-way latency, us)")
-    for col in (
-        "flow",
-        "kind",
-        "sent",
-        "deliv",
-        "drop",
-        "in-fl",
-        "mean",
-        "p50",
-        "p90",
-        "p99",
-        "p99.9",
-        "max",
-        "Gbit/s",
-    ):
-        t.add_column(col, justify="left" if col in ("flow", "kind") else "right")
+    flow_cols = ("flow", "kind", "sent", "deliv", "drop", "in-fl")
+    flow_cols += ("mean", "p50", "p90", "p99", "p99.9", "max", "Gbit/s")
+    console.print(_table("flows (one-way latency, us)", flow_cols, _flow_rows(sm["flows"]), 2))
+    rtt_rows = list(_rtt_rows(sm["flows"]))
+    if rtt_rows:
+        rtt_cols = ("flow", "trans/s", "mean", "p50", "p99", "p99.9", "max")
+        console.print(_table("request/response round trips (us)", rtt_cols, rtt_rows))
     for name, f in sm["flows"].items():
-        lat = f["latency_us"]
-        t.add_row(
-            name,
-            f["kind"],
-            str(f["sent"]),
-            str(f["delivered"]),
-            str(f["dropped"]),
-            str(f["in_flight"]),
-            _fmt(lat["mean"]),
-            _fmt(lat["p50"]),
-            _fmt(lat["p90"]),
-            _fmt(lat["p99"]),
-            _fmt(lat["p99.9"]),
-            _fmt(lat["max"]),
-            _fmt(f["throughput_gbps"], 3),
-        )
-    console.print(t)
-    rr = {n: f for n, f in sm["flows"].items() if "rtt_us" in f}
-    if rr:
-        t = Table(title="request/response round trips (us)")
-        for col in ("flow", "trans/s", "mean", "p50", "p99", "p99.9", "max"):
-            t.add_column(col, justify="left" if col == "flow" else "right")
-        for name, f in rr.items():
-            r = f["rtt_us"]
-            t.add_row(
-                name,
-                _fmt(f["transactions_per_s"], 0),
-                _fmt(r["mean"]),
-                _fmt(r["p50"]),
-                _fmt(r["p99"]),
-                _fmt(r["p99.9"]),
-                _fmt(r["max"]),
-            )
-        console.print(t)
-    drops = {n: f["drops_by_reason"] for n, f in sm["flows"].items() if f["drops_by_reason"]}
-    for name, reasons in drops.items():
-        for reason, count in reasons.items():
+        for reason, count in f["drops_by_reason"].items():
             console.print(f"drops of {name}: {count} x {reason}", highlight=False)
-    t = Table(title="stations")
-    for col in ("station", "arrivals", "drops", "util", "wait us", "sojourn us", "mean n", "max n"):
-        t.add_column(col, justify="left" if col == "station" else "right")
-    for name, s in sm["stations"].items():
-        t.add_row(
-            name,
-            str(s["arrivals"]),
-            str(s["drops"]),
-            _fmt(s["utilization"], 3),
-            _fmt(s["mean_wait_us"], 3),
-            _fmt(s["mean_sojourn_us"], 3),
-            _fmt(s["mean_in_system"], 3),
-            str(s["max_in_system"]),
-        )
-    console.print(t)
+    st_cols = ("station", "arrivals", "drops", "util", "wait us", "sojourn us", "mean n", "max n")
+    console.print(_table("stations", st_cols, _station_rows(sm["stations"])))
     for w in sm["warnings"]:
         console.print(f"WARNING: {w}", highlight=False)
 

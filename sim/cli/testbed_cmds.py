@@ -158,8 +158,8 @@ def _print_rtt(doc) -> None:
 
 def _measured(replica, overrides, build_it: bool, **kw):
     from sim.testbed import netns
-    from sim.testbed.measure import measure_replica
     from sim.testbed.replica import build, verify
+    from sim.validate.measure import measure_replica
 
     netns.require(("ip", "nft", "sysctl", "taskset", "chrt", "sockperf"))
     prefix, file = replica.prefix, replica.cluster.file

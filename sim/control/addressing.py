@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 from sim.errors import ScenarioError
-from sim.spec.scenario import Container, Scenario
+from sim.spec.scenario import Container, Pod, Scenario
 
 DOCKER_DEFAULT_SUBNET = IPv4Network("172.17.0.0/16")
 
@@ -205,17 +205,8 @@ def _pod_subnets(scn: Scenario, file: str) -> tuple[IPv4Network, dict[str, IPv4N
     return cluster, subnets, diags
 
 
-def allocate(scn: Scenario, file: str = "<scenario>") -> AddressPlan:
-    """Allocate every address of ``scn``.
-
-    Raises
-    ------
-    ScenarioError
-        Pods that do not fit a subnet, subnets outside the cluster CIDR or
-        overlapping each other or the node network, clashing external addresses.
-    """
-    gw, node_ips = _node_addresses(scn, file)
-    pod_range, subnets, diags = _pod_subnets(scn, file)
+def _check_pod_range(scn: Scenario, pod_range: IPv4Network, file: str) -> None:
+    """Refuse a pod range that overlaps the node network."""
     net = scn.node_network.cidr
     if pod_range.overlaps(net):
         field = "pod_network.cluster_cidr" if scn.pod_network.mode != "docker-default" else None
@@ -225,51 +216,39 @@ def allocate(scn: Scenario, file: str = "<scenario>") -> AddressPlan:
             field=field or "node_network.cidr",
             fix="keep pod addresses and node addresses in separate ranges",
         )
-    bridge = scn.pod_network.bridge_name
+
+
+def _node_pods(
+    scn: Scenario, node: str, on_node: list[Pod], sub: IPv4Network, file: str
+) -> list[PodAddr]:
+    """Address the pods ``on_node`` of ``node`` in its subnet, after the bridge's address."""
     limit = scn.pod_network.max_pods_per_node
-    pods: list[PodAddr] = []
-    nodes: list[NodeAddr] = []
-    per_node: dict[str, list[str]] = {n.name: [] for n in scn.nodes}
-    for pod in scn.pods:
-        per_node[pod.node].append(pod.name)
-    pod_index = {p.name: i for i, p in enumerate(scn.pods)}
-    pods_by_name = {p.name: p for p in scn.pods}
-    for node in scn.nodes:
-        sub = subnets[node.name]
-        first, _ = host_range(sub)
-        bridge_addr = IPv4Address(first)
-        fits = sub.num_addresses - 3 if sub.prefixlen < 31 else 0
-        cap = fits if limit is None else min(fits, limit)
-        for k, pname in enumerate(per_node[node.name]):
-            if k >= cap:
-                why = (
-                    f"max_pods_per_node is {limit}"
-                    if limit is not None and limit < fits
-                    else f"its pod subnet {sub} holds {fits} pod(s) beside the bridge"
-                )
-                raise ScenarioError(
-                    f"too many pods for node {node.name!r}: pod {pname!r} is the "
-                    f"{_ordinal(k + 1)} but {why}",
-                    file=file,
-                    field=f"pods.{pod_index[pname]}.node",
-                    fix="use a larger node subnet (smaller node_prefix_length), "
-                    "more nodes, or fewer pods",
-                )
-            p = pods_by_name[pname]
-            pods.append(PodAddr(pname, node.name, IPv4Address(first + 1 + k), p.containers))
-        nodes.append(
-            NodeAddr(
-                node.name,
-                node_ips[node.name],
-                sub,
-                bridge,
-                bridge_addr,
-                tuple(per_node[node.name]),
-            )
+    first, _ = host_range(sub)
+    fits = sub.num_addresses - 3 if sub.prefixlen < 31 else 0
+    cap = fits if limit is None else min(fits, limit)
+    if len(on_node) > cap:
+        pname = on_node[cap].name
+        why = (
+            f"max_pods_per_node is {limit}"
+            if limit is not None and limit < fits
+            else f"its pod subnet {sub} holds {fits} pod(s) beside the bridge"
         )
-    order = {p.name: i for i, p in enumerate(scn.pods)}
-    pods.sort(key=lambda p: order[p.name])
-    hosts_out: list[HostAddr] = []
+        raise ScenarioError(
+            f"too many pods for node {node!r}: pod {pname!r} is the {_ordinal(cap + 1)} but {why}",
+            file=file,
+            field=f"pods.{[p.name for p in scn.pods].index(pname)}.node",
+            fix="use a larger node subnet (smaller node_prefix_length), more nodes, or fewer pods",
+        )
+    return [
+        PodAddr(p.name, node, IPv4Address(first + 1 + k), p.containers)
+        for k, p in enumerate(on_node)
+    ]
+
+
+def _hosts(scn: Scenario, pod_range: IPv4Network, file: str) -> list[HostAddr]:
+    """Check the external hosts' addresses against the cluster's ranges and each other."""
+    net = scn.node_network.cidr
+    hosts: list[HostAddr] = []
     seen: dict[IPv4Address, str] = {}
     for i, h in enumerate(scn.external_hosts):
         clash = None
@@ -288,15 +267,49 @@ def allocate(scn: Scenario, file: str = "<scenario>") -> AddressPlan:
             )
         seen[h.address] = h.name
         rr = h.return_route_to_pods
-        if rr is None:
-            rr = h.address.is_private
-        hosts_out.append(HostAddr(h.name, h.address, rr))
+        hosts.append(HostAddr(h.name, h.address, h.address.is_private if rr is None else rr))
+    return hosts
+
+
+def allocate(scn: Scenario, file: str = "<scenario>") -> AddressPlan:
+    """Allocate every address of ``scn``.
+
+    Raises
+    ------
+    ScenarioError
+        Pods that do not fit a subnet, subnets outside the cluster CIDR or
+        overlapping each other or the node network, clashing external addresses.
+    """
+    gw, node_ips = _node_addresses(scn, file)
+    pod_range, subnets, diags = _pod_subnets(scn, file)
+    _check_pod_range(scn, pod_range, file)
+    per_node: dict[str, list[Pod]] = {n.name: [] for n in scn.nodes}
+    for pod in scn.pods:
+        per_node[pod.node].append(pod)
+    pods: list[PodAddr] = []
+    nodes: list[NodeAddr] = []
+    for node in scn.nodes:
+        sub = subnets[node.name]
+        pods += _node_pods(scn, node.name, per_node[node.name], sub, file)
+        bridge_addr = IPv4Address(host_range(sub)[0])
+        nodes.append(
+            NodeAddr(
+                node.name,
+                node_ips[node.name],
+                sub,
+                scn.pod_network.bridge_name,
+                bridge_addr,
+                tuple(p.name for p in per_node[node.name]),
+            )
+        )
+    order = {p.name: i for i, p in enumerate(scn.pods)}
+    pods.sort(key=lambda p: order[p.name])
     return AddressPlan(
-        node_network=net,
+        node_network=scn.node_network.cidr,
         gateway_address=gw,
         pod_range=pod_range,
         nodes=tuple(nodes),
         pods=tuple(pods),
-        hosts=tuple(hosts_out),
+        hosts=tuple(_hosts(scn, pod_range, file)),
         diagnostics=tuple(diags),
     )

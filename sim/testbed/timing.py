@@ -18,7 +18,6 @@ import subprocess
 import time
 
 from sim.testbed.errors import ProbeError, one_line
-from sim.validate.models import Timing
 
 __all__ = ["SOCKPERF_PORT", "busy_poll_works", "parse_sockperf", "sockperf_rtt"]
 
@@ -81,7 +80,15 @@ def parse_sockperf(text: str) -> dict:
     }
 
 
-def sockperf_rtt(src_ns: str | None, dst_ns: str | None, addr: str, timing: Timing) -> dict:
+def sockperf_rtt(
+    src_ns: str | None,
+    dst_ns: str | None,
+    addr: str,
+    *,
+    duration_s: float,
+    payload_bytes: int,
+    busy_poll: bool | None = None,
+) -> dict:
     """One sockperf ping-pong run from ``src_ns`` to a server at ``addr`` in ``dst_ns``.
 
     Parameters
@@ -90,8 +97,12 @@ def sockperf_rtt(src_ns: str | None, dst_ns: str | None, addr: str, timing: Timi
         Namespaces of client and server (``None``: this one).
     addr : str
         Address the server binds and the client sends to.
-    timing : Timing
-        Run length, payload and whether to busy-poll (``None``: where it works).
+    duration_s : float
+        Length of the run, seconds.
+    payload_bytes : int
+        UDP payload of each message, bytes.
+    busy_poll : bool or None, default None
+        Whether both ends busy-poll (``None``: where it works).
 
     Returns
     -------
@@ -103,7 +114,7 @@ def sockperf_rtt(src_ns: str | None, dst_ns: str | None, addr: str, timing: Timi
     ProbeError
         If the server does not start or the client fails or reports nothing.
     """
-    busy = busy_poll_works() if timing.busy_poll is None else timing.busy_poll
+    busy = busy_poll_works() if busy_poll is None else busy_poll
     common = ["-i", addr, "-p", str(SOCKPERF_PORT), *(["--nonblocked"] if busy else [])]
     server = subprocess.Popen(
         _command(dst_ns, "server", ["server", *common], busy),
@@ -113,14 +124,14 @@ def sockperf_rtt(src_ns: str | None, dst_ns: str | None, addr: str, timing: Timi
     )
     try:
         _wait_ready(server, dst_ns)
-        args = ["ping-pong", *common, "-t", f"{timing.duration_s:g}", "--full-rtt"]
-        args += ["-m", str(timing.payload_bytes)]
+        args = ["ping-pong", *common, "-t", f"{duration_s:g}", "--full-rtt"]
+        args += ["-m", str(payload_bytes)]
         try:
             client = subprocess.run(
                 _command(src_ns, "client", args, busy),
                 capture_output=True,
                 text=True,
-                timeout=timing.duration_s + 30,
+                timeout=duration_s + 30,
                 check=False,
             )
         except subprocess.TimeoutExpired:

@@ -19,11 +19,11 @@ from click.testing import CliRunner
 
 from sim.cli import testbed_cmds
 from sim.testbed import TestbedError, netns
-from sim.testbed.measure import measure_replica
 from sim.testbed.replica import build, load_replica, verify
 from sim.validate.calibrate import calibrate
 from sim.validate.cases import endpoint_pairs, model_outcome
 from sim.validate.compare import RATIO_TOLERANCE, RTT_TOLERANCE, compare
+from sim.validate.measure import measure_replica
 from sim.validate.models import Timing
 from sim.validate.params import write_params
 

@@ -1,5 +1,11 @@
 """Measure a running replica: RTT cases with sockperf, verdicts with the echo probe.
 
+The campaign of the validation: it runs the cases of :mod:`sim.validate.cases`
+on a replica with the kernel tools of :mod:`sim.testbed` (root) and writes the
+:class:`~sim.validate.models.Measurements` record that ``calibrate`` and
+``compare`` read (no root). It lives here, above :mod:`sim.testbed`, so that
+the testbed never imports the validation (one-way dependency).
+
 * **RTT cases** (:func:`sim.validate.cases.rtt_cases`) are timed with
   ``sockperf`` ping-pong (:mod:`sim.testbed.timing`) in ``repeats`` rounds,
   every case once per round, so a slow drift of the machine hits all cases
@@ -94,7 +100,14 @@ def _rtt(replica, cases, timing: Timing, say) -> dict[str, RttCase]:
             src, dst = chosen[case]
             src_ns, dst_ns, addr = _target(replica, src, dst)
             try:
-                res = sockperf_rtt(src_ns, dst_ns, addr, timing)
+                res = sockperf_rtt(
+                    src_ns,
+                    dst_ns,
+                    addr,
+                    duration_s=timing.duration_s,
+                    payload_bytes=timing.payload_bytes,
+                    busy_poll=timing.busy_poll,
+                )
             except ProbeError as err:
                 res = {"error": str(err)}
             runs[case].append(res)
