@@ -22,24 +22,19 @@ import numpy as np
 
 from sim.engine.run import RunResult
 
+#: The latency and RTT percentiles every summary reports (percent).
 PERCENTILES = (50, 90, 99, 99.9)
+#: The statistics of a latency or RTT sample, in order (``p99.9``: the 99.9th percentile).
+LATENCY_KEYS = ("mean", *(f"p{q:g}" for q in PERCENTILES), "max")
 SCHEMA_VERSION = 1
 
 
 def _latency_stats_us(lat_s: np.ndarray) -> dict[str, float]:
     if lat_s.size == 0:
-        nan = math.nan
-        return {"mean": nan, "p50": nan, "p90": nan, "p99": nan, "p99.9": nan, "max": nan}
+        return dict.fromkeys(LATENCY_KEYS, math.nan)
     us = lat_s * 1e6
-    q = np.percentile(us, PERCENTILES)
-    return {
-        "mean": float(us.mean()),
-        "p50": float(q[0]),
-        "p90": float(q[1]),
-        "p99": float(q[2]),
-        "p99.9": float(q[3]),
-        "max": float(us.max()),
-    }
+    vals = [us.mean(), *np.percentile(us, PERCENTILES), us.max()]
+    return {k: float(v) for k, v in zip(LATENCY_KEYS, vals, strict=True)}
 
 
 def _counts(mask_sent, done, reason, end_s, reasons) -> dict:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.analysis.summary import summarize
+from sim.analysis.summary import LATENCY_KEYS, PERCENTILES, summarize
 from sim.engine.run import simulate
 from sim.spec.load import scenario_from_dict
 
@@ -16,8 +16,6 @@ from .expand import RunSpec
 
 #: Latency quantiles stored per run (percent), for CDF plots without packet files.
 CDF_PERCENTS = tuple(float(p) for p in range(0, 101)) + (99.9,)
-
-LATENCY_KEYS = ("mean", "p50", "p90", "p99", "p99.9", "max")
 
 
 def _q_name(p: float) -> str:
@@ -84,7 +82,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
     )
     lat_us = (p["done_s"][sel] - p["send_s"][sel]) * 1e6
     if lat_us.size:
-        q = np.percentile(lat_us, [50, 90, 99, 99.9])
+        q = np.percentile(lat_us, PERCENTILES)
         vals = [lat_us.mean(), *q, lat_us.max()]
         cdf = np.percentile(lat_us, CDF_PERCENTS)
     else:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import signal
+
 import click
 
 from sim.errors import UserError
 from sim.spec.load import MAX_NESTING, nesting_problem
 
+#: Exit statuses of every verb: success; a run failed or ``--strict`` found a
+#: problem; bad input (the status every :class:`~sim.errors.UserError` carries);
+#: interrupted by Ctrl-C (128 + SIGINT, as a shell reports it).
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
+EXIT_BAD_INPUT = UserError.exit_code
+EXIT_INTERRUPTED = 128 + signal.SIGINT
 
 #: Whether the CLI runs as its own process (the console script, ``python -m``)
 #: rather than inside another program (tests' ``CliRunner``, a notebook): only

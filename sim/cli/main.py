@@ -17,6 +17,7 @@ from sim import __version__
 from sim.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     OWNS_PROCESS,
     SET_OPTION,
@@ -92,7 +93,7 @@ class _Group(click.Group):
             ctx.exit(err.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            ctx.exit(130)
+            ctx.exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from sim.analysis.summary import LATENCY_KEYS
 from sim.cli.common import SET_OPTION, check_table_path, parse_sets
 from sim.engine.budget import DEFAULT_MAX_HOP_RECORDS, DEFAULT_MAX_PACKETS, HIGHEST_CEILING
 from sim.errors import UserError
@@ -36,7 +37,7 @@ def _flow_rows(flows: dict):
             name,
             f["kind"],
             *counts,
-            *(_fmt(lat[q]) for q in ("mean", "p50", "p90", "p99", "p99.9", "max")),
+            *(_fmt(lat[k]) for k in LATENCY_KEYS),
             _fmt(f["throughput_gbps"], 3),
         )
 
@@ -46,7 +47,7 @@ def _rtt_rows(flows: dict):
     for name, f in flows.items():
         if "rtt_us" in f:
             r = f["rtt_us"]
-            rtts = (_fmt(r[q]) for q in ("mean", "p50", "p99", "p99.9", "max"))
+            rtts = (_fmt(r[k]) for k in LATENCY_KEYS)
             yield (name, _fmt(f["transactions_per_s"], 0), *rtts)
 
 
@@ -73,11 +74,11 @@ def print_summary(sm: dict) -> None:
         f"({sm['warmup_s']} s warm-up excluded)"
     )
     flow_cols = ("flow", "kind", "sent", "deliv", "drop", "in-fl")
-    flow_cols += ("mean", "p50", "p90", "p99", "p99.9", "max", "Gbit/s")
+    flow_cols += (*LATENCY_KEYS, "Gbit/s")
     console.print(_table("flows (one-way latency, us)", flow_cols, _flow_rows(sm["flows"]), 2))
     rtt_rows = list(_rtt_rows(sm["flows"]))
     if rtt_rows:
-        rtt_cols = ("flow", "trans/s", "mean", "p50", "p99", "p99.9", "max")
+        rtt_cols = ("flow", "trans/s", *LATENCY_KEYS)
         console.print(_table("request/response round trips (us)", rtt_cols, rtt_rows))
     for name, f in sm["flows"].items():
         for reason, count in f["drops_by_reason"].items():

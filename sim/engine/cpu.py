@@ -33,8 +33,7 @@ from __future__ import annotations
 from collections import deque
 
 from sim.engine.events import pusher
-
-_HUGE = 1 << 62
+from sim.engine.stations import UNLIMITED as _HUGE
 
 
 class Queue:

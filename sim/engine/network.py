@@ -23,7 +23,6 @@ from sim.engine.stations import Station
 from sim.spec.costs import Costs, StationCost
 
 US = 1e-6
-NS = 1e-9
 
 
 def stream(seed: int, *key: str | int) -> np.random.Generator:
@@ -87,11 +86,7 @@ class Network:
         if st is not None:
             return st
         c = cost_of(self.costs, kind)
-        per_byte_s = c.per_byte_ns * NS
-        per_packet_s = c.per_packet_us * US
-        if c.rate_gbps is not None:
-            per_byte_s += 8.0 / (c.rate_gbps * 1e9)
-            per_packet_s += c.framing_bytes * 8.0 / (c.rate_gbps * 1e9)
+        per_packet_s, per_byte_s = c.service_terms_s()
         rng = stream(self.seed, "station", name) if c.service == "exponential" else None
         st = Station(
             len(self.stations),

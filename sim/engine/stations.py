@@ -28,7 +28,9 @@ import numpy as np
 
 from sim.engine.events import pusher
 
-_HUGE = 1 << 62
+#: The limit of an unlimited buffer (``buffer_packets = "unlimited"``), packets or
+#: bytes: larger than any count a run can reach, and still an exact int64.
+UNLIMITED = 1 << 62
 _BLOCK = 4096
 
 
@@ -107,7 +109,7 @@ class Station:
         self.a = per_packet_s
         self.b = per_byte_s
         self.prop = propagation_s
-        self.limit = buffer_packets if buffer_packets is not None else _HUGE
+        self.limit = buffer_packets if buffer_packets is not None else UNLIMITED
         self.limit_bytes = buffer_bytes
         self.bytes_in = 0  # bytes of the packets in ``deps`` (general path only)
         self.servers = servers

@@ -22,6 +22,7 @@ import numpy as np
 from sim.control.cluster import Cluster
 from sim.control.resolve import endpoint, resolve, resolve_reply
 from sim.engine.network import US, Network, stream
+from sim.engine.stations import UNLIMITED
 from sim.errors import ScenarioError, UserError
 from sim.spec.workload import OPEN_LOOP_KINDS, Flow
 
@@ -488,7 +489,7 @@ def install_flows(net: Network, cl: Cluster, end_s: float, warnings: list[str]) 
             cap = net.capacity_pps(r, mean)
             rho = pps * f.duty_cycle() / cap
             bn = net.by_name[net.bottleneck(r, mean)]
-            if rho >= 1.0 and bn.limit >= (1 << 62):
+            if rho >= 1.0 and bn.limit >= UNLIMITED:
                 warnings.append(
                     f"flow {f.name!r} offers {rho:.2f} of its bottleneck {bn.name} capacity "
                     "with an unlimited buffer: the queue grows without bound and latency "
@@ -522,7 +523,7 @@ def _warn_overloaded_stations(net: Network, states: list[FlowState], warnings: l
     for idx, rho in sorted(work.items()):
         s = net.stations[idx]
         named = any(f" {s.name} " in w for w in warnings)
-        if rho >= 1.0 and s.limit >= (1 << 62) and not named:
+        if rho >= 1.0 and s.limit >= UNLIMITED and not named:
             warnings.append(
                 f"station {s.name} is offered {rho:.2f} of its capacity by the open-loop "
                 "flows with an unlimited buffer: the queue grows without bound and latency "

@@ -95,26 +95,47 @@ class StationCost(BaseModel):
 
     @model_validator(mode="after")
     def _finite_service(self) -> StationCost:
-        # each number is finite, but their combination may still overflow to inf
-        if not math.isfinite(self.mean_service_us(MAX_PACKET_BYTES)):
+        # each number is finite, but their combination may still overflow to inf: in
+        # the units given (ns per byte x bytes) or in the whole service time
+        per_byte_ns = self.per_byte_ns * MAX_PACKET_BYTES
+        if not math.isfinite(per_byte_ns + self.mean_service_us(MAX_PACKET_BYTES)):
             raise ValueError(
                 f"these costs give an infinite service time for a {MAX_PACKET_BYTES} B "
                 "packet; give smaller per_packet_us/per_byte_ns or a larger rate_gbps"
             )
         return self
 
+    def service_terms_s(self) -> tuple[float, float]:
+        """Return the service time's two terms, the one formula of it.
+
+        A packet of ``size_bytes`` is served in ``per_packet_s + per_byte_s *
+        size_bytes`` seconds (the mean, for exponential service). The engines and
+        :meth:`mean_service_us` all take it from here.
+
+        Returns
+        -------
+        per_packet_s : float
+            Seconds per packet: ``per_packet_us``, plus the framing's wire time on links.
+        per_byte_s : float
+            Seconds per IP byte: ``per_byte_ns``, plus the wire time of a byte on links.
+        """
+        per_packet_s = self.per_packet_us * 1e-6
+        per_byte_s = self.per_byte_ns * 1e-9
+        if self.rate_gbps is not None:
+            per_byte_s += 8.0 / (self.rate_gbps * 1e9)
+            per_packet_s += self.framing_bytes * 8.0 / (self.rate_gbps * 1e9)
+        return per_packet_s, per_byte_s
+
     def mean_service_us(self, size_bytes: float) -> float:
-        """Mean service time of a packet, microseconds.
+        """Return the mean service time of a packet, microseconds.
 
         Parameters
         ----------
         size_bytes : float
             IP packet size in bytes.
         """
-        t_us = self.per_packet_us + self.per_byte_ns * size_bytes / 1000.0
-        if self.rate_gbps is not None:
-            t_us += (size_bytes + self.framing_bytes) * 8.0 / (self.rate_gbps * 1000.0)
-        return t_us
+        per_packet_s, per_byte_s = self.service_terms_s()
+        return (per_packet_s + per_byte_s * size_bytes) * 1e6
 
 
 def _link(**kw) -> StationCost:

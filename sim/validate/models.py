@@ -120,7 +120,7 @@ class ScenarioRef(_Record):
 class Measurements(_Record):
     """A ``testbed measure`` file."""
 
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[SCHEMA_VERSION] = SCHEMA_VERSION
     kind: Literal["podnetsim-testbed-measurements"] = MEASUREMENTS_KIND
     created: str = ""
     scenario: ScenarioRef
@@ -179,7 +179,7 @@ class Verdict(_Record):
 class Comparison(_Record):
     """``podnetsim compare``'s result."""
 
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[SCHEMA_VERSION] = SCHEMA_VERSION
     scenario: str
     endpoint_us: float
     ip_bytes: int
