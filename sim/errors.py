@@ -47,13 +47,6 @@ class UserError(Exception):
             text += f" Fix: {self.fix.rstrip('.')}."
         return " ".join(text.split())
 
-    def with_file(self, file: str) -> UserError:
-        """Return the same error, attributed to ``file`` if it names none."""
-        if self.file is None:
-            self.file = file
-            self.args = (self.__str__(),)
-        return self
-
 
 class ScenarioError(UserError):
     """A scenario file is malformed or describes an impossible cluster."""
