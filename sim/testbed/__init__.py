@@ -6,9 +6,10 @@
     replica.py  load a scenario's replica, build it, verify a running one
     timing.py   round trips with sockperf ping-pong
     probe.py    small UDP echo: who received, from which source (SNAT verdicts)
-    measure.py  RTT cases and endpoint pairs -> sim.validate.models.Measurements
 
-Fitting and comparing need no root: :mod:`sim.validate`. Everything the
+The campaign that measures a replica with these tools, and fitting and
+comparing (no root), are :mod:`sim.validate`: it imports the testbed, never the
+other way round. Everything the
 replica creates lives in namespaces whose names start with a prefix (default
 ``pns-``), and every address lies in 198.18.0.0/15.
 """

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from sim.errors import UserError
 
-__all__ = ["MappingError", "ProbeError", "TestbedError", "one_line"]
-
 
 class TestbedError(UserError):
     """A testbed operation failed: missing privilege or tool, or a failed command."""

@@ -30,8 +30,6 @@ from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 from sim.control.cluster import Cluster
 from sim.testbed.errors import MappingError
 
-__all__ = ["BENCH_RANGE", "INSIDE_IMAGE", "OUTSIDE_IMAGE", "AddressMapping", "map_cluster"]
-
 BENCH_RANGE = IPv4Network("198.18.0.0/15")
 """The only address range the replica uses (RFC 2544)."""
 

@@ -26,8 +26,6 @@ from collections.abc import Sequence
 from sim.testbed.errors import TestbedError, one_line
 from sim.testbed.render import Replica, check_prefix
 
-__all__ = ["down", "list_namespaces", "missing_requirements", "require", "run", "status", "up"]
-
 _FIXES = {
     "ip": "apt-get install -y iproute2",
     "nft": "apt-get update && apt-get install -y nftables",

@@ -24,8 +24,6 @@ from contextlib import contextmanager
 
 from sim.testbed.errors import ProbeError
 
-__all__ = ["PROBE_PORT", "observe"]
-
 PROBE_PORT = 47001
 """UDP port every probe server binds (one per namespace, so no clash)."""
 

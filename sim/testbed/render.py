@@ -25,24 +25,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 
 from sim.control.cluster import Cluster
 from sim.testbed.errors import MappingError, TestbedError
 from sim.testbed.mapping import AddressMapping, map_cluster
-
-__all__ = [
-    "COMPOSITION",
-    "DEFAULT_PREFIX",
-    "ELEMENTS",
-    "NFT_TABLE",
-    "Namespace",
-    "Replica",
-    "Step",
-    "check_prefix",
-    "render",
-]
 
 DEFAULT_PREFIX = "pns-"
 """Default prefix of every namespace the testbed creates."""
@@ -260,15 +248,7 @@ def _with_routes(ns: Namespace, table, m: AddressMapping, devs: dict[str, str]) 
     nets = [IPv4Network(a, strict=False) for _, a in ns.addresses]
     rendered = list(_routes(table.routes, m, devs, nets))
     script = ns.script + tuple(line for _, line in rendered)
-    return Namespace(
-        ns.name,
-        ns.role,
-        script,
-        ns.forwarding,
-        ns.ruleset,
-        ns.addresses,
-        tuple(d for d, _ in rendered),
-    )
+    return replace(ns, script=script, routes=tuple(d for d, _ in rendered))
 
 
 def _addr(dev: str, addr: IPv4Address, plen: int) -> tuple[str, str]:

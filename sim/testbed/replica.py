@@ -21,8 +21,6 @@ from sim.testbed.render import DEFAULT_PREFIX, Replica, render
 SETTLE_TIMEOUT_S = 3.0
 """Longest wait for one first contact while the replica settles, seconds."""
 
-__all__ = ["build", "load_replica", "settle", "verify"]
-
 
 def load_replica(
     scenario: str | Path, overrides: dict[str, Any] | None = None, prefix: str = DEFAULT_PREFIX

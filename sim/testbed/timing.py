@@ -19,8 +19,6 @@ import time
 
 from sim.testbed.errors import ProbeError, one_line
 
-__all__ = ["SOCKPERF_PORT", "busy_poll_works", "parse_sockperf", "sockperf_rtt"]
-
 SOCKPERF_PORT = 11111
 """UDP port of the sockperf server (sockperf's default)."""
 

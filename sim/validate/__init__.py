@@ -4,6 +4,7 @@
     cases.py      the RTT cases and endpoint pairs, and the model's verdict for each
     calibrate.py  fit per-hop costs to measured round trips -> params TOML
     compare.py    simulate the measured cases; model vs observed SNAT verdicts
+    measure.py    run the cases on a replica (root, with :mod:`sim.testbed`)
 
-The measuring itself (root) is :mod:`sim.testbed`.
+Only running :mod:`~sim.validate.measure` needs root; importing any of it does not.
 """

@@ -38,16 +38,6 @@ from sim.testbed.render import COMPOSITION, ELEMENTS
 from sim.validate.cases import CASES
 from sim.validate.models import Measurements
 
-__all__ = [
-    "DEFAULT_FIT_ON",
-    "Fit",
-    "FitCase",
-    "calibrate",
-    "fitted_costs",
-    "model_rtt_us",
-    "parse_fit_on",
-]
-
 DEFAULT_FIT_ON = ("localhost", "same_node", "ext_nomasq")
 """Cases fitted by default; the others are held out to test the prediction."""
 

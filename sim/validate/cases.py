@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from sim.control.cluster import Cluster
 from sim.control.resolve import resolve, resolve_reply
 
-__all__ = ["CASES", "CASE_TITLES", "ModelOutcome", "endpoint_pairs", "model_outcome", "rtt_cases"]
-
 CASE_TITLES = {
     "localhost": "two containers of one pod over localhost",
     "same_node": "pod to pod on the same node",

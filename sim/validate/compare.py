@@ -36,8 +36,6 @@ from sim.validate.models import (
 )
 from sim.validate.params import read_params
 
-__all__ = ["RATIO_TOLERANCE", "RTT_TOLERANCE", "compare", "format_report"]
-
 RTT_TOLERANCE = 0.15
 """Accepted relative error of a held-out predicted p50 RTT."""
 

@@ -33,8 +33,6 @@ from sim.testbed.timing import busy_poll_works, sockperf_rtt
 from sim.validate.cases import CASE_TITLES, CASES, endpoint_pairs, rtt_cases
 from sim.validate.models import Measurements, Observation, PairResult, RttCase, ScenarioRef, Timing
 
-__all__ = ["measure_replica", "observe_pair"]
-
 
 def _machine() -> dict:
     model = next(

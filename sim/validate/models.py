@@ -15,22 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.errors import UserError
 
-__all__ = [
-    "IP_UDP_HEADER_BYTES",
-    "SCHEMA_VERSION",
-    "CaseComparison",
-    "Comparison",
-    "Measurements",
-    "Observation",
-    "PairResult",
-    "RatioCheck",
-    "RttCase",
-    "Timing",
-    "Verdict",
-    "read_measurements",
-    "write_json",
-]
-
 SCHEMA_VERSION = 2
 """Version of every validation record (measurements, params, comparison)."""
 
@@ -121,7 +105,7 @@ class Measurements(_Record):
     """A ``testbed measure`` file."""
 
     schema_version: Literal[SCHEMA_VERSION] = SCHEMA_VERSION
-    kind: Literal["podnetsim-testbed-measurements"] = MEASUREMENTS_KIND
+    kind: Literal[MEASUREMENTS_KIND] = MEASUREMENTS_KIND
     created: str = ""
     scenario: ScenarioRef
     prefix: str = "pns-"

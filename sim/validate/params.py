@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from sim.errors import UserError
 from sim.spec.load import read_toml
 from sim.testbed.render import COMPOSITION
 from sim.validate.calibrate import Fit
 from sim.validate.models import SCHEMA_VERSION
-
-__all__ = ["params_overrides", "read_params", "write_params"]
 
 _HEADER = """\
 # podnetsim calibrate: per-hop costs fitted to real-kernel round trips.
@@ -32,22 +32,14 @@ _HEADER = """\
 """
 
 
-def _toml(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise ValueError(f"cannot write {v} to TOML")
-        return repr(round(v, 6))
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return "[" + ", ".join(_toml(x) for x in v) + "]"
+_COST_FIELDS = ("per_packet_us", "per_byte_ns", "propagation_us")
 
 
-def _table(name: str, items: dict[str, Any]) -> list[str]:
-    return ["", f"[{name}]", *(f"{k} = {_toml(v)}" for k, v in items.items())]
+def _num(v: float) -> float:
+    """Return ``v`` rounded to 1e-6 (microseconds: picoseconds), refusing NaN and infinity."""
+    if not math.isfinite(v):
+        raise ValueError(f"cannot write {v} to the parameter file")
+    return round(v, 6)
 
 
 def write_params(fit: Fit, path: str | Path, *, source: dict[str, str] | None = None) -> None:
@@ -63,28 +55,33 @@ def write_params(fit: Fit, path: str | Path, *, source: dict[str, str] | None = 
         ``measurements``, ``scenario``, ``scenario_sha256``, ``timing``
         recorded in ``[calibration]``.
     """
-    lines = [_HEADER + "\n[costs]", f"nat_extra_us = {_toml(fit.costs.nat_extra_us)}"]
+    costs: dict[str, Any] = {"nat_extra_us": _num(fit.costs.nat_extra_us)}
     for kind in COMPOSITION:
         c = getattr(fit.costs, kind)
-        fields = ("per_packet_us", "per_byte_ns", "propagation_us")
-        lines += _table(f"costs.{kind}", {f: getattr(c, f) for f in fields})
+        costs[kind] = {f: _num(getattr(c, f)) for f in _COST_FIELDS}
     cal = {
         "schema_version": SCHEMA_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "endpoint_us": fit.endpoint_us,
+        "endpoint_us": _num(fit.endpoint_us),
         "ip_bytes": fit.ip_bytes,
         "fit_on": list(fit.fit_on),
         "held_out": list(fit.held_out),
         "undetermined": list(fit.undetermined),
         **{k: str(v) for k, v in (source or {}).items()},
+        "elements_us": {e: _num(v) for e, v in fit.elements_us.items()},
+        "cases": {
+            case: {
+                "src": c.src,
+                "dst": c.dst,
+                "measured_p50_us": _num(c.measured_p50_us),
+                "model_p50_us": _num(c.model_p50_us),
+                "fitted": c.fitted,
+            }
+            for case, c in fit.cases.items()
+        },
     }
-    lines += _table("calibration", cal) + _table("calibration.elements_us", fit.elements_us)
-    for case, c in fit.cases.items():
-        row = {"src": c.src, "dst": c.dst, "measured_p50_us": c.measured_p50_us}
-        lines += _table(
-            f"calibration.cases.{case}", {**row, "model_p50_us": c.model_p50_us, "fitted": c.fitted}
-        )
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = tomli_w.dumps({"costs": costs, "calibration": cal})
+    Path(path).write_text(_HEADER + "\n" + text, encoding="utf-8")
 
 
 def read_params(path: str | Path) -> tuple[dict[str, Any], dict]:
