@@ -1,4 +1,7 @@
-"""Address plan and routing tables: design.md section 1, bullet by bullet."""
+"""Address plan and routing tables: the article's facts, one by one.
+
+The article: "Understanding Kubernetes networking: pods" (Mark Betz).
+"""
 
 from __future__ import annotations
 

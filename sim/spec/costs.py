@@ -14,9 +14,13 @@ Sources of the defaults
   header 14, FCS 4, inter-frame gap 12), so a 1500 B MTU packet is 1538 B on the wire:
   1.2304 us at 10 Gbit/s (RFC 5180, appendix A; IEEE 802.3).
 * Linux bridge and IP forwarding: on the order of 1 Mpps per core, i.e. ~0.5-1 us
-  of CPU per packet (design.md section 4; kernel forwarding benchmarks, e.g.
-  the netdev "XDP vs. Linux forwarding" figures of ~1 Mpps/core for the full stack).
-* veth + network-namespace crossing: ~0.5 us per packet (design.md section 4).
+  of CPU per packet (the Linux-stack forwarding baseline of Hoiland-Jorgensen et
+  al., "The eXpress Data Path: Fast Programmable Packet Processing in the
+  Operating System Kernel", CoNEXT 2018).
+* veth + network-namespace crossing: ~0.5 us per packet, an estimate: a crossing
+  is one more backlog enqueue and softirq receive pass on the same CPU (the
+  kernel's ``drivers/net/veth.c``, ``veth_xmit`` -> ``netif_rx``;
+  Documentation/networking/scaling.rst), a fraction of a forwarding pass.
 * Conntrack + SNAT: a few hundred ns per packet on top of plain forwarding
   (netfilter conntrack lookup/insert); we use 0.4 us.
 * Per-byte cost: ~0.05 ns/B, a memory copy/checksum at ~20 GB/s.
