@@ -226,7 +226,7 @@ def _rtt_lines(res: Comparison) -> list[str]:
         sp = f"({r.spread_p50_us[0]:.2f}-{r.spread_p50_us[1]:.2f})" if r.spread_p50_us else ""
         use = "fitted" if r.fitted else "held out"
         if r.within is not None and not r.fitted:
-            use += ", within 15%" if r.within else ", OUTSIDE 15%"
+            use += f", {'within' if r.within else 'OUTSIDE'} {RTT_TOLERANCE:.0%}"
         use += f" ({r.note})" if r.note else ""
         out.append(
             f"{case:<11} {r.src + ' -> ' + r.dst:<26} {_f(r.measured_p50_us):>12} {sp:>15} "
@@ -237,7 +237,7 @@ def _rtt_lines(res: Comparison) -> list[str]:
         out.append(
             f"cross-node / same-node RTT: measured {rc.measured:.3f}, "
             f"predicted {rc.predicted:.3f}, "
-            f"ratio {rc.ratio:.3f} ({'within' if rc.within else 'OUTSIDE'} 10%)"
+            f"ratio {rc.ratio:.3f} ({'within' if rc.within else 'OUTSIDE'} {RATIO_TOLERANCE:.0%})"
         )
     return out
 
