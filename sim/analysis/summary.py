@@ -63,6 +63,84 @@ def _counts(mask_sent, done, reason, end_s, reasons) -> dict:
     }
 
 
+def _packet_owner(res: RunResult) -> tuple[np.ndarray, np.ndarray]:
+    """Each packet's flow index, and whether it is a reply or acknowledgement."""
+    route = res.packets["route"]
+    route_flow = np.asarray(res.route_flow, dtype=np.int64)
+    route_reply = np.asarray(res.route_is_reply, dtype=bool)
+    if not route.size:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    return route_flow[route], route_reply[route]
+
+
+def offered_gbps(st) -> float:
+    """Mean offered rate of an open-loop flow, Gbit/s of IP bits (NaN otherwise).
+
+    ``rate_pps`` is the rate while sending; an ``onoff`` flow sends a
+    :meth:`~sim.spec.workload.Flow.duty_cycle` fraction of the time.
+    """
+    if math.isnan(st.rate_pps):
+        return math.nan
+    return st.rate_pps * st.flow.duty_cycle() * st.flow.mean_size_bytes() * 8 / 1e9
+
+
+def flow_latencies_s(res: RunResult) -> dict[str, np.ndarray]:
+    """One-way latencies (seconds) of each flow's own delivered packets sent in the window.
+
+    The packets :func:`summarize` takes its latency statistics from (warm-up rule
+    of this module; replies and acknowledgements excluded).
+    """
+    p = res.packets
+    send, done, reason = p["send_s"], p["done_s"], p["reason"]
+    pkt_flow, pkt_reply = _packet_owner(res)
+    ok = (send >= res.warmup_s) & (send < res.duration_s) & ~pkt_reply
+    ok &= (done <= res.duration_s) & (reason == 0)
+    return {
+        st.flow.name: done[ok & (pkt_flow == fi)] - send[ok & (pkt_flow == fi)]
+        for fi, st in enumerate(res.flows)
+    }
+
+
+def _flow_entry(res: RunResult, fi: int, pkt_flow, pkt_reply) -> dict:
+    """One flow's summary (see :func:`summarize`)."""
+    p = res.packets
+    send, done, reason, size = p["send_s"], p["done_s"], p["reason"], p["size_bytes"]
+    t0, t1 = res.warmup_s, res.duration_s
+    window = t1 - t0
+    in_window = (send >= t0) & (send < t1)
+    st = res.flows[fi]
+    f = st.flow
+    mine = in_window & (pkt_flow == fi) & ~pkt_reply
+    c = _counts(mine, done, reason, t1, res.reasons)
+    dmask = c.pop("delivered_mask")
+    lat = done[dmask] - send[dmask]
+    got_in_window = (pkt_flow == fi) & ~pkt_reply & (reason == 0) & (done >= t0) & (done < t1)
+    bits = float(size[got_in_window].sum()) * 8.0
+    entry = {
+        "kind": f.kind,
+        "src": f.src,
+        "dst": f.dst,
+        "path": list(res.route_stations[st.routes[0]]) if st.routes else [],
+        "offered_pps": None if math.isnan(st.rate_pps) else st.rate_pps,
+        **c,
+        "latency_us": _latency_stats_us(lat),
+        "throughput_gbps": bits / window / 1e9,
+    }
+    if st.reply_routes:
+        rc = _counts(in_window & (pkt_flow == fi) & pkt_reply, done, reason, t1, res.reasons)
+        rc.pop("delivered_mask")
+        for why, n in rc["drops_by_reason"].items():
+            entry["drops_by_reason"][f"reply: {why}"] = n
+        entry["replies"] = {k: rc[k] for k in ("sent", "delivered", "dropped", "in_flight")}
+    if f.kind == "request-response":
+        rd = np.asarray(st.rtt_done_s)
+        rtt = np.asarray(st.rtt_s)
+        ok = (rd >= t0) & (rd < t1)
+        entry["rtt_us"] = _latency_stats_us(rtt[ok])
+        entry["transactions_per_s"] = float(ok.sum()) / window
+    return entry
+
+
 def summarize(res: RunResult) -> dict:
     """Summary of a run as a JSON-ready dict.
 
@@ -74,48 +152,14 @@ def summarize(res: RunResult) -> dict:
         microseconds, throughput in Gbit/s, utilization as a fraction.
     """
     p = res.packets
-    send, done, reason = p["send_s"], p["done_s"], p["reason"]
-    route, size = p["route"], p["size_bytes"]
+    send, done, reason, size = p["send_s"], p["done_s"], p["reason"], p["size_bytes"]
     t0, t1 = res.warmup_s, res.duration_s
     window = t1 - t0
     in_window = (send >= t0) & (send < t1)
-    route_flow = np.asarray(res.route_flow, dtype=np.int64)
-    route_reply = np.asarray(res.route_is_reply, dtype=bool)
-    pkt_flow = route_flow[route] if route.size else np.zeros(0, dtype=np.int64)
-    pkt_reply = route_reply[route] if route.size else np.zeros(0, dtype=bool)
-    flows: dict[str, dict] = {}
-    for fi, st in enumerate(res.flows):
-        f = st.flow
-        mine = in_window & (pkt_flow == fi) & ~pkt_reply
-        c = _counts(mine, done, reason, t1, res.reasons)
-        dmask = c.pop("delivered_mask")
-        lat = done[dmask] - send[dmask]
-        got_in_window = (pkt_flow == fi) & ~pkt_reply & (reason == 0) & (done >= t0) & (done < t1)
-        bits = float(size[got_in_window].sum()) * 8.0
-        entry = {
-            "kind": f.kind,
-            "src": f.src,
-            "dst": f.dst,
-            "path": [res.route_stations[r] for r in st.routes][0] if st.routes else [],
-            "offered_pps": None if math.isnan(st.rate_pps) else st.rate_pps,
-            **c,
-            "latency_us": _latency_stats_us(lat),
-            "throughput_gbps": bits / window / 1e9,
-        }
-        if st.reply_routes:
-            rc = _counts(in_window & (pkt_flow == fi) & pkt_reply, done, reason, t1, res.reasons)
-            rc.pop("delivered_mask")
-            for why, n in rc["drops_by_reason"].items():
-                entry["drops_by_reason"][f"reply: {why}"] = n
-            entry["replies"] = {k: rc[k] for k in ("sent", "delivered", "dropped", "in_flight")}
-        if f.kind == "request-response":
-            rd = np.asarray(st.rtt_done_s)
-            rtt = np.asarray(st.rtt_s)
-            ok = (rd >= t0) & (rd < t1)
-            entry["rtt_us"] = _latency_stats_us(rtt[ok])
-            entry["transactions_per_s"] = float(ok.sum()) / window
-        entry["path"] = list(entry["path"])
-        flows[f.name] = entry
+    pkt_flow, pkt_reply = _packet_owner(res)
+    flows = {
+        st.flow.name: _flow_entry(res, fi, pkt_flow, pkt_reply) for fi, st in enumerate(res.flows)
+    }
     fwd = in_window & ~pkt_reply
     c = _counts(fwd, done, reason, t1, res.reasons)
     dmask = c.pop("delivered_mask")

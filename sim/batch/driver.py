@@ -52,6 +52,8 @@ def run_experiment(
     on_done: Callable[[RunSpec, str | None], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
     max_runs: int | None = None,
+    params: str | Path | None = None,
+    sets: dict | None = None,
 ) -> BatchReport:
     """Run the experiment in ``path`` and write its results to ``out``.
 
@@ -83,6 +85,11 @@ def run_experiment(
     max_runs : int, optional
         Ceiling on the batch's runs (configurations x replications; default
         :data:`sim.batch.expand.MAX_RUNS`).
+    params : str or Path, optional
+        Parameter file of ``podnetsim calibrate`` applied to every run (its
+        sha256 goes into the manifest).
+    sets : dict, optional
+        Dotted scenario overrides applied to every run (``run --set``).
 
     Raises
     ------
@@ -91,9 +98,13 @@ def run_experiment(
     BatchInterrupted
         SIGINT or SIGTERM; the finished runs are kept in ``out/runs``.
     """
-    batch: Batch = load_experiment(path, quick=quick, crn=crn, max_runs=max_runs)
+    batch: Batch = load_experiment(
+        path, quick=quick, crn=crn, max_runs=max_runs, params=params, sets=sets
+    )
     out_dir = Path(out) if out is not None else Path("results") / batch.experiment.name
     store = ResultStore(out_dir, warn=on_warning)
+    for message in batch.warnings:
+        store.warn(message)
     info = {"executor": executor_info or {"kind": "local", "jobs": jobs}}
     rows: dict[str, dict] = {}
     with stop_on_signals():
@@ -141,21 +152,19 @@ def _run_batch(
     if on_start:
         on_start(len(batch.runs), len(rows))
     with contextlib.closing(executor(todo)) as outcomes:  # closing stops the workers
-        for spec, row, err in outcomes:
-            if row is not None:
-                store.save_run(spec, row)
-                rows[spec.run_id] = row
+        for spec, record, err in outcomes:
+            if record is not None:
+                store.save_run(spec, record)
+                rows[spec.run_id] = record
                 report.ran += 1
             else:
                 report.failures.append((spec.run_id, spec.params, err or "unknown error"))
             if on_done:
                 on_done(spec, err)
-    df = store.runs_frame(batch, rows)
-    if not df.empty:
-        store.write_tables(batch, df)
+    written = store.write_tables(batch, rows)
     info["failures"] = [{"run_id": i, "params": p, "error": e} for i, p, e in report.failures]
     store.write_manifest(batch, started, len(rows), info)
-    if plots and not df.empty:
+    if plots and written:
         from sim.plots.figures import draw_all
 
         draw_all(out_dir)

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from sim.cli.batch_cmds import PARAMS_OPTION
 from sim.cli.common import SET_OPTION, check_table_path, parse_sets
 from sim.engine.budget import DEFAULT_MAX_HOP_RECORDS, DEFAULT_MAX_PACKETS, HIGHEST_CEILING
 from sim.errors import UserError
@@ -140,6 +141,7 @@ def print_summary(sm: dict) -> None:
     help="auto: the compiled engine (numba) when every flow is open loop, else SimPy. "
     "Both give identical results.",
 )
+@PARAMS_OPTION
 @SET_OPTION
 def simulate(
     scenario: str,
@@ -152,6 +154,7 @@ def simulate(
     max_packets: float,
     max_hop_records: float,
     engine: str,
+    params: str | None,
     sets: tuple[str, ...],
 ) -> None:
     """Simulate the flows SCENARIO declares and summarize latency, throughput, drops.
@@ -163,11 +166,13 @@ def simulate(
     from sim.analysis.tables import hop_table, packet_table, write_table
     from sim.engine import simulate as run
     from sim.spec import load_scenario
+    from sim.validate.params import params_overrides
 
     for option, path in (("--packets-out", packets_out), ("--hops-out", hops_out)):
         if path:
             check_table_path(path, option)
-    overrides = parse_sets(sets)
+    overrides = params_overrides(params) if params else {}
+    overrides.update(parse_sets(sets))
     if duration_s is not None:
         overrides["simulation.duration_s"] = duration_s
     if warmup_s is not None:
