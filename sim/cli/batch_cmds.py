@@ -21,6 +21,13 @@ PARAMS_OPTION = click.option(
 )
 
 
+def blame_params(err: UserError, params: str | None, overrides: dict) -> UserError:
+    """Name the ``--params`` file in a scenario error caused by one of its costs."""
+    if params and err.field in overrides:
+        return UserError(err.problem, file=params, field=err.field, fix=err.fix)
+    return err
+
+
 class _Progress:
     """Progress of a batch: a bar on a terminal, plain log lines otherwise."""
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from sim.cli.batch_cmds import PARAMS_OPTION
+from sim.cli.batch_cmds import PARAMS_OPTION, blame_params
 from sim.cli.common import SET_OPTION, check_table_path, parse_sets
 from sim.engine.budget import DEFAULT_MAX_HOP_RECORDS, DEFAULT_MAX_PACKETS, HIGHEST_CEILING
 from sim.errors import UserError
@@ -171,15 +171,18 @@ def simulate(
     for option, path in (("--packets-out", packets_out), ("--hops-out", hops_out)):
         if path:
             check_table_path(path, option)
-    overrides = params_overrides(params) if params else {}
-    overrides.update(parse_sets(sets))
+    fitted = params_overrides(params) if params else {}
+    overrides = {**fitted, **parse_sets(sets)}
     if duration_s is not None:
         overrides["simulation.duration_s"] = duration_s
     if warmup_s is not None:
         overrides["simulation.warmup_s"] = warmup_s
     if seed is not None:
         overrides["simulation.seed"] = seed
-    scn = load_scenario(scenario, overrides)
+    try:
+        scn = load_scenario(scenario, overrides)
+    except UserError as err:
+        raise blame_params(err, params, fitted) from None
     if not scn.flows:
         raise UserError(
             "the scenario declares no flows",
