@@ -26,7 +26,7 @@ __all__ = ["load_results", "load_scenario", "run_experiment", "simulate"]
 
 
 def _overrides(params: str | Path | None, overrides: dict[str, Any] | None) -> dict[str, Any]:
-    """Overrides from a ``calibrate`` parameter file, then ``overrides`` (which win)."""
+    """Merge a ``calibrate`` parameter file's costs, then ``overrides`` (which win)."""
     out: dict[str, Any] = {}
     if params is not None:
         from sim.validate.params import params_overrides

@@ -40,7 +40,7 @@ UNIT_SUFFIXES = (
 
 
 def unit_of(param: str) -> str | None:
-    """The unit of parameter ``param`` from its name's suffix (None if it has none)."""
+    """Return the unit of parameter ``param`` from its name's suffix (None if none)."""
     for suffix, unit in UNIT_SUFFIXES:
         if param.endswith(suffix):
             return unit
@@ -50,7 +50,7 @@ def unit_of(param: str) -> str | None:
 def run_tables(
     records: Sequence[dict], params: Sequence[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Runs, stations and latency-quantile tables of the runs' records, in record order.
+    """Build the runs, stations and latency-quantile tables, in record order.
 
     Parameters
     ----------

@@ -15,8 +15,9 @@ _SCENARIO_KEY = re.compile(r"""^\s*["']?scenario["']?\s*=""")
 
 
 def is_experiment_file(path: str | Path) -> bool:
-    """Whether ``path`` reads as an experiment file (False if unreadable: the
-    scenario loader then reports the problem).
+    """Tell whether ``path`` reads as an experiment file.
+
+    False if unreadable: the scenario loader then reports the problem.
 
     Only the top-level keys are looked at (the lines before the first table
     header), without parsing the file: a 1,000-node scenario is 6 MB of TOML,

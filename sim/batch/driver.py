@@ -68,28 +68,21 @@ def run_experiment(
     resume, force : bool
         Finish a stored batch / replace it. Without either, a non-empty ``out`` is
         refused.
-    quick : bool
-        Use the experiment's ``[quick]`` settings.
-    crn : bool, optional
-        Override the file's ``common_random_numbers``.
-    plots : bool
-        Draw the plots at the end.
-    executor : callable, optional
-        Replaces the local executor (e.g. Dask); takes the specs to run.
-    executor_info : dict, optional
-        Recorded in the manifest.
-    on_start, on_done : callable, optional
-        Progress callbacks: ``on_start(total, already_done)``, ``on_done(spec, error)``.
-    on_warning : callable, optional
-        Receives warnings (default: :func:`warnings.warn`).
+    quick, crn, plots : bool
+        Use ``[quick]``; override ``common_random_numbers`` (None: the file's);
+        draw the plots at the end.
+    executor, executor_info : optional
+        Replaces the local executor (e.g. Dask; takes the specs to run), and what
+        the manifest records of it.
+    on_start, on_done, on_warning : callable, optional
+        Progress callbacks: ``on_start(total, already_done)``, ``on_done(spec,
+        error)``; ``on_warning(message)`` (default: :func:`warnings.warn`).
     max_runs : int, optional
         Ceiling on the batch's runs (configurations x replications; default
         :data:`sim.batch.expand.MAX_RUNS`).
-    params : str or Path, optional
-        Parameter file of ``podnetsim calibrate`` applied to every run (its
-        sha256 goes into the manifest).
-    sets : dict, optional
-        Dotted scenario overrides applied to every run (``run --set``).
+    params, sets : optional
+        ``calibrate`` parameter file and dotted overrides applied to every run
+        (:func:`sim.batch.expand.load_experiment`).
 
     Raises
     ------
@@ -124,7 +117,7 @@ def run_experiment(
 
 
 def _local(jobs: int) -> Executor:
-    """The local executor: worker processes if more than one job and one run."""
+    """Return the local executor: worker processes if more than one job and one run."""
 
     def execute(specs: Sequence[RunSpec]) -> Iterator[Outcome]:
         if jobs > 1 and len(specs) > 1:

@@ -276,17 +276,13 @@ def load_experiment(
     ----------
     path : str or Path
         Experiment file.
-    quick : bool
-        Apply the file's ``[quick]`` settings.
-    crn : bool, optional
-        Override ``common_random_numbers``.
+    quick, crn : bool
+        Apply ``[quick]``; override ``common_random_numbers`` (None: the file's).
     max_runs : int, optional
         Ceiling on configurations x replications (default :data:`MAX_RUNS`).
-    params : str or Path, optional
-        A parameter file of ``podnetsim calibrate``: its ``[costs]`` apply to every
-        run, after the experiment's ``[set]``.
-    sets : dict, optional
-        Dotted overrides applied to every run, after ``params`` (``run --set``).
+    params, sets : optional
+        A ``podnetsim calibrate`` parameter file and dotted overrides (``run
+        --set``) applied to every run after ``[set]``, ``sets`` last.
 
     Raises
     ------
@@ -365,7 +361,7 @@ def _read_experiment(path: str | Path, file: str) -> Experiment:
 
 
 def _check_name(exp: Experiment, file: str) -> None:
-    """The name is a directory name under ``results/``: a plain, short name."""
+    """Check that the name is a plain, short directory name (it names ``results/NAME``)."""
     name = exp.name
     if len(name) > NAME_MAX_CHARS or not NAME_PATTERN.fullmatch(name):
         shown = name if len(name) <= 40 else name[:40] + "..."
@@ -447,7 +443,7 @@ def _check_tables(exp: Experiment, s: _Settings, file: str) -> None:
 
 
 def _value_kind(v: Any) -> str | None:
-    """``number``, ``string`` or ``boolean``; None for anything else (tables, lists)."""
+    """Return ``number``, ``string`` or ``boolean``; None for anything else (tables, lists)."""
     if isinstance(v, bool):
         return "boolean"
     if isinstance(v, int | float):
@@ -492,7 +488,7 @@ def _check_values(key: str, values: list[Any], file: str, fld: str) -> None:
 
 
 def _check_size(s: _Settings, file: str, max_runs: int) -> None:
-    """Configurations x replications within ``max_runs``, before anything is built."""
+    """Check configurations x replications against ``max_runs``, before anything is built."""
     n_configs = math.prod(len(v) for v in s.sweep.values())
     if s.zipped:
         n_configs *= len(next(iter(s.zipped.values())))
@@ -508,7 +504,7 @@ def _check_size(s: _Settings, file: str, max_runs: int) -> None:
 
 
 def _check_plots(exp: Experiment, s: _Settings, file: str) -> None:
-    """``[plots]`` names swept parameters, with numbers where an axis needs them."""
+    """Check that ``[plots]`` names swept parameters, numeric where an axis needs them."""
     p = exp.plots
     names = s.names
     choices = ", ".join(names) or "(no swept parameters)"
@@ -543,7 +539,7 @@ def _values(s: _Settings, name: str) -> list[Any]:
 
 
 def _base_scenario(exp: Experiment, path: Path, file: str, s: _Settings, cli: _Cli) -> _Base:
-    """The base scenario as TOML, with the experiment's flows and fixed settings.
+    """Read the base scenario as TOML, with the experiment's flows and fixed settings.
 
     Fixed settings, later ones winning: the experiment's ``[set]``, the
     ``--params`` file's costs, ``--set``, the run length.
@@ -588,7 +584,7 @@ def _base_scenario(exp: Experiment, path: Path, file: str, s: _Settings, cli: _C
 
 
 def _param_of(bad: str, params: Any) -> str | None:
-    """The parameter (dotted path) that a scenario error's field ``bad`` points into."""
+    """Return the parameter (dotted path) a scenario error's field ``bad`` points into."""
     names = list(params)
     for test in (
         lambda k: bad == k or bad.startswith(k + "."),
@@ -602,7 +598,7 @@ def _param_of(bad: str, params: Any) -> str | None:
 
 
 def _validate_base(exp: Experiment, base: _Base, file: str) -> Scenario:
-    """The base scenario with the fixed ``[set]`` overrides, as a Scenario.
+    """Validate the base scenario with the fixed ``[set]`` overrides.
 
     Also builds its cluster and resolves its flows' endpoints and the explicit
     ``[placements]``, and stores the base with the overrides applied in ``base``.
@@ -631,8 +627,10 @@ def _validate_base(exp: Experiment, base: _Base, file: str) -> Scenario:
 
 
 def _base_error(exp: Experiment, err: UserError, file: str, cli: _Cli | None) -> UserError:
-    """An error of the base scenario, blamed on ``--set``, ``--params``, ``[set]``,
-    the flows or the scenario."""
+    """Blame an error of the base scenario on its cause.
+
+    The cause is ``--set``, ``--params``, ``[set]``, the flows or the scenario.
+    """
     if cli is not None:
         key = _param_of(err.field or "", cli.sets)
         if key is not None:
@@ -712,7 +710,7 @@ def _check_endpoints(cluster: Cluster, scn: Scenario) -> None:
 
 
 def check_run_work(scn: Scenario, cluster: Cluster, file: str) -> None:
-    """The per-run work check of one configuration, called before any run.
+    """Check one configuration's per-run work, before any run.
 
     Every replication of a configuration does the same work, so the estimate of
     :func:`sim.engine.budget.estimate_work` (packets = rate x duration per flow,
@@ -742,7 +740,7 @@ def check_run_work(scn: Scenario, cluster: Cluster, file: str) -> None:
 def _config_error(
     err: UserError, params: dict[str, Any], s: _Settings, file: str
 ) -> ExperimentError:
-    """A configuration's scenario error, blamed on the parameter that made it."""
+    """Blame a configuration's scenario error on the parameter that made it."""
     bad = err.field or ""
     param = _param_of(bad, params)
     if param is None:

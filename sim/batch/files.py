@@ -50,8 +50,11 @@ PLOT_FILE = re.compile(r"[a-z-]+\.(png|svg)")
 
 
 def is_ours(root: Path) -> bool:
-    """Whether podnetsim created ``root``: it holds the marker file, or (results
-    written before the marker existed) a podnetsim ``manifest.json``."""
+    """Tell whether podnetsim created ``root``.
+
+    It holds the marker file, or (results written before the marker existed) a
+    podnetsim ``manifest.json``.
+    """
     if (root / MARKER).is_file():
         return True
     try:

@@ -86,7 +86,7 @@ def _names(exp: Experiment, listed: tuple[str, ...] | None, flow_names: tuple[st
 def chosen_flows(
     exp: Experiment, flow_names: tuple[str, ...], file: str
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The measured flows and the placed flows, checked against ``flow_names``.
+    """Return the measured and the placed flows, checked against ``flow_names``.
 
     Raises
     ------

@@ -21,7 +21,7 @@ from .expand import RunSpec
 
 
 def identity(spec: RunSpec) -> dict[str, Any]:
-    """The columns that name a run: ids, seed, then its parameter values."""
+    """Return the columns that name a run: ids, seed, then its parameter values."""
     return {
         "run_id": spec.run_id,
         "config": spec.config_index,

@@ -88,7 +88,7 @@ class StoredRun(BaseModel):
 
 
 def quantile_columns() -> tuple[str, ...]:
-    """The ``cdf.*`` columns every flow row has."""
+    """Return the ``cdf.*`` columns every flow row has."""
     return tuple(quantile_name(p) for p in CDF_PERCENTS)
 
 

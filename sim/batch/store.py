@@ -132,7 +132,7 @@ class ResultStore:
         self.lock.release()
 
     def _refuse_foreign(self, resume: bool, force: bool, ignore: tuple[str, ...] = ()) -> None:
-        """A non-empty directory podnetsim did not create is never written or cleared."""
+        """Refuse a non-empty directory podnetsim did not create (never written or cleared)."""
         if not self.root.is_dir() or is_ours(self.root):
             if self.root.exists() and not self.root.is_dir():
                 raise UserError(
@@ -304,7 +304,7 @@ def _different_experiment(p: Path) -> UserError:
 
 
 def now_utc() -> str:
-    """Current UTC time, ISO 8601, seconds."""
+    """Return the current UTC time, ISO 8601, to the second."""
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
