@@ -143,3 +143,22 @@ def test_retransmissions_count_every_resend(article_path) -> None:
     assert lost.sum() >= 1
     resent = int(np.sum(req_send + rto_s < end_s))
     assert res.flows[0].retransmissions == resent > 0
+
+
+def test_resume_of_runs_from_before_the_tidy_tables_is_one_error(tmp_path) -> None:
+    """A run file of the old flat format is not damaged: it is refused whole, once."""
+    import json
+
+    small = Path(__file__).resolve().parent / "data" / "batch" / "small.toml"
+    out = tmp_path / "out"
+    run_experiment(small, out, plots=False)
+    victim = out / "runs" / "c000-r00.json"
+    rec = json.loads(victim.read_text())
+    victim.write_text(
+        json.dumps({**{k: rec[k] for k in ("run_id", "fingerprint")}, "row": rec["flows"][0]})
+    )
+    res = CliRunner().invoke(cli, ["run", str(small), "--out", str(out), "--resume", "--no-plots"])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "older podnetsim" in lines[0] and "--force" in lines[0]
+    assert not (out / "runs" / "damaged").exists()

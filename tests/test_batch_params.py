@@ -74,8 +74,16 @@ def test_run_with_params_applies_the_costs_and_records_the_hash(tmp_path, params
 def test_run_set_overrides_params(tmp_path, params) -> None:
     out = tmp_path / "o"
     res = invoke(
-        "run", SMALL, "--quick", "--no-plots", "--out", out, "--params", params,
-        "--set", "costs.veth.per_packet_us=0.5",
+        "run",
+        SMALL,
+        "--quick",
+        "--no-plots",
+        "--out",
+        out,
+        "--params",
+        params,
+        "--set",
+        "costs.veth.per_packet_us=0.5",
     )
     assert res.exit_code == 0, res.output
     base = tmp_path / "base"
@@ -89,8 +97,10 @@ def test_run_set_overrides_params(tmp_path, params) -> None:
         (None, ["params.toml"]),
         ("[calibration]\nendpoint_us = 1.0\n", ["no [costs] table"]),
         ("[costs]\nveth = 3\n", ["endpoint_us"]),
-        ("[costs.veth]\nper_packet_us = -1\n[calibration]\nendpoint_us = 1.0\n",
-         ["costs.veth.per_packet_us", "params.toml"]),
+        (
+            "[costs.veth]\nper_packet_us = -1\n[calibration]\nendpoint_us = 1.0\n",
+            ["costs.veth.per_packet_us", "params.toml"],
+        ),
         ("not toml [", ["params.toml"]),
     ],
 )

@@ -39,9 +39,7 @@ def test_roles_per_configuration(summary) -> None:
 def test_neighbour_delivers_what_it_offers(summary) -> None:
     nb = summary[summary["flow"] == "neighbour"]
     # Poisson: ~250 packets per ms-window at 1 Gbit/s; 15% covers the count's noise
-    assert nb["throughput_gbps.mean"].to_numpy() == pytest.approx(
-        nb[RATE].to_numpy(), rel=0.15
-    )
+    assert nb["throughput_gbps.mean"].to_numpy() == pytest.approx(nb[RATE].to_numpy(), rel=0.15)
 
 
 @pytest.mark.slow

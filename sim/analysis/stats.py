@@ -55,9 +55,7 @@ def mean_ci(values: np.ndarray) -> tuple[float, float, int]:
 def numeric_columns(df: pd.DataFrame, skip: Sequence[str]) -> list[str]:
     """Numeric columns of ``df`` not in ``skip`` (the metrics to summarize)."""
     skipped = set(skip)
-    return [
-        c for c in df.columns if c not in skipped and pd.api.types.is_numeric_dtype(df[c])
-    ]
+    return [c for c in df.columns if c not in skipped and pd.api.types.is_numeric_dtype(df[c])]
 
 
 def summarize_groups(

@@ -96,13 +96,13 @@ def run_experiment(
     )
     out_dir = Path(out) if out is not None else Path("results") / batch.experiment.name
     store = ResultStore(out_dir, warn=on_warning)
-    for message in batch.warnings:
-        store.warn(message)
     info = {"executor": executor_info or {"kind": "local", "jobs": jobs}}
     rows: dict[str, dict] = {}
     with stop_on_signals():
         try:
             store.prepare(resume=resume, force=force)
+            for message in batch.warnings:  # once the batch will run: never before an error
+                store.warn(message)
             try:
                 if resume:
                     rows.update(store.finished(batch))

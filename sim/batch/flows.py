@@ -70,8 +70,7 @@ def _check_collisions(own: list[dict], theirs: list[dict], file: str) -> None:
                 "experiment's [[flows]] add to the scenario's",
                 file=file,
                 field=f"flows.{i}.name",
-                fix="rename the flow, or set replace_flows = true to replace the "
-                "scenario's flows",
+                fix="rename the flow, or set replace_flows = true to replace the scenario's flows",
             )
 
 

@@ -38,6 +38,8 @@ NUMERIC_PREFIXES = (CDF_PREFIX, DROPS_PREFIX)
 STATION_TEXT = ("station", "station_kind", "node")
 STATION_INTS = ("queue_max_pkts", "drops")
 STATION_FLOATS = ("utilization", "wait_mean_us", "sojourn_mean_us", "queue_mean_pkts")
+#: Why a run file of podnetsim before the tidy tables (one flat ``row``) is refused.
+OLD_FORMAT = "written by an older podnetsim (one row per run, before the tidy tables)"
 
 
 def _python_name(column: str) -> str:
@@ -109,6 +111,8 @@ def read_stored_run(path: Path) -> tuple[dict | None, str | None]:
         obj = json.loads(text)
     except ValueError as exc:
         return None, f"not JSON ({exc})"
+    if isinstance(obj, dict) and "row" in obj and "flows" not in obj:
+        return None, OLD_FORMAT
     try:
         StoredRun.model_validate(obj)
     except ValidationError as exc:

@@ -62,7 +62,7 @@ from .files import (
     remove_temporaries,
     write_error,
 )
-from .schema import read_stored_run, row_mismatch
+from .schema import OLD_FORMAT, read_stored_run, row_mismatch
 
 #: 2: tidy tables (one row per run and flow, per run and station).
 SCHEMA_VERSION = 2
@@ -188,6 +188,12 @@ class ResultStore:
             if spec is None:
                 raise _different_experiment(p)
             rec, why = read_stored_run(p)
+            if why == OLD_FORMAT:
+                raise UserError(
+                    f"{p} was {why}",
+                    field="--resume",
+                    fix="use --force to run the batch again, or another --out",
+                )
             mine = rec is not None and rec["run_id"] == spec.run_id
             if mine and rec["fingerprint"] != spec.fingerprint:
                 raise _different_experiment(p)
