@@ -162,3 +162,10 @@ def test_resume_of_runs_from_before_the_tidy_tables_is_one_error(tmp_path) -> No
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "older podnetsim" in lines[0] and "--force" in lines[0]
     assert not (out / "runs" / "damaged").exists()
+
+
+def test_check_strict_fails_on_the_flows_warning(tmp_path) -> None:
+    path = write(tmp_path, HEAD + PROBE)
+    assert CliRunner().invoke(cli, ["check", str(path), "--strict"]).exit_code == 1
+    path = write(tmp_path, HEAD + "replace_flows = false\n" + PROBE)
+    assert CliRunner().invoke(cli, ["check", str(path), "--strict"]).exit_code == 0
