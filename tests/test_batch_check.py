@@ -52,10 +52,22 @@ def test_check_validates_the_quick_settings_too(tmp_path) -> None:
     check_message(one_error_line(res.stderr), path, field, words)
 
 
-def test_check_refuses_set_on_experiments(tmp_path) -> None:
+def test_check_blames_a_bad_set_on_experiments(tmp_path) -> None:
+    """``--set`` applies to every run of an experiment (as ``run --set``); a bad one is
+    one line naming --set."""
     res = invoke("check", str(write(tmp_path, GOOD)), "--set", "seed=1")
     assert res.exit_code == 2
-    assert "--set" in one_error_line(res.stderr)
+    line = one_error_line(res.stderr)
+    assert "--set" in line and "seed" in line
+    res = invoke("check", str(write(tmp_path, GOOD)), "--set", "costs.veth.per_packet_us=-1")
+    assert res.exit_code == 2
+    assert "--set: costs.veth.per_packet_us = -1" in one_error_line(res.stderr)
+
+
+def test_run_set_is_swept_is_refused(tmp_path) -> None:
+    res = invoke("run", str(write(tmp_path, GOOD)), "--dry-run", "--set", "flows.probe.rate_gbps=3")
+    assert res.exit_code == 2
+    assert "is swept" in one_error_line(res.stderr)
 
 
 def test_dry_run_lists_every_run_and_writes_nothing(tmp_path, monkeypatch) -> None:

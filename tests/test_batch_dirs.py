@@ -190,7 +190,7 @@ def test_full_disk_is_one_line_and_no_partial_file(mount_point, size: str) -> No
     assert "No space left on device" in line and f"cannot write '{out}" in line
     no_temporaries(out)
     for p in (out / "runs").glob("*.json"):  # every stored run is whole
-        assert json.loads(p.read_text())["row"]["run_id"] == p.stem
+        assert json.loads(p.read_text())["flows"][0]["run_id"] == p.stem
     if (out / "runs.parquet").exists():
         assert len(pd.read_parquet(out / "runs.parquet")) == 12
     assert not (out / LOCK).exists()
@@ -250,10 +250,10 @@ def _good(p: Path) -> dict:
     return json.loads(p.read_text())
 
 
-def _row_edit(**changes):
+def _row_edit(table: str = "flows", **changes):
     def damage(p: Path) -> None:
         rec = _good(p)
-        rec["row"].update(changes)
+        rec[table][0].update(changes)
         p.write_text(json.dumps(rec))
 
     return damage
@@ -280,12 +280,19 @@ DAMAGES = {
     "invalid-utf8": lambda p: p.write_bytes(b'{"run_id": "\xff\xfe"}'),
     "truncated": lambda p: p.write_bytes(p.read_bytes()[:100]),
     "empty": lambda p: p.write_bytes(b""),
-    "no-row": _without("row"),
-    "row-empty": lambda p: p.write_text(json.dumps({**_good(p), "row": {}})),
+    "no-flows": _without("flows"),
+    "no-stations": _without("stations"),
+    "flows-empty": lambda p: p.write_text(json.dumps({**_good(p), "flows": []})),
+    "flow-row-empty": lambda p: p.write_text(json.dumps({**_good(p), "flows": [{}]})),
     "string-metric": _row_edit(latency_mean_us="fast"),
     "boolean-count": _row_edit(sent=True),
-    "string-station": lambda p: _row_edit(**{_station_key(p): "x"})(p),
-    "wrong-seed": lambda p: _row_edit(seed=_good(p)["row"]["seed"] + 1)(p),
+    "string-quantile": _row_edit(**{"cdf.q050.0": "x"}),
+    "string-station": _row_edit("stations", utilization="x"),
+    "station-kind-missing": lambda p: _without_in("stations", "station_kind")(p),
+    "wrong-seed": lambda p: _row_edit(seed=_good(p)["flows"][0]["seed"] + 1)(p),
+    "wrong-station-seed": lambda p: _row_edit("stations", seed=_good(p)["flows"][0]["seed"] + 1)(
+        p
+    ),
     "wrong-parameter": _row_edit(placement="moon"),
     "other-run-inside": lambda p: p.write_text(
         (p.parent / "c000-r00.json").read_text(encoding="utf-8")
@@ -294,8 +301,13 @@ DAMAGES = {
 }
 
 
-def _station_key(p: Path) -> str:
-    return next(k for k in _good(p)["row"] if k.startswith("station."))
+def _without_in(table: str, key: str):
+    def damage(p: Path) -> None:
+        rec = _good(p)
+        rec[table][0].pop(key)
+        p.write_text(json.dumps(rec))
+
+    return damage
 
 
 @pytest.mark.parametrize("case", sorted(DAMAGES))
@@ -348,6 +360,9 @@ def test_schema_names_every_column_of_a_real_row(reference) -> None:
         ID_COLUMNS,
         METRIC_COLUMNS,
         NUMERIC_PREFIXES,
+        STATION_FLOATS,
+        STATION_INTS,
+        STATION_TEXT,
         TEXT_COLUMNS,
         quantile_columns,
         read_stored_run,
@@ -355,10 +370,12 @@ def test_schema_names_every_column_of_a_real_row(reference) -> None:
 
     rec, why = read_stored_run(reference / "runs" / VICTIM)
     assert why is None
-    row = rec["row"]
     params = {"placement", "flows.probe.rate_gbps"}
     named = {*ID_COLUMNS, *COUNT_COLUMNS, *METRIC_COLUMNS, *TEXT_COLUMNS, *params}
-    rest = set(row) - named
-    assert set(row) >= named
-    assert rest and all(k.startswith(NUMERIC_PREFIXES) for k in rest), sorted(rest)
-    assert set(quantile_columns()) <= rest
+    for row in rec["flows"]:
+        rest = set(row) - named
+        assert set(row) >= named
+        assert rest and all(k.startswith(NUMERIC_PREFIXES) for k in rest), sorted(rest)
+        assert set(quantile_columns()) <= rest
+    station_named = {*ID_COLUMNS, *params, *STATION_TEXT, *STATION_INTS, *STATION_FLOATS}
+    assert rec["stations"] and all(set(r) == station_named for r in rec["stations"])

@@ -28,6 +28,7 @@ scenario = "{ARTICLE}"
 replications = 2
 duration_s = 0.004
 warmup_s = 0.001
+replace_flows = true
 """
 
 PROBE = """
@@ -404,11 +405,12 @@ def test_failed_run_is_reported_and_the_others_stored(tmp_path, monkeypatch, job
     # every other run is stored, in the run files and the tables
     stored = sorted(p.stem for p in (out / "runs").glob("*.json"))
     assert stored == ["c000-r00", "c000-r01", "c001-r00", "c001-r01"]
-    runs = pd.read_csv(out / "runs.csv")
-    assert list(runs["run_id"]) == stored
+    runs = pd.read_csv(out / "runs.csv")  # one row per run and flow (probe, tr)
+    assert list(runs["run_id"]) == [r for r in stored for _ in ("probe", "tr")]
+    assert list(runs["flow"]) == ["probe", "tr"] * len(stored)
     assert (runs["delivered"] > 0).all()
     summary = pd.read_csv(out / "summary.csv")
-    assert list(summary["config"]) == [0, 1]
+    assert list(summary["config"]) == [0, 0, 1, 1]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["run_count"] == 4 and manifest["runs_expected"] == 8
     assert sorted(f["run_id"] for f in manifest["failures"]) == sorted(failed)
@@ -421,4 +423,4 @@ def test_failed_run_is_reported_and_the_others_stored(tmp_path, monkeypatch, job
     res = CliRunner().invoke(cli, ["run", str(path), "--out", str(out), "--resume", "--no-plots"])
     assert res.exit_code == 0, res.output
     assert "4 runs done, 4 reused, 0 failed" in res.stdout
-    assert len(pd.read_csv(out / "runs.csv")) == 8
+    assert len(pd.read_csv(out / "runs.csv")) == 8 * 2  # 8 runs x 2 flows

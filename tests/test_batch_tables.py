@@ -89,3 +89,104 @@ def test_summary_one_row_per_configuration(by_jobs) -> None:
             assert row[k] == v
     assert not any(c.startswith("cdf.") for c in summary.columns)
     assert np.isfinite(summary["latency_mean_us.ci95"]).all()
+
+
+# -- the tidy tables (issue 10's results contract) ---------------------------------------
+
+CONTRACT_METRICS = [
+    "sent",
+    "delivered",
+    "dropped",
+    "in_flight",
+    "drop_rate",
+    "throughput_gbps",
+    "offered_gbps",
+    "latency_mean_us",
+    "latency_p50_us",
+    "latency_p90_us",
+    "latency_p99_us",
+    "latency_p99.9_us",
+    "latency_max_us",
+    "rtt_mean_us",
+    "rtt_p50_us",
+    "rtt_p99_us",
+    "transactions_per_s",
+    "retransmissions",
+]
+PARAMS = ["placement", "flows.probe.rate_gbps"]
+
+
+def test_runs_columns_follow_the_contract(by_jobs) -> None:
+    runs = pd.read_parquet(by_jobs[1] / "runs.parquet")
+    ids = ["run_id", "config", "replication", "seed", *PARAMS, "flow", "role", "kind"]
+    cols = list(runs.columns)
+    assert cols[: len(ids)] == ids
+    assert cols[len(ids) : len(ids) + len(CONTRACT_METRICS)] == CONTRACT_METRICS
+    drops = cols[len(ids) + len(CONTRACT_METRICS) : -2]
+    assert drops == sorted(drops) and all(c.startswith("drops.") for c in drops)
+    assert cols[-2:] == ["path", "warnings"]
+    assert set(runs["role"]) == {"measured"} and set(runs["kind"]) == {"poisson"}
+    # one-way Poisson flows: no round trips, offered rate = the swept rate
+    assert runs["rtt_mean_us"].isna().all() and runs["transactions_per_s"].isna().all()
+    np.testing.assert_allclose(runs["offered_gbps"], runs["flows.probe.rate_gbps"], rtol=1e-12)
+
+
+def test_drop_columns_add_up_to_drops(by_jobs) -> None:
+    runs = pd.read_parquet(by_jobs[1] / "runs.parquet")
+    drops = [c for c in runs.columns if c.startswith("drops.")]
+    assert (runs[drops].sum(axis=1) == runs["dropped"]).all()
+
+
+def test_stations_table_kinds_come_from_the_engine(by_jobs) -> None:
+    st = pd.read_parquet(by_jobs[1] / "stations.parquet")
+    assert list(st.columns) == [
+        "run_id",
+        "config",
+        "replication",
+        "seed",
+        *PARAMS,
+        "station",
+        "station_kind",
+        "node",
+        "utilization",
+        "wait_mean_us",
+        "sojourn_mean_us",
+        "queue_mean_pkts",
+        "queue_max_pkts",
+        "drops",
+    ]
+    kinds = dict(zip(st["station"], st["station_kind"], strict=False))
+    assert kinds["node1/cbr0"] == "bridge"
+    assert kinds["node2/eth0:tx"] == "eth0_tx" and kinds["gateway/forward"] == "gateway"
+    assert st.loc[st["station"] == "node2/eth0:tx", "node"].eq("node2").all()
+    # cross-node at 4 Gbit/s: eth0:tx serializes 1538 B at 10 Gbit/s + 0.2 us (README),
+    # so its utilization is the offered packet rate x service time
+    row = st[(st["station"] == "node2/eth0:tx") & (st["flows.probe.rate_gbps"] == 4.0)]
+    row = row[row["placement"] == "cross-node"]
+    per_pkt_s = 0.2e-6 + 1538 * 8 / 10e9
+    want = 4e9 / (1500 * 8) * per_pkt_s
+    assert row["utilization"].mean() == pytest.approx(want, rel=0.1)
+
+
+def test_stations_summary_is_per_configuration_and_station(by_jobs) -> None:
+    st = pd.read_csv(by_jobs[1] / "stations.csv")
+    sm = pd.read_csv(by_jobs[1] / "stations_summary.csv")
+    assert list(sm.columns[:7]) == ["config", *PARAMS, "station", "station_kind", "node", "n"]
+    pairs = st[["config", "station"]].drop_duplicates()
+    assert len(sm) == len(pairs)
+    one = sm[(sm["config"] == 3) & (sm["station"] == "node2/eth0:tx")].iloc[0]
+    v = st[(st["config"] == 3) & (st["station"] == "node2/eth0:tx")]["utilization"].to_numpy()
+    assert one["utilization.mean"] == pytest.approx(v.mean(), rel=1e-8)
+    want = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
+    assert one["utilization.ci95"] == pytest.approx(want, rel=1e-6)
+
+
+def test_manifest_records_sweep_units_and_question(by_jobs) -> None:
+    import json
+
+    m = json.loads((by_jobs[1] / "manifest.json").read_text())
+    assert m["swept"] == {"placement": ["same-node", "cross-node"], PARAMS[1]: [1.0, 4.0]}
+    assert m["units"] == {"placement": None, PARAMS[1]: "Gbit/s"}
+    assert m["params"] is None and m["engine"]
+    assert m["description"] and "question" in m and "plots" in m
+    assert m["schema_version"] == 2

@@ -12,7 +12,7 @@ def test_relative_trace_file_of_an_experiment_flow(tmp_path: Path):
     exp = tmp_path / "e.toml"
     exp.write_text(
         f'name = "t"\nscenario = "{ARTICLE.as_posix()}"\nreplications = 1\n'
-        "duration_s = 0.001\nwarmup_s = 0.0\n"
+        "duration_s = 0.001\nwarmup_s = 0.0\nreplace_flows = true\n"
         '[[flows]]\nname = "replay"\nkind = "trace"\ntrace_file = "t.csv"\n'
     )
     batch = load_experiment(exp)

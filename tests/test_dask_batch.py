@@ -60,6 +60,7 @@ replications = {replications}
 duration_s = {duration_s}
 warmup_s = {duration_s / 10}
 seed = 17
+replace_flows = true
 
 [[flows]]
 name = "probe"
@@ -261,6 +262,7 @@ replications = 2
 duration_s = 0.004
 warmup_s = 0.001
 seed = 3
+replace_flows = true
 
 [[flows]]
 name = "replay"

@@ -58,12 +58,51 @@ def _counts(mask_sent, done, reason, end_s, reasons) -> dict:
     }
 
 
-def _flow_entry(res: RunResult, fi: int, in_window, pkt_flow, pkt_reply) -> dict:
-    """Summarize flow number ``fi`` of ``res`` (see :func:`summarize`)."""
+def _packet_owner(res: RunResult) -> tuple[np.ndarray, np.ndarray]:
+    """Each packet's flow index, and whether it is a reply or acknowledgement."""
+    route = res.packets["route"]
+    route_flow = np.asarray(res.route_flow, dtype=np.int64)
+    route_reply = np.asarray(res.route_is_reply, dtype=bool)
+    if not route.size:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    return route_flow[route], route_reply[route]
+
+
+def offered_gbps(st) -> float:
+    """Mean offered rate of an open-loop flow, Gbit/s of IP bits (NaN otherwise).
+
+    ``rate_pps`` is the rate while sending; an ``onoff`` flow sends a
+    :meth:`~sim.spec.workload.Flow.duty_cycle` fraction of the time.
+    """
+    if math.isnan(st.rate_pps):
+        return math.nan
+    return st.rate_pps * st.flow.duty_cycle() * st.flow.mean_size_bytes() * 8 / 1e9
+
+
+def flow_latencies_s(res: RunResult) -> dict[str, np.ndarray]:
+    """One-way latencies (seconds) of each flow's own delivered packets sent in the window.
+
+    The packets :func:`summarize` takes its latency statistics from (warm-up rule
+    of this module; replies and acknowledgements excluded).
+    """
+    p = res.packets
+    send, done, reason = p["send_s"], p["done_s"], p["reason"]
+    pkt_flow, pkt_reply = _packet_owner(res)
+    ok = (send >= res.warmup_s) & (send < res.duration_s) & ~pkt_reply
+    ok &= (done <= res.duration_s) & (reason == 0)
+    return {
+        st.flow.name: done[ok & (pkt_flow == fi)] - send[ok & (pkt_flow == fi)]
+        for fi, st in enumerate(res.flows)
+    }
+
+
+def _flow_entry(res: RunResult, fi: int, pkt_flow, pkt_reply) -> dict:
+    """One flow's summary (see :func:`summarize`)."""
     p = res.packets
     send, done, reason, size = p["send_s"], p["done_s"], p["reason"], p["size_bytes"]
     t0, t1 = res.warmup_s, res.duration_s
     window = t1 - t0
+    in_window = (send >= t0) & (send < t1)
     st = res.flows[fi]
     f = st.flow
     mine = in_window & (pkt_flow == fi) & ~pkt_reply
@@ -125,18 +164,13 @@ def summarize(res: RunResult) -> dict:
         microseconds, throughput in Gbit/s, utilization as a fraction.
     """
     p = res.packets
-    send, done, reason = p["send_s"], p["done_s"], p["reason"]
-    route, size = p["route"], p["size_bytes"]
+    send, done, reason, size = p["send_s"], p["done_s"], p["reason"], p["size_bytes"]
     t0, t1 = res.warmup_s, res.duration_s
     window = t1 - t0
     in_window = (send >= t0) & (send < t1)
-    route_flow = np.asarray(res.route_flow, dtype=np.int64)
-    route_reply = np.asarray(res.route_is_reply, dtype=bool)
-    pkt_flow = route_flow[route] if route.size else np.zeros(0, dtype=np.int64)
-    pkt_reply = route_reply[route] if route.size else np.zeros(0, dtype=bool)
+    pkt_flow, pkt_reply = _packet_owner(res)
     flows = {
-        st.flow.name: _flow_entry(res, fi, in_window, pkt_flow, pkt_reply)
-        for fi, st in enumerate(res.flows)
+        st.flow.name: _flow_entry(res, fi, pkt_flow, pkt_reply) for fi, st in enumerate(res.flows)
     }
     fwd = in_window & ~pkt_reply
     c = _counts(fwd, done, reason, t1, res.reasons)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sim.errors import ExperimentError
-
 from .expand import Batch, load_experiment
 
 _SCENARIO_KEY = re.compile(r"""^\s*["']?scenario["']?\s*=""")
@@ -47,28 +45,23 @@ def check_experiment(
     path : str or Path
         Experiment file.
     sets : dict, optional
-        ``--set`` overrides: refused (they apply to scenario files).
+        ``--set`` overrides applied to every run, as ``podnetsim run --set``.
     max_runs : int, optional
         Ceiling on runs, as ``podnetsim run --max-runs``.
 
     Returns
     -------
     list of str
-        A description of both batches (configurations, replications, runs).
+        A description of both batches (configurations, replications, runs), then
+        any warnings (``warning: ...``).
 
     Raises
     ------
     ExperimentError
         The first problem, as one line naming the file, the field and the fix.
     """
-    if sets:
-        raise ExperimentError(
-            "--set applies to scenario files, not to experiments",
-            field="--set",
-            fix="put fixed values in the experiment's [set] table",
-        )
-    full = load_experiment(path, max_runs=max_runs)
-    quick = load_experiment(path, quick=True, max_runs=max_runs)
+    full = load_experiment(path, max_runs=max_runs, sets=sets)
+    quick = load_experiment(path, quick=True, max_runs=max_runs, sets=sets)
     exp = full.experiment
     scenario = exp.scenario if isinstance(exp.scenario, str) else "(inline table)"
     lines = [f"experiment {exp.name!r} ({path}): valid", f"  base scenario: {scenario}"]
@@ -77,7 +70,9 @@ def check_experiment(
     for name in full.param_names:
         values = {repr(c[name]) for c in full.configs}
         lines.append(f"  parameter {name}: {len(values)} values")
-    return lines
+    measured = full.runs[0].measured_flows
+    lines.append(f"  measured flows (first configuration): {', '.join(measured)}")
+    return lines + [f"warning: {w}" for w in full.warnings]
 
 
 def _describe(batch: Batch) -> str:

@@ -35,7 +35,7 @@ def _import_distributed():
 
 @contextmanager
 def dask_client(scheduler: str | None = None, local_workers: int | None = None):
-    """Connect a ``distributed.Client`` to ``scheduler`` or to a new LocalCluster.
+    """Yield a ``distributed.Client`` connected to ``scheduler`` or a new LocalCluster.
 
     Parameters
     ----------

@@ -52,6 +52,8 @@ def run_experiment(
     on_done: Callable[[RunSpec, str | None], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
     max_runs: int | None = None,
+    params: str | Path | None = None,
+    sets: dict | None = None,
 ) -> BatchReport:
     """Run the experiment in ``path`` and write its results to ``out``.
 
@@ -66,23 +68,21 @@ def run_experiment(
     resume, force : bool
         Finish a stored batch / replace it. Without either, a non-empty ``out`` is
         refused.
-    quick : bool
-        Use the experiment's ``[quick]`` settings.
-    crn : bool, optional
-        Override the file's ``common_random_numbers``.
-    plots : bool
-        Draw the plots at the end.
-    executor : callable, optional
-        Replaces the local executor (e.g. Dask); takes the specs to run.
-    executor_info : dict, optional
-        Recorded in the manifest.
-    on_start, on_done : callable, optional
-        Progress callbacks: ``on_start(total, already_done)``, ``on_done(spec, error)``.
-    on_warning : callable, optional
-        Receives warnings (default: :func:`warnings.warn`).
+    quick, crn, plots : bool
+        Use ``[quick]``; override ``common_random_numbers`` (None: the file's);
+        draw the plots at the end.
+    executor, executor_info : optional
+        Replaces the local executor (e.g. Dask; takes the specs to run), and what
+        the manifest records of it.
+    on_start, on_done, on_warning : callable, optional
+        Progress callbacks: ``on_start(total, already_done)``, ``on_done(spec,
+        error)``; ``on_warning(message)`` (default: :func:`warnings.warn`).
     max_runs : int, optional
         Ceiling on the batch's runs (configurations x replications; default
         :data:`sim.batch.expand.MAX_RUNS`).
+    params, sets : optional
+        ``calibrate`` parameter file and dotted overrides applied to every run
+        (:func:`sim.batch.expand.load_experiment`).
 
     Raises
     ------
@@ -91,7 +91,9 @@ def run_experiment(
     BatchInterrupted
         SIGINT or SIGTERM; the finished runs are kept in ``out/runs``.
     """
-    batch: Batch = load_experiment(path, quick=quick, crn=crn, max_runs=max_runs)
+    batch: Batch = load_experiment(
+        path, quick=quick, crn=crn, max_runs=max_runs, params=params, sets=sets
+    )
     out_dir = Path(out) if out is not None else Path("results") / batch.experiment.name
     store = ResultStore(out_dir, warn=on_warning)
     info = {"executor": executor_info or {"kind": "local", "jobs": jobs}}
@@ -99,6 +101,8 @@ def run_experiment(
     with stop_on_signals():
         try:
             store.prepare(resume=resume, force=force)
+            for message in batch.warnings:  # once the batch will run: never before an error
+                store.warn(message)
             try:
                 if resume:
                     rows.update(store.finished(batch))
@@ -141,21 +145,19 @@ def _run_batch(
     if on_start:
         on_start(len(batch.runs), len(rows))
     with contextlib.closing(executor(todo)) as outcomes:  # closing stops the workers
-        for spec, row, err in outcomes:
-            if row is not None:
-                store.save_run(spec, row)
-                rows[spec.run_id] = row
+        for spec, record, err in outcomes:
+            if record is not None:
+                store.save_run(spec, record)
+                rows[spec.run_id] = record
                 report.ran += 1
             else:
                 report.failures.append((spec.run_id, spec.params, err or "unknown error"))
             if on_done:
                 on_done(spec, err)
-    df = store.runs_frame(batch, rows)
-    if not df.empty:
-        store.write_tables(batch, df)
+    written = store.write_tables(batch, rows)
     info["failures"] = [{"run_id": i, "params": p, "error": e} for i, p, e in report.failures]
     store.write_manifest(batch, started, len(rows), info)
-    if plots and not df.empty:
+    if plots and written:
         from sim.plots.figures import draw_all
 
         draw_all(out_dir)

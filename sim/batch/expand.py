@@ -30,6 +30,8 @@ from sim.spec.experiment import Experiment
 from sim.spec.load import read_toml, scenario_from_dict, set_dotted, validation_error_to_user
 from sim.spec.scenario import Scenario
 
+from .flows import chosen_flows, merge_flows
+
 SPECIAL_PARAMS = ("placement", "pod_pairs")
 
 
@@ -80,7 +82,18 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class Batch:
-    """An expanded experiment."""
+    """An expanded experiment.
+
+    Attributes
+    ----------
+    swept : dict
+        Each swept or zipped parameter's values, in file order.
+    params_file : dict or None
+        ``{"file", "sha256"}`` of the ``--params`` file applied to every run.
+    warnings : tuple of str
+        Warnings found while expanding (e.g. the scenario's flows run as
+        background traffic); the caller reports them.
+    """
 
     experiment: Experiment
     file: str
@@ -89,6 +102,9 @@ class Batch:
     configs: tuple[dict[str, Any], ...]
     runs: tuple[RunSpec, ...]
     quick: bool
+    swept: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    params_file: dict | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def _fingerprint(obj: Any) -> str:
@@ -152,9 +168,14 @@ def _apply_config(
     scn: Scenario,
     raw: dict,
     params: dict[str, Any],
-    measured: tuple[str, ...],
+    chosen: tuple[tuple[str, ...], tuple[str, ...]],
 ) -> tuple[dict, dict[str, Any], tuple[str, ...]]:
-    """Raw scenario and overrides of one configuration; returns the measured flows."""
+    """Raw scenario and overrides of one configuration; returns the measured flows.
+
+    ``chosen`` is (measured flows, placed flows). ``pod_pairs`` copies each placed
+    flow once per pair (``NAME-1`` ...); the copies of measured flows are measured.
+    """
+    measured, placed = chosen
     raw = json.loads(json.dumps(raw))
     overrides = {k: v for k, v in params.items() if k not in SPECIAL_PARAMS}
     placement = params.get("placement")
@@ -170,8 +191,8 @@ def _apply_config(
         src_node, dst_node = pods.get(src), pods.get(dst)
         if src_node is None or dst_node is None:
             raise ValueError("pod_pairs works with pod-to-pod placements")
-        templates = [f for f in raw.get("flows", []) if f.get("name") in measured]
-        kept = [f for f in raw.get("flows", []) if f.get("name") not in measured]
+        templates = [f for f in raw.get("flows", []) if f.get("name") in placed]
+        kept = [f for f in raw.get("flows", []) if f.get("name") not in placed]
         new_flows = []
         for i in range(1, pairs + 1):
             raw.setdefault("pods", []).append({"name": f"pair{i}-src", "node": src_node})
@@ -182,10 +203,11 @@ def _apply_config(
                 f["src"], f["dst"] = f"pair{i}-src", f"pair{i}-dst"
                 new_flows.append(f)
         raw["flows"] = kept + new_flows
-        flows = [f["name"] for f in new_flows]
+        copies = [f["name"] for f in new_flows if f["name"].rsplit("-", 1)[0] in measured]
+        flows = [n for n in measured if n not in placed] + copies
     elif placement is not None:
         src, dst = placement_endpoints(scn, placement, exp.placements)
-        for name in measured:
+        for name in placed:
             overrides[f"flows.{name}.src"] = src
             overrides[f"flows.{name}.dst"] = dst
     return raw, overrides, tuple(flows)
@@ -230,10 +252,18 @@ class _Base:
     dir: Path
     fixed: dict[str, Any]
     applied: dict = field(default_factory=dict)
+    cli: _Cli | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def load_experiment(
-    path: str | Path, quick: bool = False, crn: bool | None = None, max_runs: int | None = None
+    path: str | Path,
+    quick: bool = False,
+    crn: bool | None = None,
+    max_runs: int | None = None,
+    *,
+    params: str | Path | None = None,
+    sets: dict[str, Any] | None = None,
 ) -> Batch:
     """Read, validate and expand an experiment file.
 
@@ -246,17 +276,19 @@ def load_experiment(
     ----------
     path : str or Path
         Experiment file.
-    quick : bool
-        Apply the file's ``[quick]`` settings.
-    crn : bool, optional
-        Override ``common_random_numbers``.
+    quick, crn : bool
+        Apply ``[quick]``; override ``common_random_numbers`` (None: the file's).
     max_runs : int, optional
         Ceiling on configurations x replications (default :data:`MAX_RUNS`).
+    params, sets : optional
+        A ``podnetsim calibrate`` parameter file and dotted overrides (``run
+        --set``) applied to every run after ``[set]``, ``sets`` last.
 
     Raises
     ------
-    ExperimentError
-        One line naming the file, the field and the fix.
+    UserError
+        One line naming the file, the field and the fix (``ExperimentError`` for
+        the experiment file).
     """
     file = str(path)
     exp = _read_experiment(path, file)
@@ -265,11 +297,12 @@ def load_experiment(
     _check_tables(exp, settings, file)
     _check_size(settings, file, MAX_RUNS if max_runs is None else max_runs)
     _check_plots(exp, settings, file)
-    base = _base_scenario(exp, Path(path), file, settings)
+    cli = _cli_overrides(params, sets or {}, settings)
+    base = _base_scenario(exp, Path(path), file, settings, cli)
     scn = _validate_base(exp, base, file)
-    measured = _measured_flows(exp, scn, file)
+    chosen = chosen_flows(exp, tuple(f.name for f in scn.flows), file)
     configs = _configs(settings)
-    prepared = [_prepare_config(exp, scn, base, p, measured, settings, file) for p in configs]
+    prepared = [_prepare_config(exp, scn, base, p, chosen, settings, file) for p in configs]
     runs = _make_runs(exp, prepared, settings, crn, base)
     return Batch(
         experiment=exp,
@@ -279,7 +312,44 @@ def load_experiment(
         configs=tuple(configs),
         runs=tuple(runs),
         quick=quick,
+        swept={k: tuple(_values(settings, k)) for k in settings.names},
+        params_file=cli.params_file,
+        warnings=tuple(base.warnings),
     )
+
+
+@dataclass
+class _Cli:
+    """Overrides from the command line: ``--params`` file, then ``--set``."""
+
+    params: dict[str, Any]
+    params_file: dict | None
+    sets: dict[str, Any]
+
+
+def _cli_overrides(params: str | Path | None, sets: dict[str, Any], s: _Settings) -> _Cli:
+    """Read the ``--params`` file and check ``--set`` against the swept parameters.
+
+    Raises
+    ------
+    UserError
+        A bad parameter file (one line naming it), or ``--set`` of a swept parameter.
+    """
+    for key in sets:
+        if key in s.names:
+            raise UserError(
+                f"{key!r} is swept by the experiment; --set would be overridden in every run",
+                field="--set",
+                fix="remove it from --set, or change its values in the experiment's "
+                "[sweep]/[zip]",
+            )
+    if params is None:
+        return _Cli({}, None, dict(sets))
+    from sim.validate.params import read_params
+
+    overrides, _ = read_params(params)
+    digest = hashlib.sha256(Path(params).read_bytes()).hexdigest()
+    return _Cli(overrides, {"file": str(params), "sha256": digest}, dict(sets))
 
 
 def _read_experiment(path: str | Path, file: str) -> Experiment:
@@ -291,7 +361,7 @@ def _read_experiment(path: str | Path, file: str) -> Experiment:
 
 
 def _check_name(exp: Experiment, file: str) -> None:
-    """Check that the name is a directory name under ``results/``: plain and short."""
+    """Check that the name is a plain, short directory name (it names ``results/NAME``)."""
     name = exp.name
     if len(name) > NAME_MAX_CHARS or not NAME_PATTERN.fullmatch(name):
         shown = name if len(name) <= 40 else name[:40] + "..."
@@ -434,7 +504,7 @@ def _check_size(s: _Settings, file: str, max_runs: int) -> None:
 
 
 def _check_plots(exp: Experiment, s: _Settings, file: str) -> None:
-    """Check that ``[plots]`` names swept parameters, with numbers where an axis needs them."""
+    """Check that ``[plots]`` names swept parameters, numeric where an axis needs them."""
     p = exp.plots
     names = s.names
     choices = ", ".join(names) or "(no swept parameters)"
@@ -468,8 +538,12 @@ def _values(s: _Settings, name: str) -> list[Any]:
     return s.sweep.get(name) or s.zipped.get(name) or []
 
 
-def _base_scenario(exp: Experiment, path: Path, file: str, s: _Settings) -> _Base:
-    """Return the base scenario as TOML, with the experiment's flows and fixed settings."""
+def _base_scenario(exp: Experiment, path: Path, file: str, s: _Settings, cli: _Cli) -> _Base:
+    """Read the base scenario as TOML, with the experiment's flows and fixed settings.
+
+    Fixed settings, later ones winning: the experiment's ``[set]``, the
+    ``--params`` file's costs, ``--set``, the run length.
+    """
     base_dir = path.resolve().parent
     if isinstance(exp.scenario, str):
         scn_path = (base_dir / exp.scenario).resolve()
@@ -486,13 +560,8 @@ def _base_scenario(exp: Experiment, path: Path, file: str, s: _Settings) -> _Bas
     else:
         scn_raw, scn_file, scn_dir = dict(exp.scenario), file, base_dir
     scn_raw = json.loads(json.dumps(scn_raw))
-    if exp.flows is not None:
-        scn_raw["flows"] = [dict(f) for f in exp.flows]
-        for f in scn_raw["flows"]:  # the experiment's own trace files: relative to it
-            tf = f.get("trace_file")
-            if isinstance(tf, str) and not Path(tf).is_absolute():
-                f["trace_file"] = str((base_dir / tf).resolve())
-    fixed = dict(exp.set)
+    warnings = merge_flows(exp, scn_raw, base_dir, file)
+    fixed = {**exp.set, **cli.params, **cli.sets}
     fixed["simulation.duration_s"] = s.duration_s
     fixed["simulation.warmup_s"] = s.warmup_s
     placements = _values(s, "placement")
@@ -500,19 +569,22 @@ def _base_scenario(exp: Experiment, path: Path, file: str, s: _Settings) -> _Bas
         # endpoints for validating the base: the first placement's
         try:
             pods_only = scenario_from_dict({**scn_raw, "flows": []}, scn_file, fixed, scn_dir)
+        except ScenarioError as err:  # the cluster or a fixed setting: report that
+            raise _base_error(exp, err, file, cli) from None
+        try:
             src, dst = placement_endpoints(pods_only, placements[0], exp.placements)
-        except (ScenarioError, ValueError):
+        except ValueError:
             src = dst = None
         if src is not None:
             for f in scn_raw.get("flows", []):
                 if isinstance(f, dict) and f.get("kind") != "trace":
                     f.setdefault("src", src)
                     f.setdefault("dst", dst)
-    return _Base(scn_raw, scn_file, scn_dir, fixed)
+    return _Base(scn_raw, scn_file, scn_dir, fixed, cli=cli, warnings=warnings)
 
 
 def _param_of(bad: str, params: Any) -> str | None:
-    """Return the parameter (dotted path) that a scenario error's field ``bad`` points into."""
+    """Return the parameter (dotted path) a scenario error's field ``bad`` points into."""
     names = list(params)
     for test in (
         lambda k: bad == k or bad.startswith(k + "."),
@@ -526,7 +598,7 @@ def _param_of(bad: str, params: Any) -> str | None:
 
 
 def _validate_base(exp: Experiment, base: _Base, file: str) -> Scenario:
-    """Return the base scenario with the fixed ``[set]`` overrides, as a Scenario.
+    """Validate the base scenario with the fixed ``[set]`` overrides.
 
     Also builds its cluster and resolves its flows' endpoints and the explicit
     ``[placements]``, and stores the base with the overrides applied in ``base``.
@@ -535,7 +607,7 @@ def _validate_base(exp: Experiment, base: _Base, file: str) -> Scenario:
         scn = scenario_from_dict(base.raw, base.file, base.fixed, base.dir)
         cluster = build_cluster(scn, base.file)
     except ScenarioError as err:
-        raise _base_error(exp, err, file) from None
+        raise _base_error(exp, err, file, base.cli) from None
     for name, p in exp.placements.items():
         for end in ("src", "dst"):
             try:
@@ -547,15 +619,29 @@ def _validate_base(exp: Experiment, base: _Base, file: str) -> Scenario:
     try:
         _check_endpoints(cluster, scn)
     except UserError as err:
-        raise _base_error(exp, err, file) from None
+        raise _base_error(exp, err, file, base.cli) from None
     base.applied = json.loads(json.dumps(base.raw))
     for k, v in base.fixed.items():
         set_dotted(base.applied, k, v, file, ExperimentError)
     return scn
 
 
-def _base_error(exp: Experiment, err: UserError, file: str) -> ExperimentError:
-    """Blame an error of the base scenario on ``[set]``, the flows or the scenario."""
+def _base_error(exp: Experiment, err: UserError, file: str, cli: _Cli | None) -> UserError:
+    """Blame an error of the base scenario on its cause.
+
+    The cause is ``--set``, ``--params``, ``[set]``, the flows or the scenario.
+    """
+    if cli is not None:
+        key = _param_of(err.field or "", cli.sets)
+        if key is not None:
+            return UserError(
+                f"{key} = {cli.sets[key]!r}: {err.problem}", field="--set", fix=err.fix
+            )
+        key = _param_of(err.field or "", cli.params)
+        if key is not None and cli.params_file is not None:
+            return UserError(
+                err.problem, file=cli.params_file["file"], field=key, fix=err.fix
+            )
     key = _param_of(err.field or "", exp.set)
     if key is not None:
         return ExperimentError(
@@ -571,27 +657,6 @@ def _base_error(exp: Experiment, err: UserError, file: str) -> ExperimentError:
     )
 
 
-def _measured_flows(exp: Experiment, scn: Scenario, file: str) -> tuple[str, ...]:
-    flow_names = tuple(f.name for f in scn.flows)
-    measured = exp.placement_flows or flow_names
-    for name in measured:
-        if name not in flow_names:
-            raise ExperimentError(
-                f"placement_flows names {name!r}, which is not a flow",
-                file=file,
-                field="placement_flows",
-                fix=f"use one of: {', '.join(flow_names) or '(no flows)'}",
-            )
-    if not measured:
-        raise ExperimentError(
-            "nothing to measure: the scenario and the experiment declare no flows",
-            file=file,
-            field="flows",
-            fix="add [[flows]] to the experiment",
-        )
-    return tuple(measured)
-
-
 def _configs(s: _Settings) -> list[dict[str, Any]]:
     """Every configuration: the sweep's grid, each row of the zipped lists."""
     grid = list(itertools.product(*s.sweep.values())) if s.sweep else [()]
@@ -604,7 +669,7 @@ def _prepare_config(
     scn: Scenario,
     base: _Base,
     params: dict[str, Any],
-    measured: tuple[str, ...],
+    chosen: tuple[tuple[str, ...], tuple[str, ...]],
     s: _Settings,
     file: str,
 ) -> tuple[dict, dict, dict[str, Any], tuple[str, ...]]:
@@ -615,7 +680,7 @@ def _prepare_config(
     mistake stops the batch before its first run.
     """
     try:
-        raw_c, overrides, flows = _apply_config(exp, scn, base.applied, params, measured)
+        raw_c, overrides, flows = _apply_config(exp, scn, base.applied, params, chosen)
     except ValueError as err:
         key = "placement" if "placement" in params else "pod_pairs"
         raise ExperimentError(
@@ -645,7 +710,7 @@ def _check_endpoints(cluster: Cluster, scn: Scenario) -> None:
 
 
 def check_run_work(scn: Scenario, cluster: Cluster, file: str) -> None:
-    """Return the per-run work check of one configuration, called before any run.
+    """Check one configuration's per-run work, before any run.
 
     Every replication of a configuration does the same work, so the estimate of
     :func:`sim.engine.budget.estimate_work` (packets = rate x duration per flow,

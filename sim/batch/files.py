@@ -1,10 +1,8 @@
 """Safe results directories: atomic writes, ownership marker, lock.
 
-* Every file is written to a temporary name in its own directory and renamed
-  over the final name (``os.replace`` is atomic on POSIX), so a reader sees the
-  old file or the whole new one, never a torn one. The temporary file is removed
-  on any failure, and an ``OSError`` (read-only directory, full disk) becomes one
-  :class:`~sim.errors.UserError` naming the path and the reason.
+* Every file is written to a temporary name and renamed
+  (:func:`sim.analysis.io.atomic_write`): a reader never sees a torn file, and a
+  failed write is one line naming the path and the reason.
 * A directory podnetsim creates holds a marker file (:data:`MARKER`); ``--force``
   and ``--resume`` only act on a directory that has it, and ``--force`` removes
   only the files podnetsim writes (:func:`remove_ours`).
@@ -26,65 +24,36 @@ from collections.abc import Callable
 from pathlib import Path
 
 import sim
+from sim.analysis.io import atomic_write, atomic_write_text, write_error
 from sim.errors import UserError
+
+#: Re-exported from :mod:`sim.analysis.io` (their home since the figures use them too).
+__all__ = ["atomic_write", "atomic_write_text", "write_error"]
 
 MARKER = ".podnetsim-results"
 LOCK = ".podnetsim.lock"
 #: Files podnetsim writes at the top of a results directory.
-TOP_FILES = ("runs.parquet", "runs.csv", "summary.csv", "manifest.json")
+TOP_FILES = (
+    "runs.parquet",
+    "runs.csv",
+    "stations.parquet",
+    "stations.csv",
+    "latency_quantiles.parquet",
+    "summary.csv",
+    "stations_summary.csv",
+    "manifest.json",
+)
 RUN_FILE = re.compile(r"c\d{3,}-r\d{2,}\.json")
 #: Temporary names: ``.NAME.PID.tmp`` (see :func:`atomic_write`).
 TMP_FILE = re.compile(r"\..+\.\d+\.tmp")
 PLOT_FILE = re.compile(r"[a-z-]+\.(png|svg)")
 
 
-def write_error(path: Path, exc: OSError) -> UserError:
-    """One line for a failed write: the path and the system's reason."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    return UserError(
-        f"cannot write {str(path)!r}: {reason}",
-        field="--out",
-        fix="make the results directory writable or free some space, then run again "
-        "with --resume (finished runs are kept)",
-    )
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write ``path`` through ``write(tmp)`` and a rename; nothing partial is left.
-
-    Raises
-    ------
-    UserError
-        The write failed (one line naming ``path`` and the reason).
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # the data is on disk before the name points at it
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException as exc:  # interrupted too: never leave the temporary file
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise write_error(path, exc) from None
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """:func:`atomic_write` of UTF-8 text."""
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
 def is_ours(root: Path) -> bool:
     """Tell whether podnetsim created ``root``.
 
-    It did if ``root`` holds the marker file, or (results written before the
-    marker existed) a podnetsim ``manifest.json``.
+    It holds the marker file, or (results written before the marker existed) a
+    podnetsim ``manifest.json``.
     """
     if (root / MARKER).is_file():
         return True

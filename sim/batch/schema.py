@@ -1,12 +1,13 @@
 """The schema of a stored run (``runs/<run_id>.json``), checked before a resume uses it.
 
-A stored run is ``{"run_id", "fingerprint", "row"}``; ``row`` is the flat row
-:func:`sim.batch.runner.execute` returns: identity columns, counts, metrics
-(numbers; NaN where undefined), per-station and latency-quantile columns
-(``station.*``, ``cdf.*``, numbers), the path and warnings (text), and the swept
-parameters' values. A file that does not fit (a list, ``null``, a row without
-metrics, a metric that is a string) is damaged: the resume moves it aside and
-runs it again.
+A stored run is ``{"run_id", "fingerprint", "flows": [...], "stations": [...]}``:
+the record :func:`sim.batch.runner.execute` returns. Every row starts with the
+run's identity columns and swept parameter values; a flow row then has its name,
+role and kind, counts, metrics (numbers; NaN where undefined), ``drops.*``
+counts, latency quantiles (``cdf.*``), the path and warnings (text); a station
+row its name, kind, node and figures. A file that does not fit (a list, ``null``,
+no flow rows, a metric that is a string) is damaged: the resume moves it aside
+and runs it again.
 """
 
 from __future__ import annotations
@@ -18,23 +19,27 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
+from sim.analysis.rows import (
+    CDF_PERCENTS,
+    CDF_PREFIX,
+    COUNT_METRICS,
+    DROPS_PREFIX,
+    FLOW_METRICS,
+    quantile_name,
+)
+
 from .expand import RunSpec
-from .runner import CDF_PERCENTS, LATENCY_KEYS
 
 ID_COLUMNS = ("run_id", "config", "replication", "seed")
-COUNT_COLUMNS = ("sent", "delivered", "dropped", "in_flight")
-METRIC_COLUMNS = (
-    "drop_rate",
-    "throughput_gbps",
-    "offered_gbps",
-    *(f"latency_{k}_us" for k in LATENCY_KEYS),
-    "rtt_mean_us",
-    "rtt_p50_us",
-    "rtt_p99_us",
-    "transactions_per_s",
-)
-TEXT_COLUMNS = ("path", "warnings")
-NUMERIC_PREFIXES = ("station.", "cdf.")
+COUNT_COLUMNS = COUNT_METRICS
+METRIC_COLUMNS = tuple(m for m in FLOW_METRICS if m not in COUNT_METRICS)
+TEXT_COLUMNS = ("flow", "role", "kind", "path", "warnings")
+NUMERIC_PREFIXES = (CDF_PREFIX, DROPS_PREFIX)
+STATION_TEXT = ("station", "station_kind", "node")
+STATION_INTS = ("queue_max_pkts", "drops")
+STATION_FLOATS = ("utilization", "wait_mean_us", "sojourn_mean_us", "queue_mean_pkts")
+#: Why a run file of podnetsim before the tidy tables (one flat ``row``) is refused.
+OLD_FORMAT = "written by an older podnetsim (one row per run, before the tidy tables)"
 
 
 def _python_name(column: str) -> str:
@@ -56,13 +61,21 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-_FIELDS: dict[str, Any] = {
-    **{_python_name(c): (str if c == "run_id" else int, Field(alias=c)) for c in ID_COLUMNS},
-    **{_python_name(c): (int, Field(alias=c)) for c in COUNT_COLUMNS},
-    **{_python_name(c): (float, Field(alias=c)) for c in METRIC_COLUMNS},
-    **{_python_name(c): (str, Field(alias=c)) for c in TEXT_COLUMNS},
-}
-RunRow = create_model("RunRow", __base__=_RowBase, **_FIELDS)
+def _fields(text: tuple[str, ...], ints: tuple[str, ...], floats: tuple[str, ...]) -> dict:
+    return {
+        **{_python_name(c): (str if c == "run_id" else int, Field(alias=c)) for c in ID_COLUMNS},
+        **{_python_name(c): (int, Field(alias=c)) for c in ints},
+        **{_python_name(c): (float, Field(alias=c)) for c in floats},
+        **{_python_name(c): (str, Field(alias=c)) for c in text},
+    }
+
+
+FlowRow = create_model(
+    "FlowRow", __base__=_RowBase, **_fields(TEXT_COLUMNS, COUNT_COLUMNS, METRIC_COLUMNS)
+)
+StationRow = create_model(
+    "StationRow", __base__=_RowBase, **_fields(STATION_TEXT, STATION_INTS, STATION_FLOATS)
+)
 
 
 class StoredRun(BaseModel):
@@ -72,20 +85,19 @@ class StoredRun(BaseModel):
 
     run_id: str
     fingerprint: str
-    row: RunRow  # type: ignore[valid-type]
+    flows: list[FlowRow] = Field(min_length=1)  # type: ignore[valid-type]
+    stations: list[StationRow]  # type: ignore[valid-type]
 
 
 def quantile_columns() -> tuple[str, ...]:
-    """Return the ``cdf.*`` columns every row has."""
-    from .runner import _q_name
-
-    return tuple(_q_name(p) for p in CDF_PERCENTS)
+    """Return the ``cdf.*`` columns every flow row has."""
+    return tuple(quantile_name(p) for p in CDF_PERCENTS)
 
 
 def read_stored_run(path: Path) -> tuple[dict | None, str | None]:
     """Read and validate a stored run: ``(record, None)`` or ``(None, why damaged)``.
 
-    The record is returned as read (its row's columns in their stored order).
+    The record is returned as read (its rows' columns in their stored order).
     """
     if not path.is_file():
         return None, "not a regular file"
@@ -99,21 +111,23 @@ def read_stored_run(path: Path) -> tuple[dict | None, str | None]:
         obj = json.loads(text)
     except ValueError as exc:
         return None, f"not JSON ({exc})"
+    if isinstance(obj, dict) and "row" in obj and "flows" not in obj:
+        return None, OLD_FORMAT
     try:
         StoredRun.model_validate(obj)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err.get("loc", ())) or "top level"
         return None, f"{where}: {err.get('msg', 'invalid')}"
-    missing = [c for c in quantile_columns() if c not in obj["row"]]
-    if missing:
-        return None, f"row: {missing[0]} is missing"
+    for i, row in enumerate(obj["flows"]):
+        missing = [c for c in quantile_columns() if c not in row]
+        if missing:
+            return None, f"flows.{i}: {missing[0]} is missing"
     return obj, None
 
 
 def row_mismatch(rec: dict, spec: RunSpec, name: str) -> str | None:
     """Why a valid record is not the run ``spec`` (None if it is)."""
-    row = rec["row"]
     if rec["run_id"] != spec.run_id or name != f"{spec.run_id}.json":
         return f"holds run {rec['run_id']!r}, not {spec.run_id!r}"
     want = {
@@ -123,7 +137,9 @@ def row_mismatch(rec: dict, spec: RunSpec, name: str) -> str | None:
         "seed": spec.seed,
         **spec.params,
     }
-    for key, value in want.items():
-        if key not in row or row[key] != value or type(row[key]) is not type(value):
-            return f"row: {key} is {row.get(key)!r}, the run has {value!r}"
+    for table in ("flows", "stations"):
+        for i, row in enumerate(rec[table]):
+            for key, value in want.items():
+                if key not in row or row[key] != value or type(row[key]) is not type(value):
+                    return f"{table}.{i}: {key} is {row.get(key)!r}, the run has {value!r}"
     return None

@@ -6,10 +6,15 @@ Layout of DIR::
     .podnetsim.lock      held (flock) by the batch writing DIR; names its pid and host
     runs/<run_id>.json   each finished run, written atomically the moment it ends
     runs/damaged/        stored runs a resume found damaged (kept, never deleted)
-    runs.parquet         one row per run (parameters, replication, seed, metrics)
+    runs.parquet         one row per (run, flow): parameters, role, kind, metrics
     runs.csv             the same, as CSV (byte-identical whatever the worker count)
-    summary.csv          per configuration: mean, 95% CI half-width (t), n per metric
-    manifest.json        schema and software versions, git commit, file hash, times
+    stations.parquet     one row per (run, station): kind, node, utilization, queue ...
+    stations.csv         the same, as CSV
+    latency_quantiles.parquet  per (run, flow): latency quantiles 0..100 % and 99.9 %
+    summary.csv          per (configuration, flow): mean, 95% CI half-width (t), n
+    stations_summary.csv per (configuration, station): the same
+    manifest.json        schema and software versions, git commit, file hash, times,
+                         swept values and units, params file, engine, question, plots
     plots/               figures (PNG + SVG)
 
 A batch killed at any moment keeps every finished run in ``runs/``; ``--resume``
@@ -23,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import platform
 import subprocess
@@ -34,9 +38,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 import sim
+from sim.analysis.results import (
+    run_tables,
+    stations_summary_table,
+    summary_table,
+    unit_of,
+)
 from sim.errors import UserError
 
 from .expand import Batch, RunSpec
@@ -53,9 +62,10 @@ from .files import (
     remove_temporaries,
     write_error,
 )
-from .schema import ID_COLUMNS, read_stored_run, row_mismatch
+from .schema import OLD_FORMAT, read_stored_run, row_mismatch
 
-SCHEMA_VERSION = 1
+#: 2: tidy tables (one row per run and flow, per run and station).
+SCHEMA_VERSION = 2
 
 
 def _json_default(o: Any) -> Any:
@@ -178,6 +188,12 @@ class ResultStore:
             if spec is None:
                 raise _different_experiment(p)
             rec, why = read_stored_run(p)
+            if why == OLD_FORMAT:
+                raise UserError(
+                    f"{p} was {why}",
+                    field="--resume",
+                    fix="use --force to run the batch again, or another --out",
+                )
             mine = rec is not None and rec["run_id"] == spec.run_id
             if mine and rec["fingerprint"] != spec.fingerprint:
                 raise _different_experiment(p)
@@ -186,7 +202,7 @@ class ResultStore:
             if why is not None:
                 self._set_aside(p, why)
                 continue
-            out[spec.run_id] = rec["row"]
+            out[spec.run_id] = {"flows": rec["flows"], "stations": rec["stations"]}
         return out
 
     def _set_aside(self, p: Path, why: str) -> None:
@@ -204,37 +220,47 @@ class ResultStore:
             raise write_error(p, exc) from None
         self.warn(f"{p} is damaged ({why}); moved to {dest}, the run will be done again")
 
-    def save_run(self, spec: RunSpec, row: dict) -> None:
+    def save_run(self, spec: RunSpec, record: dict) -> None:
         """Store one finished run atomically (write to a temporary file, rename)."""
-        rec = {"run_id": spec.run_id, "fingerprint": spec.fingerprint, "row": row}
+        rec = {"run_id": spec.run_id, "fingerprint": spec.fingerprint, **record}
         text = json.dumps(rec, default=_json_default, allow_nan=True)
         atomic_write_text(self.runs_dir / f"{spec.run_id}.json", text)
 
     # -- tables ----------------------------------------------------------------------
-    def runs_frame(self, batch: Batch, rows: dict[str, dict]) -> pd.DataFrame:
-        """All finished runs as one table, in (configuration, replication) order."""
-        order = [r.run_id for r in batch.runs if r.run_id in rows]
-        records = [rows[i] for i in order]
-        df = pd.DataFrame.from_records(records)
-        if df.empty:
-            return df
-        params = list(batch.param_names)
-        station = sorted(c for c in df.columns if c.startswith("station."))
-        cdf = sorted(c for c in df.columns if c.startswith("cdf."))
-        fixed = [c for c in df.columns if c not in (*ID_COLUMNS, *params, *station, *cdf)]
-        return df[[*ID_COLUMNS, *params, *fixed, *station, *cdf]]
+    def write_tables(self, batch: Batch, records: dict[str, dict]) -> int:
+        """Write the runs, stations and quantile tables and both summaries.
 
-    def write_tables(self, batch: Batch, df: pd.DataFrame) -> None:
-        """Write runs.parquet, runs.csv and summary.csv."""
-        summary = summarize_configs(batch, df)
-        atomic_write(self.root / "runs.parquet", lambda t: df.to_parquet(t, index=False))
-        atomic_write(
-            self.root / "runs.csv", lambda t: df.to_csv(t, index=False, float_format="%.9g")
-        )
-        atomic_write(
-            self.root / "summary.csv",
-            lambda t: summary.to_csv(t, index=False, float_format="%.9g"),
-        )
+        Runs are in (configuration, replication) order whatever order they
+        finished in, so the files are byte-identical for any worker count.
+
+        Returns
+        -------
+        int
+            Rows of the runs table (0: nothing written).
+        """
+        order = [records[r.run_id] for r in batch.runs if r.run_id in records]
+        if not order:
+            return 0
+        params = batch.param_names
+        runs, stations, quantiles = run_tables(order, params)
+        tables = {
+            "runs": runs,
+            "stations": stations,
+            "summary": summary_table(runs, params),
+            "stations_summary": stations_summary_table(stations, params),
+        }
+        for name in ("runs", "stations"):
+            self._parquet(f"{name}.parquet", tables[name])
+        self._parquet("latency_quantiles.parquet", quantiles)
+        for name, df in tables.items():
+            self._csv(f"{name}.csv", df)
+        return len(runs)
+
+    def _parquet(self, name: str, df: pd.DataFrame) -> None:
+        atomic_write(self.root / name, lambda t: df.to_parquet(t, index=False))
+
+    def _csv(self, name: str, df: pd.DataFrame) -> None:
+        atomic_write(self.root / name, lambda t: df.to_csv(t, index=False, float_format="%.9g"))
 
     def write_manifest(self, batch: Batch, started: str, n_runs: int, extra: dict) -> None:
         """Write manifest.json (schema, versions, git commit, file hash, times)."""
@@ -249,10 +275,16 @@ class ResultStore:
             "numpy": np.__version__,
             "pandas": pd.__version__,
             "experiment": batch.experiment.name,
+            "description": batch.experiment.description,
+            "question": batch.experiment.question,
             "experiment_file": batch.file,
             "experiment_sha256": batch.file_sha256,
             "quick": batch.quick,
             "parameters": list(batch.param_names),
+            "swept": {k: list(v) for k, v in batch.swept.items()},
+            "units": {k: unit_of(k) for k in batch.param_names},
+            "params": batch.params_file,
+            "engine": getattr(batch.experiment, "engine", "simpy"),
             "configurations": len(batch.configs),
             "replications": len({r.replication for r in batch.runs}),
             "run_count": n_runs,
@@ -278,7 +310,7 @@ def _different_experiment(p: Path) -> UserError:
 
 
 def now_utc() -> str:
-    """Return the current UTC time, ISO 8601, seconds."""
+    """Return the current UTC time, ISO 8601, to the second."""
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
@@ -296,43 +328,3 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
-
-
-def metric_columns(df: pd.DataFrame, params: tuple[str, ...]) -> list[str]:
-    """Numeric metric columns (not ids, parameters or CDF quantiles)."""
-    skip = set(ID_COLUMNS) | set(params)
-    return [
-        c
-        for c in df.columns
-        if c not in skip and not c.startswith("cdf.") and pd.api.types.is_numeric_dtype(df[c])
-    ]
-
-
-def ci_halfwidth(values: np.ndarray, level: float = 0.95) -> float:
-    """Half-width of the t-based confidence interval of the mean (NaN if n < 2)."""
-    v = values[~np.isnan(values)]
-    n = v.size
-    if n < 2:
-        return math.nan
-    return float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
-
-
-def summarize_configs(batch: Batch, df: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration: mean, 95% CI half-width and n of every metric."""
-    params = list(batch.param_names)
-    metrics = metric_columns(df, batch.param_names)
-    rows = []
-    for ci, params_values in enumerate(batch.configs):
-        sub = df[df["config"] == ci]
-        if sub.empty:
-            continue
-        row: dict[str, Any] = {"config": ci, **{p: params_values[p] for p in params}}
-        row["n"] = len(sub)
-        for m in metrics:
-            vals = sub[m].to_numpy(dtype=float)
-            ok = vals[~np.isnan(vals)]
-            row[f"{m}.mean"] = float(ok.mean()) if ok.size else math.nan
-            row[f"{m}.ci95"] = ci_halfwidth(vals)
-            row[f"{m}.n"] = int(ok.size)
-        rows.append(row)
-    return pd.DataFrame(rows)

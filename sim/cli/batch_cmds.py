@@ -9,8 +9,23 @@ import sys
 
 import click
 
-from sim.cli.common import EXIT_FAILED, OWNS_PROCESS
+from sim.cli.common import EXIT_FAILED, OWNS_PROCESS, SET_OPTION, parse_sets
 from sim.errors import UserError
+
+PARAMS_OPTION = click.option(
+    "--params",
+    type=click.Path(dir_okay=False),
+    metavar="PARAMS.toml",
+    help="Per-hop costs fitted by `podnetsim calibrate`, applied to every run "
+    "(before --set, which wins).",
+)
+
+
+def blame_params(err: UserError, params: str | None, overrides: dict) -> UserError:
+    """Name the ``--params`` file in a scenario error caused by one of its costs."""
+    if params and err.field in overrides:
+        return UserError(err.problem, file=params, field=err.field, fix=err.fix)
+    return err
 
 
 class _Progress:
@@ -109,6 +124,8 @@ class _Progress:
     is_flag=True,
     help="Validate the experiment and list the runs it would do; run nothing.",
 )
+@PARAMS_OPTION
+@SET_OPTION
 def run(
     experiment: str,
     out: str | None,
@@ -122,8 +139,14 @@ def run(
     dask_local: int | None,
     max_runs: int | None,
     dry_run: bool,
+    params: str | None,
+    sets: tuple[str, ...],
 ) -> None:
-    """Run the batch of EXPERIMENT and write tables, summary, manifest and plots."""
+    """Run the batch of EXPERIMENT and write tables, summary, manifest and plots.
+
+    --params and --set apply to every run, after the experiment's [set] (the
+    command line wins); the manifest records the params file's sha256.
+    """
     from sim.batch.signals import stop_on_signals
 
     _check_flags(resume, force, scheduler, dask_local, jobs)
@@ -132,10 +155,15 @@ def run(
     with stop_on_signals(), _interrupts(progress):  # from the start: no traceback, ever
         from sim.batch import load_experiment, run_experiment
 
+        cli_sets = {"params": params, "sets": parse_sets(sets)}
         if dry_run:
-            _list_runs(load_experiment(experiment, quick=quick, crn=crn, max_runs=max_runs))
+            batch = load_experiment(experiment, quick=quick, crn=crn, max_runs=max_runs, **cli_sets)
+            for message in batch.warnings:
+                _warn(message)
+            _list_runs(batch)
             return
         opts = {
+            **cli_sets,
             "resume": resume,
             "force": force,
             "quick": quick,

@@ -116,8 +116,10 @@ def check(scenario: str, strict: bool, sets: tuple[str, ...]) -> None:
     from sim.control import load_cluster
 
     if is_experiment_file(scenario):
-        for line in check_experiment(scenario, parse_sets(sets)):
-            click.echo(line)
+        lines = check_experiment(scenario, parse_sets(sets))
+        click.echo("\n".join(lines))
+        if strict and any(line.startswith("warning: ") for line in lines):
+            sys.exit(EXIT_FAILED)
         return
     cl = load_cluster(scenario, parse_sets(sets))
     click.echo("\n".join(cl.describe()))  # one write: 1,000 nodes make 190k lines

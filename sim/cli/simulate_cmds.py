@@ -7,6 +7,7 @@ import json
 import click
 
 from sim.analysis.summary import LATENCY_KEYS
+from sim.cli.batch_cmds import PARAMS_OPTION, blame_params
 from sim.cli.common import SET_OPTION, check_table_path, parse_sets
 from sim.engine.budget import DEFAULT_MAX_HOP_RECORDS, DEFAULT_MAX_PACKETS, HIGHEST_CEILING
 from sim.errors import UserError
@@ -129,6 +130,7 @@ def print_summary(sm: dict) -> None:
     help="auto: the compiled engine (numba) when every flow is open loop, else SimPy. "
     "Both give identical results.",
 )
+@PARAMS_OPTION
 @SET_OPTION
 def simulate(
     scenario: str,
@@ -141,6 +143,7 @@ def simulate(
     max_packets: float,
     max_hop_records: float,
     engine: str,
+    params: str | None,
     sets: tuple[str, ...],
 ) -> None:
     """Simulate the flows SCENARIO declares and summarize latency, throughput, drops.
@@ -152,18 +155,23 @@ def simulate(
     from sim.analysis.tables import hop_table, packet_table, write_table
     from sim.engine import simulate as run
     from sim.spec import load_scenario
+    from sim.validate.params import params_overrides
 
     for option, path in (("--packets-out", packets_out), ("--hops-out", hops_out)):
         if path:
             check_table_path(path, option)
-    overrides = parse_sets(sets)
+    fitted = params_overrides(params) if params else {}
+    overrides = {**fitted, **parse_sets(sets)}
     if duration_s is not None:
         overrides["simulation.duration_s"] = duration_s
     if warmup_s is not None:
         overrides["simulation.warmup_s"] = warmup_s
     if seed is not None:
         overrides["simulation.seed"] = seed
-    scn = load_scenario(scenario, overrides)
+    try:
+        scn = load_scenario(scenario, overrides)
+    except UserError as err:
+        raise blame_params(err, params, fitted) from None
     if not scn.flows:
         raise UserError(
             "the scenario declares no flows",

@@ -45,6 +45,9 @@ class FlowState:
         Offered rate (open loop), packets/s; NaN for closed loop and traces.
     rtt_done_s, rtt_s : list of float
         Completion time and round-trip time of each request (request-response).
+    retransmissions : int or None
+        Resends after a loss (request or reply, data or ack) sent in the
+        measurement window (closed loop); None for flows that never resend.
     """
 
     flow: Flow
@@ -53,6 +56,13 @@ class FlowState:
     rate_pps: float = math.nan
     rtt_done_s: list[float] = field(default_factory=list)
     rtt_s: list[float] = field(default_factory=list)
+    retransmissions: int | None = None
+
+
+def _count_resend(net: Network, st: FlowState, t: float) -> None:
+    """Count a resend sent at ``t`` if it is in the measurement window."""
+    if t >= net.warmup:
+        st.retransmissions += 1
 
 
 class _Sizes:
@@ -284,6 +294,7 @@ class RequestResponse:
     def __init__(self, net: Network, st: FlowState, req: int, rep: int, end_s: float) -> None:
         f = st.flow
         self.net, self.st, self.req, self.rep = net, st, req, rep
+        st.retransmissions = 0
         self.sizes = _Sizes(f, stream(net.seed, "flow", f.name, "size"))
         self.stop = min(end_s, f.stop_s if f.stop_s is not None else end_s)
         self.think = f.think_us * US
@@ -324,6 +335,7 @@ class RequestResponse:
         began = self.began.pop(req_pkt)
         t = max(now, self.net.rec.send_s[req_pkt] + self.rto)
         if t < self.stop:
+            _count_resend(self.net, self.st, t)
             self._begin(t, began)
 
     def _lost_request(self, pkt: int, now: float) -> None:
@@ -338,7 +350,8 @@ class Bulk:
 
     def __init__(self, net: Network, st: FlowState, data: int, ack: int, end_s: float) -> None:
         f = st.flow
-        self.net, self.data, self.ack = net, data, ack
+        self.net, self.st, self.data, self.ack = net, st, data, ack
+        st.retransmissions = 0
         self.sizes = _Sizes(f, stream(net.seed, "flow", f.name, "size"))
         self.stop = min(end_s, f.stop_s if f.stop_s is not None else end_s)
         self.rto = f.rto_us * US
@@ -368,6 +381,7 @@ class Bulk:
     def _lost(self, pkt: int, now: float) -> None:
         t = max(now, self.net.rec.send_s[pkt] + self.rto)
         if t < self.stop:
+            _count_resend(self.net, self.st, t)
             self.net.send(self.data, self.sizes.next(), t)
 
     def _lost_ack(self, pkt: int, now: float) -> None:

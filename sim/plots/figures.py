@@ -18,8 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sim.batch.files import atomic_write, write_error  # noqa: E402
-from sim.batch.store import ci_halfwidth  # noqa: E402
+from sim.analysis.io import atomic_write, write_error  # noqa: E402
+from sim.analysis.stats import ci_halfwidth  # noqa: E402
 from sim.errors import UserError  # noqa: E402
 
 PRETTY = {
@@ -395,7 +395,30 @@ def read_results(root: Path) -> tuple[pd.DataFrame, dict]:
         raise _damaged(
             manifest_p, f"plots.x {x!r} is not a parameter (parameters: {names})", "plots.x"
         )
-    return df, manifest
+    return _one_row_per_run(root, df), manifest
+
+
+def _one_row_per_run(root: Path, runs: pd.DataFrame) -> pd.DataFrame:
+    """Return the tidy tables as the figures read them: one row per run.
+
+    Each run's first measured flow (its latency and throughput), with its
+    stations' mean sojourn as ``station.NAME.sojourn_us`` and its latency
+    quantiles (``cdf.*``). Stop-gap until the figures read the tidy tables.
+    """
+    if "role" not in runs.columns:
+        return runs  # results written before the tidy tables
+    df = runs[runs["role"] == "measured"].drop_duplicates("run_id")
+    stations, quantiles = root / "stations.parquet", root / "latency_quantiles.parquet"
+    if stations.is_file():
+        st = pd.read_parquet(stations, columns=["run_id", "station", "sojourn_mean_us"])
+        wide = st.pivot(index="run_id", columns="station", values="sojourn_mean_us")
+        wide.columns = [f"station.{c}.sojourn_us" for c in wide.columns]
+        df = df.merge(wide, left_on="run_id", right_index=True, how="left")
+    if quantiles.is_file():
+        q = pd.read_parquet(quantiles)
+        cdf = [c for c in q.columns if c.startswith("cdf.")]
+        df = df.merge(q[["run_id", "flow", *cdf]], on=["run_id", "flow"], how="left")
+    return df.reset_index(drop=True)
 
 
 def _read_manifest(path: Path) -> dict:

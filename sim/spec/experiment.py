@@ -9,7 +9,8 @@ An experiment file (TOML) looks like::
     warmup_s = 0.005
     seed = 2026
 
-    [[flows]]                                 # flows measured (replace the scenario's)
+    replace_flows = true                      # drop the scenario's own flows
+    [[flows]]                                 # added to the scenario's flows
     name = "probe"
     kind = "poisson"
     size_bytes = 1500
@@ -28,11 +29,17 @@ An experiment file (TOML) looks like::
     x = "flows.probe.rate_gbps"
     x_label = "offered load (Gbit/s of 1500 B packets)"
 
+An experiment's ``[[flows]]`` are added to the scenario's; ``replace_flows =
+true`` replaces them instead. ``measure`` names the flows whose role is
+``measured`` in the results (default: the experiment's own flows, or every flow
+if it declares none); the others are ``background``. Every flow gets its rows.
+
 ``placement`` is a first-class parameter: ``same-node``, ``cross-node``,
 ``intra-pod`` or ``external:HOST``; it sets ``src``/``dst`` of the placed flows
-(default: every flow the experiment declares), picking pods from the scenario
-(see :func:`sim.batch.expand.placement_endpoints`) unless ``[placements.NAME]``
-gives them.
+(default: the experiment's own flows, or every flow if it declares none),
+picking pods from the scenario (see
+:func:`sim.batch.expand.placement_endpoints`) unless ``[placements.NAME]`` gives
+them.
 """
 
 from __future__ import annotations
@@ -109,13 +116,24 @@ class Experiment(_Frozen):
     ----------
     name, description : str
         Identification.
+    question : str
+        The question the experiment answers (shown in reports).
     scenario : str or dict
         Path to a scenario file (relative to the experiment file) or an inline table.
     flows : list of dict
-        If given, replace the scenario's flows (flow tables as in a scenario file;
-        ``src``/``dst`` may be left to ``placement``).
+        Flows added to the scenario's (flow tables as in a scenario file;
+        ``src``/``dst`` may be left to ``placement``). A name the scenario also
+        uses is an error unless ``replace_flows``.
+    replace_flows : bool or None
+        True: the experiment's flows replace the scenario's. False: they are
+        added. Unset: added, with a warning naming the scenario's flows that run
+        beside them (experiments written when flows replaced silently).
+    measure : list of str or None
+        Flows whose role is ``measured`` (default: the experiment's own flows,
+        or all flows if it declares none).
     placement_flows : list of str
-        Flows whose endpoints ``placement`` sets (default: all declared flows).
+        Flows whose endpoints ``placement`` sets (default: the experiment's own
+        flows, or all flows if it declares none).
     placements : dict
         Explicit endpoints for placement names.
     sweep : dict
@@ -140,8 +158,11 @@ class Experiment(_Frozen):
 
     name: str = Field(min_length=1)
     description: str = ""
+    question: str = ""
     scenario: str | dict
     flows: tuple[dict[str, Any], ...] | None = None
+    replace_flows: bool | None = None
+    measure: tuple[str, ...] | None = None
     placement_flows: tuple[str, ...] | None = None
     placements: dict[str, PlacementSpec] = {}
     sweep: dict[str, list[Any]] = {}
