@@ -27,6 +27,7 @@ SLOW = (
     "test_batch_resume.py::test_sigkill_then_resume",
     "test_engine_compiled.py::test_shipped_experiment_quick_runs_identical",
     "test_engine_cli.py::test_bench_json_keys",
+    "test_plots_sweep.py::test_draw_all_writes_a_file_per_view_named_after_x",
 )
 
 

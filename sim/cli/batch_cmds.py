@@ -1,4 +1,4 @@
-"""``podnetsim run`` (local processes or Dask) and ``podnetsim plot``."""
+"""``podnetsim run`` (local processes or Dask); ``plot`` is in :mod:`sim.cli.report_cmds`."""
 
 from __future__ import annotations
 
@@ -293,12 +293,3 @@ def _run_on_dask(experiment, out, opts: dict, scheduler, dask_local) -> None:
     if code:
         sys.exit(code)
 
-
-@click.command()
-@click.argument("results", type=click.Path(file_okay=False))
-def plot(results: str) -> None:
-    """Redraw the plots of a results directory without re-running."""
-    from sim.plots.figures import draw_all
-
-    for p in draw_all(results):
-        click.echo(str(p))

@@ -171,7 +171,8 @@ def trace(
 
 
 def _register() -> None:
-    from sim.cli.batch_cmds import plot, run
+    from sim.cli.batch_cmds import run
+    from sim.cli.report_cmds import plot
     from sim.cli.simulate_cmds import bench, simulate
     from sim.cli.testbed_cmds import calibrate, compare, testbed
 
