@@ -172,11 +172,11 @@ def trace(
 
 def _register() -> None:
     from sim.cli.batch_cmds import run
-    from sim.cli.report_cmds import plot
+    from sim.cli.report_cmds import plot, report
     from sim.cli.simulate_cmds import bench, simulate
     from sim.cli.testbed_cmds import calibrate, compare, testbed
 
-    for command in (simulate, bench, run, plot, testbed, calibrate, compare):
+    for command in (simulate, bench, run, plot, report, testbed, calibrate, compare):
         cli.add_command(command)
 
 

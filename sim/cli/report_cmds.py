@@ -39,3 +39,22 @@ def plot(results: str, x, y, by, flow, logx, logy) -> None:
         paths = draw_all(results)
     for p in paths:
         click.echo(str(p))
+
+
+@click.command()
+@click.argument("results", type=click.Path(file_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="HTML file to write (default RESULTS/report.html).",
+)
+def report(results: str, output: str | None) -> None:
+    """Write one self-contained HTML report of RESULTS (a results directory).
+
+    Question and parameters, every figure, the summary table with intervals,
+    the per-station breakdown and the manifest; it opens without a network.
+    """
+    from sim.report import build_report
+
+    click.echo(str(build_report(results, output)))

@@ -9,15 +9,41 @@ the axes and 95 % t-interval bands; it is written as PNG and SVG to ``DIR/plots`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 from sim.plots import draw
+from sim.plots.axes import metric_label
 from sim.plots.breakdown import bars
 from sim.plots.results import Results, is_tidy, read_results
-from sim.plots.views import View, default_views, default_x, lines, make_view
+from sim.plots.views import default_views, default_x, lines, make_view
 
 #: File name (no extension) of the per-station breakdown.
 BREAKDOWN_STEM = "station-breakdown"
+
+
+def figures(res: Results) -> Iterator[tuple[str, str, Figure]]:
+    """Yield ``(stem, caption, figure)`` for every default view and the breakdown.
+
+    The caller saves or embeds each figure and must close it (``plt.close``).
+    """
+    swept = res.manifest["swept"]
+    for view in default_views(res):
+        lns = lines(res, view)
+        if lns:
+            fig = draw.line_figure(view, lns, res.manifest, list(swept[view.x]))
+            yield view.stem, f"{metric_label(view.y)} against {view.x}", fig
+    at, bs = bars(res)
+    if bs:
+        where = f" at {default_x(res)} = {at}" if at is not None else ""
+        title = f"{res.manifest['experiment']}: where a packet spends its time{where}"
+        yield (
+            BREAKDOWN_STEM,
+            f"time per station along each path{where}",
+            draw.breakdown_figure(bs, title),
+        )
 
 
 def draw_all(results_dir: str | Path) -> list[Path]:
@@ -35,9 +61,8 @@ def draw_all(results_dir: str | Path) -> list[Path]:
         return legacy_draw_all(root)
     res = read_results(root)
     made: list[Path] = []
-    for view in default_views(res):
-        made += draw_one(res, view)
-    made += draw_breakdown(res)
+    for stem, _, fig in figures(res):
+        made += draw.save(fig, root / "plots", stem)
     return made
 
 
@@ -50,23 +75,9 @@ def draw_view(results_dir: str | Path, **choice) -> list[Path]:
         No or damaged results, or a parameter, metric or flow they do not have.
     """
     res = read_results(results_dir)
-    return draw_one(res, make_view(res, **choice))
-
-
-def draw_one(res: Results, view: View) -> list[Path]:
-    """Draw ``view`` and write it to ``plots/<stem>.png`` and ``.svg``."""
+    view = make_view(res, **choice)
     lns = lines(res, view)
     if not lns:
         return []
     fig = draw.line_figure(view, lns, res.manifest, list(res.manifest["swept"][view.x]))
     return draw.save(fig, res.root / "plots", view.stem)
-
-
-def draw_breakdown(res: Results) -> list[Path]:
-    """Draw the per-station breakdown (nothing if there is no stations summary)."""
-    at, bs = bars(res)
-    if not bs:
-        return []
-    where = f" at {default_x(res)} = {at}" if at is not None else ""
-    title = f"{res.manifest['experiment']}: where a packet spends its time{where}"
-    return draw.save(draw.breakdown_figure(bs, title), res.root / "plots", BREAKDOWN_STEM)
