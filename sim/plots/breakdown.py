@@ -57,7 +57,8 @@ def breakdown_at(res: Results) -> object:
     measured = s[s["role"] == "measured"] if (s["role"] == "measured").any() else s
     dropped = measured["drop_rate.mean"].fillna(0.0).gt(0).groupby(measured[x]).any()
     clean = dropped[~dropped]
-    return float(clean.index.max()) if len(clean) else float(dropped.index.min())
+    best = clean.index.max() if len(clean) else dropped.index.min()
+    return best.item() if hasattr(best, "item") else best
 
 
 def bars(res: Results) -> tuple[object, list[Bar]]:

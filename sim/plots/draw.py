@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from sim.batch.files import atomic_write, write_error  # noqa: E402
 from sim.plots.axes import band, metric_label, param_label  # noqa: E402
@@ -33,10 +33,8 @@ LEGEND_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxe
 
 def plain_log(axis) -> None:
     """Log scale with plain numbers (1, 2, 5, 10 ...) instead of 2x10^0."""
-    fmt = ScalarFormatter()
-    fmt.set_scientific(False)
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(fmt)
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
 
 
