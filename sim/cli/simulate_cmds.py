@@ -7,6 +7,7 @@ import json
 import click
 
 from sim.cli.common import SET_OPTION, check_table_path, parse_sets
+from sim.cli.progress import shows_activity
 from sim.engine.budget import DEFAULT_MAX_HOP_RECORDS, DEFAULT_MAX_PACKETS, HIGHEST_CEILING
 from sim.errors import UserError
 
@@ -216,6 +217,7 @@ def simulate(
     help="Simulated seconds of the benchmark scenario (its work is bounded like simulate's).",
 )
 @click.option("--repeats", type=click.IntRange(min=1, max=100), default=3, show_default=True)
+@shows_activity("bench: simulating the benchmark case and a bare SimPy loop")
 def bench(as_json: bool, duration_s: float, repeats: int) -> None:
     """Engine speed (packet-hops/s) against a bare SimPy loop, and memory per packet."""
     from sim.bench import run_bench
