@@ -27,6 +27,13 @@ SLOW = (
     "test_batch_resume.py::test_sigkill_then_resume",
     "test_engine_compiled.py::test_shipped_experiment_quick_runs_identical",
     "test_engine_cli.py::test_bench_json_keys",
+    "test_plots_sweep.py::test_draw_all_writes_a_file_per_view_named_after_x",
+    # the report's tests share one rendered report (7 figures, ~20 s under load)
+    "test_report_html.py::test_every_figure_is_embedded",
+    "test_report_html.py::test_nothing_refers_to_the_network",
+    "test_report_html.py::test_summary_table_numbers_are_summary_csv",
+    "test_report_html.py::test_stations_table_and_manifest",
+    "test_report_html.py::test_report_renders_in_a_headless_browser",
 )
 
 

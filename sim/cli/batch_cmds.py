@@ -1,4 +1,4 @@
-"""``podnetsim run`` (local processes or Dask) and ``podnetsim plot``."""
+"""``podnetsim run`` (local processes or Dask); ``plot`` is in :mod:`sim.cli.report_cmds`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import click
 
 from sim.cli.common import EXIT_FAILED, OWNS_PROCESS, SET_OPTION, parse_sets
+from sim.cli.progress import BatchProgress as _Progress
 from sim.errors import UserError
 
 PARAMS_OPTION = click.option(
@@ -28,56 +29,6 @@ def blame_params(err: UserError, params: str | None, overrides: dict) -> UserErr
     return err
 
 
-class _Progress:
-    """Progress of a batch: a bar on a terminal, plain log lines otherwise."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.tty = sys.stderr.isatty()
-        self.bar = None
-        self.done = 0
-        self.total = 0
-
-    def start(self, total: int, already: int) -> None:
-        self.total, self.done = total, already
-        if self.tty:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                transient=False,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task(self.label, total=total, completed=already)
-        else:
-            click.echo(f"{self.label}: {total} runs, {already} already done", err=True)
-
-    def step(self, spec, error: str | None) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.advance(self.task)
-            if error:
-                self.bar.console.print(f"run {spec.run_id} {spec.params} FAILED: {error}")
-        else:
-            state = f"FAILED: {error}" if error else "done"
-            click.echo(f"[{self.done}/{self.total}] {spec.run_id} {state}", err=True)
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
-
-
 @click.command()
 @click.argument("experiment", type=click.Path(dir_okay=False))
 @click.option(
@@ -86,6 +37,7 @@ class _Progress:
     help="Results directory (default results/<experiment name>).",
 )
 @click.option(
+    "-j",
     "--jobs",
     type=click.IntRange(min=1),
     default=1,
@@ -320,13 +272,3 @@ def _run_on_dask(experiment, out, opts: dict, scheduler, dask_local) -> None:
     code = _finish(rep)
     if code:
         sys.exit(code)
-
-
-@click.command()
-@click.argument("results", type=click.Path(file_okay=False))
-def plot(results: str) -> None:
-    """Redraw the plots of a results directory without re-running."""
-    from sim.plots.figures import draw_all
-
-    for p in draw_all(results):
-        click.echo(str(p))

@@ -23,6 +23,7 @@ from sim.cli.common import (
     SET_OPTION,
     parse_sets,
 )
+from sim.cli.progress import add_verbosity, set_verbosity
 from sim.errors import UserError
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "cli", "main", "parse_sets"]
@@ -40,7 +41,9 @@ def usage_error(err: click.UsageError) -> UserError:
     param = getattr(err, "param", None)
     field = None
     if param is not None:
-        field = param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+        # the long name (--jobs, not -j) says what the option is
+        field = max(param.opts, key=len) if isinstance(param, click.Option) else None
+        field = field or param.human_readable_name
     if isinstance(err, click.MissingParameter):
         return UserError("missing", file=where, field=field, fix=f"give it ({see})")
     if isinstance(err, click.BadParameter):
@@ -100,6 +103,7 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="podnetsim")
 def cli() -> None:
     """Packet performance simulator of Kubernetes pod networking."""
+    set_verbosity(1)  # each invocation starts at normal; a verb's -q/-v then sets it
 
 
 @cli.command()
@@ -174,12 +178,14 @@ def trace(
 
 
 def _register() -> None:
-    from sim.cli.batch_cmds import plot, run
+    from sim.cli.batch_cmds import run
+    from sim.cli.report_cmds import plot, report
     from sim.cli.simulate_cmds import bench, simulate
     from sim.cli.testbed_cmds import calibrate, compare, testbed
 
-    for command in (simulate, bench, run, plot, testbed, calibrate, compare):
+    for command in (simulate, bench, run, plot, report, testbed, calibrate, compare):
         cli.add_command(command)
+    add_verbosity(cli)
 
 
 _register()

@@ -9,6 +9,7 @@ import click
 from sim.analysis.summary import LATENCY_KEYS
 from sim.cli.batch_cmds import PARAMS_OPTION, blame_params
 from sim.cli.common import SET_OPTION, check_table_path, parse_sets
+from sim.cli.progress import shows_activity
 from sim.engine.budget import DEFAULT_MAX_HOP_RECORDS, DEFAULT_MAX_PACKETS, HIGHEST_CEILING
 from sim.errors import UserError
 
@@ -213,6 +214,7 @@ def simulate(
     help="Simulated seconds of the benchmark scenario (its work is bounded like simulate's).",
 )
 @click.option("--repeats", type=click.IntRange(min=1, max=100), default=3, show_default=True)
+@shows_activity("bench: simulating the benchmark case and a bare SimPy loop")
 def bench(as_json: bool, duration_s: float, repeats: int) -> None:
     """Engine speed (packet-hops/s) against a bare SimPy loop, and memory per packet."""
     from sim.bench import run_bench

@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from sim.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, SET_OPTION, parse_sets
+from sim.cli.progress import shows_activity
 from sim.errors import UserError
 from sim.testbed.render import DEFAULT_PREFIX, check_prefix
 
@@ -213,6 +214,7 @@ def _measured(replica, overrides, build_it: bool, **kw):
     "--up/--no-up", "build_it", default=False, help="Build it first if absent; remove after."
 )
 @_errors_to_exit
+@shows_activity("testbed measure: sockperf round trips and SNAT probes on the replica")
 def measure(
     scenario,
     sets,

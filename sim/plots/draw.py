@@ -1,0 +1,168 @@
+"""Matplotlib drawing of views and breakdowns; PNG and SVG written atomically.
+
+Legends sit outside the axes (right of the plot), so they never cover data.
+A numeric x is plotted at its values; a non-numeric one (e.g. ``placement``)
+at evenly spaced positions labelled with the values, in sweep order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
+
+from sim.batch.files import atomic_write, write_error  # noqa: E402
+from sim.plots.axes import band, metric_label, param_label  # noqa: E402
+from sim.plots.breakdown import Bar  # noqa: E402
+from sim.plots.views import Line, View  # noqa: E402
+
+#: Line style per flow (colour tells the other parameters apart).
+STYLES = (
+    {"ls": "-", "marker": "o"},
+    {"ls": "--", "marker": "s"},
+    {"ls": ":", "marker": "^"},
+    {"ls": "-.", "marker": "D"},
+)
+LEGEND_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
+
+
+def plain_log(axis) -> None:
+    """Log scale with plain numbers (1, 2, 5, 10 ...) instead of 2x10^0."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def subtitle(manifest: dict) -> str:
+    """Replications and band meaning, for a figure's title."""
+    reps = manifest.get("replications", "?")
+    quick = " (quick run)" if manifest.get("quick") else ""
+    return f"mean of {reps} replications, shaded: 95% t-interval{quick}"
+
+
+def line_figure(view: View, lns: list[Line], manifest: dict, order: list) -> plt.Figure:
+    """One metric against x, a line and a band per :class:`Line`.
+
+    Parameters
+    ----------
+    view : View
+        What is drawn.
+    lns : list of Line
+        The lines (from :func:`sim.plots.views.lines`).
+    manifest : dict
+        The results' manifest (title, units, x label).
+    order : list
+        The swept values of x in sweep order (positions of a non-numeric x).
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    numeric = all(np.issubdtype(np.asarray(ln.x).dtype, np.number) for ln in lns)
+    dropped = 0
+    groups = list(dict.fromkeys(ln.group for ln in lns))
+    flows = list(dict.fromkeys(ln.flow for ln in lns))
+    for ln in lns:
+        xs = ln.x.astype(float) if numeric else np.array([order.index(v) for v in ln.x], float)
+        color = f"C{groups.index(ln.group) % 10}"
+        style = STYLES[flows.index(ln.flow) % len(STYLES)]
+        ax.plot(xs, ln.mean, color=color, label=ln.label, ms=4, **style)
+        lo, hi, n = band(ln.mean, ln.ci95, view.logy)
+        dropped += n
+        ax.fill_between(xs, lo, hi, color=color, alpha=0.2, linewidth=0)
+    if not numeric:
+        ax.set_xticks(range(len(order)), [str(v) for v in order])
+    units = manifest.get("units", {})
+    unit = units.get(view.x) if units.get(view.x) not in (None, "none") else None
+    label = manifest["plots"].get("x_label") if view.x == manifest["plots"].get("x") else None
+    ax.set_xlabel(param_label(view.x, unit, label))
+    ax.set_ylabel(metric_label(view.y))
+    _scales(ax, view, numeric)
+    note = f"\nlower half of the band not drawn at {dropped} points (mean - ci95 <= 0)"
+    ax.set_title(
+        f"{manifest['experiment']}: {metric_label(view.y)}\n{subtitle(manifest)}"
+        + (note if dropped else ""),
+        fontsize=9,
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, **LEGEND_OUTSIDE)
+    return fig
+
+
+def _scales(ax, view: View, numeric: bool) -> None:
+    if view.logx and numeric:
+        ax.set_xscale("log")
+        plain_log(ax.xaxis)
+    if view.logy:
+        ax.set_yscale("log")
+        plain_log(ax.yaxis)
+    elif view.y == "drop_rate" or view.y.startswith("throughput"):
+        ax.set_ylim(bottom=0)
+
+
+def breakdown_figure(bars: list[Bar], title: str) -> plt.Figure:
+    """Stacked horizontal bars: each station's mean time along each flow's path.
+
+    Segments are coloured by station kind (one legend entry per kind); the part
+    of the mean latency the stations do not account for is grey and hatched.
+    """
+    fig, ax = plt.subplots(figsize=(10, 1.8 + 0.7 * max(1, len(bars))))
+    kinds: dict[str, str] = {}
+    for row, bar in enumerate(bars):
+        left = 0.0
+        for _station, kind, us in bar.segments:
+            new = kind not in kinds
+            kinds.setdefault(kind, f"C{len(kinds) % 10}")
+            ax.barh(row, us, left=left, color=kinds[kind], edgecolor="white", height=0.6,
+                    label=kind if new else None)  # fmt: skip
+            left += us
+        rest = bar.latency_us - left
+        if np.isfinite(rest) and rest > 1e-3:
+            new = "propagation" not in kinds
+            kinds.setdefault("propagation", "lightgrey")
+            ax.barh(row, rest, left=left, color="lightgrey", edgecolor="white", height=0.6,
+                    hatch="//", label="propagation and other" if new else None)  # fmt: skip
+    labels = [
+        b.label + (f"\n(mean latency {b.latency_us:.3g} µs)" if np.isfinite(b.latency_us) else "")
+        for b in bars
+    ]
+    ax.set_yticks(range(len(bars)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean time at each station along the path (queueing + service, µs)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=8, title="station kind", **LEGEND_OUTSIDE)
+    return fig
+
+
+def save(fig: plt.Figure, out: Path, stem: str) -> list[Path]:
+    """Write ``stem``.png and .svg atomically (a failed write leaves no partial file).
+
+    Raises
+    ------
+    UserError
+        The directory cannot be written.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        plt.close(fig)
+        raise write_error(out, exc) from None
+    paths = [out / f"{stem}.png", out / f"{stem}.svg"]
+
+    def png(tmp: Path) -> None:
+        fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+
+    def svg(tmp: Path) -> None:
+        # no date and a fixed id salt: the same results give byte-identical SVGs
+        with plt.rc_context({"svg.hashsalt": "podnetsim"}):
+            fig.savefig(tmp, format="svg", bbox_inches="tight", metadata={"Date": None})
+
+    try:
+        atomic_write(paths[0], png)
+        atomic_write(paths[1], svg)
+    finally:
+        plt.close(fig)
+    return paths

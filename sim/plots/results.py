@@ -1,0 +1,172 @@
+"""A results directory in the tidy form of issue 10, read and checked once for plots.
+
+The batch writes ``runs.parquet`` (one row per run and flow), ``summary.csv``
+(per configuration and flow: ``M.mean``, ``M.ci95``, ``M.n``),
+``stations_summary.csv`` (per configuration and station, with ``station_kind``)
+and ``manifest.json`` (``swept``, ``units``, ``[plots]`` ...). Figures and the
+report draw from the summaries, so a number in a figure is the number in the
+table. A damaged or foreign directory is one line naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from sim.errors import UserError
+
+#: Columns of ``summary.csv`` every view reads, besides the parameters.
+SUMMARY_KEYS = ("config", "flow", "role", "kind", "n")
+#: Columns of ``stations_summary.csv`` the breakdown reads.
+STATIONS_KEYS = ("config", "station", "station_kind", "sojourn_mean_us.mean")
+
+
+@dataclass(frozen=True)
+class Results:
+    """What plots and reports read from a results directory.
+
+    Attributes
+    ----------
+    root : Path
+        The directory.
+    manifest : dict
+        ``manifest.json`` (with ``plots`` an object and ``swept`` in sweep order).
+    summary : pandas.DataFrame
+        ``summary.csv``: one row per (configuration, flow).
+    paths : pandas.DataFrame
+        ``config, flow, path`` from ``runs.parquet`` (the stations a flow crosses,
+        ``" > "``-separated; first replication).
+    stations : pandas.DataFrame or None
+        ``stations_summary.csv`` if the batch wrote one.
+    """
+
+    root: Path
+    manifest: dict
+    summary: pd.DataFrame
+    paths: pd.DataFrame
+    stations: pd.DataFrame | None
+
+    @property
+    def params(self) -> list[str]:
+        """Swept parameters, in sweep order."""
+        return list(self.manifest["swept"])
+
+    def unit(self, param: str) -> str | None:
+        """Return the unit of a swept parameter (None for none)."""
+        unit = self.manifest.get("units", {}).get(param)
+        return None if unit in (None, "", "none") else str(unit)
+
+    @property
+    def plots(self) -> dict:
+        """The experiment's ``[plots]`` table."""
+        return self.manifest["plots"]
+
+
+def is_tidy(root: Path) -> bool:
+    """Whether ``root`` holds results in the per-flow form (a ``flow`` column)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return "flow" in pq.read_schema(Path(root) / "runs.parquet").names
+    except Exception:  # pyarrow raises many types for a missing or damaged file
+        return False
+
+
+def read_results(root: str | Path) -> Results:
+    """Read and check the tables and manifest of a tidy results directory.
+
+    Raises
+    ------
+    UserError
+        Missing, unreadable, empty or inconsistent files (one line naming the file).
+    """
+    root = Path(root)
+    runs_p, summary_p, manifest_p = (root / n for n in ("runs.parquet", "summary.csv",
+                                                        "manifest.json"))  # fmt: skip
+    if not all(p.is_file() for p in (runs_p, summary_p, manifest_p)):
+        raise UserError(
+            f"{str(root)!r} holds no results (runs.parquet, summary.csv and manifest.json)",
+            field="DIR",
+            fix="give the --out directory of a finished `podnetsim run`",
+        )
+    manifest = read_manifest(manifest_p)
+    params = list(manifest["swept"])
+    summary = _read_table(summary_p, (*SUMMARY_KEYS, *params))
+    runs = _read_runs(runs_p, ("config", "flow", "path"))
+    paths = runs.drop_duplicates(["config", "flow"])[["config", "flow", "path"]]
+    st_p = root / "stations_summary.csv"
+    stations = _read_table(st_p, (*STATIONS_KEYS, *params)) if st_p.is_file() else None
+    return Results(root, manifest, summary, paths.reset_index(drop=True), stations)
+
+
+def _read_runs(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
+    try:
+        df = pd.read_parquet(path, columns=list(needed))
+    except (KeyError, ValueError) as exc:
+        missing = next((c for c in needed if repr(c) in str(exc) or c in str(exc)), needed[0])
+        raise damaged(path, f"has no column {missing!r}") from None
+    except Exception as exc:  # pyarrow raises many types for a damaged file
+        raise damaged(path, f"cannot be read ({_reason(exc)})") from None
+    if df.empty:
+        raise damaged(path, "holds no runs")
+    return df
+
+
+def _read_table(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path)
+    except Exception as exc:  # pandas raises several types for a damaged CSV
+        raise damaged(path, f"cannot be read ({_reason(exc)})") from None
+    if df.empty:
+        raise damaged(path, "holds no rows")
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise damaged(path, f"has no column {missing[0]!r}")
+    return df
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def read_manifest(path: Path) -> dict:
+    """Read ``manifest.json`` and check the fields plots use.
+
+    Raises
+    ------
+    UserError
+        Not JSON, not an object, or ``swept``/``units``/``plots`` of the wrong type.
+    """
+    try:
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise damaged(path, f"is not readable JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise damaged(path, "is not a JSON object")
+    swept = manifest.get("swept")
+    if not (isinstance(swept, dict) and swept and all(isinstance(v, list) for v in swept.values())):
+        raise damaged(path, "swept is not an object of parameter -> list of values", "swept")
+    for key in ("plots", "units"):
+        if not isinstance(manifest.get(key, {}), dict):
+            raise damaged(path, f"{key} is not an object", key)
+    plots = dict(manifest.get("plots") or {})
+    x = plots.get("x")
+    if x is not None and x not in swept:
+        names = ", ".join(swept)
+        raise damaged(path, f"plots.x {x!r} is not a swept parameter (swept: {names})", "plots.x")
+    manifest.setdefault("experiment", path.parent.name)
+    return {**manifest, "plots": plots, "units": manifest.get("units") or {}}
+
+
+def damaged(path: Path, problem: str, field: str | None = None) -> UserError:
+    """One line for a damaged results file, with the way to rewrite it."""
+    return UserError(
+        problem,
+        file=str(path),
+        field=field,
+        fix="run the batch again (podnetsim run EXPERIMENT --out DIR --resume rewrites "
+        "the tables and manifest)",
+    )

@@ -1,0 +1,232 @@
+"""Plots that follow the sweep (issue 10), on results in the contract's form.
+
+The results directories are synthetic (tests/contract_results.py): the figures'
+axes, files, lines and bands are checked against the tables they come from.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from contract_results import write_results
+
+from sim.cli.main import cli
+from sim.plots import draw
+from sim.plots.axes import band, file_stem, is_geometric
+from sim.plots.breakdown import bars
+from sim.plots.figures import draw_all
+from sim.plots.results import read_results
+from sim.plots.views import default_views, lines, make_view
+
+RATE = "flows.probe.rate_gbps"
+WINDOW = "flows.neighbour.window_packets"
+GEOMETRIC = {"placement": ["same-node", "cross-node"], WINDOW: [1, 2, 4, 8, 16, 32, 64]}
+
+
+@pytest.fixture(scope="module")
+def linear(tmp_path_factory) -> Path:
+    return write_results(tmp_path_factory.mktemp("lin") / "res")
+
+
+@pytest.fixture(scope="module")
+def geometric(tmp_path_factory) -> Path:
+    return write_results(tmp_path_factory.mktemp("geo") / "res", swept=GEOMETRIC)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1, 2, 4, 8, 16, 32, 64], True),
+        ([64, 128, 256, 512, 1024, 1500, 4000, 9000], True),  # packet-size.toml
+        ([64, 1500, 9000], True),
+        ([0.5, 1, 2, 3, 4, 5, 6, 7, 7.5, 8, 8.2, 9, 10], False),  # evenly spaced load
+        ([1, 2, 4, 8, 12, 15, 16, 18], False),  # span 18 < 20
+        ([1, 2, 4, 8], False),
+        ([0, 1, 10, 100], False),  # zero cannot go on a log axis
+        ([-4, -2, 1, 100], False),
+        ([5], False),
+    ],
+)
+def test_geometric_sweeps_are_recognised(values, expected) -> None:
+    assert is_geometric(values) is expected
+
+
+def test_band_on_log_axis_never_invents_a_lower_edge() -> None:
+    mean = np.array([10.0, 2.0, 5.0, 7.0])
+    ci = np.array([1.0, 3.0, math.nan, 7.0])
+    lo, hi, dropped = band(mean, ci, log=False)
+    np.testing.assert_allclose(lo, [9.0, -1.0, 5.0, 0.0])
+    np.testing.assert_allclose(hi, [11.0, 5.0, 5.0, 14.0])
+    assert dropped == 0
+    lo, hi, dropped = band(mean, ci, log=True)
+    # where mean - ci95 <= 0 the lower half is not drawn: the band starts at the mean
+    np.testing.assert_allclose(lo, [9.0, 2.0, 5.0, 7.0])
+    np.testing.assert_allclose(hi, [11.0, 5.0, 5.0, 14.0])
+    assert dropped == 2
+
+
+def test_file_names_carry_metric_parameter_and_unit() -> None:
+    assert file_stem("latency_p99_us", RATE) == "latency-p99-us-vs-flows-probe-rate-gbps"
+    assert file_stem("drop_rate", "placement") == "drop-rate-vs-placement"
+
+
+def test_default_views_follow_the_sweep(linear, geometric) -> None:
+    for root, x, logx in ((linear, RATE, False), (geometric, WINDOW, True)):
+        res = read_results(root)
+        views = default_views(res)
+        assert {v.x for v in views} == {x}
+        assert all(v.logx is logx for v in views)
+        by_y = {v.y: v for v in views}
+        # request/response plots RTT, the one-way flow latency; throughput for every flow
+        assert by_y["rtt_mean_us"].flows == ("rpc",)
+        assert by_y["latency_mean_us"].flows == ("probe",)
+        assert set(by_y["throughput_gbps"].flows) == {"probe", "neighbour", "rpc"}
+        assert by_y["drop_rate"].logy is False and by_y["latency_p99_us"].logy is True
+
+
+def test_draw_all_writes_a_file_per_view_named_after_x(geometric, tmp_path) -> None:
+    made = draw_all(geometric)
+    names = {p.name for p in made}
+    for metric in ("latency-mean-us", "rtt-p99-us", "throughput-gbps", "drop-rate"):
+        for ext in ("png", "svg"):
+            assert f"{metric}-vs-flows-neighbour-window-packets.{ext}" in names
+    assert {"station-breakdown.png", "station-breakdown.svg"} <= names
+    assert all(p.stat().st_size > 0 for p in made)
+
+
+def _figure(res, view):
+    return draw.line_figure(
+        view, lines(res, view), res.manifest, list(res.manifest["swept"][view.x])
+    )
+
+
+@pytest.mark.parametrize("which", ["linear", "geometric"])
+def test_axes_name_the_swept_parameter_and_scale(which, request) -> None:
+    res = read_results(request.getfixturevalue(which))
+    view = make_view(res, y="latency_mean_us")
+    fig = _figure(res, view)
+    ax = fig.axes[0]
+    assert view.x in ax.get_xlabel()
+    if view.x == RATE:
+        assert "(Gbit/s)" in ax.get_xlabel() and ax.get_xscale() == "linear"
+    else:
+        assert ax.get_xscale() == "log"
+    assert ax.get_ylabel() == "one-way latency, mean (µs)" and ax.get_yscale() == "log"
+    # the legend is outside the axes: it covers no data
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1
+    draw.plt.close(fig)
+
+
+def test_lines_are_the_summary_numbers(linear) -> None:
+    res = read_results(linear)
+    view = make_view(res, y="throughput_gbps", flow="neighbour")
+    summary = pd.read_csv(linear / "summary.csv")
+    got = lines(res, view)
+    assert [ln.label for ln in got] == ["same-node", "cross-node"]
+    for ln in got:
+        rows = summary[(summary["flow"] == "neighbour") & (summary["placement"] == ln.label)]
+        rows = rows.sort_values(RATE)
+        np.testing.assert_array_equal(ln.x, rows[RATE].to_numpy())
+        np.testing.assert_array_equal(ln.mean, rows["throughput_gbps.mean"].to_numpy())
+        np.testing.assert_array_equal(ln.ci95, rows["throughput_gbps.ci95"].to_numpy())
+
+
+def test_breakdown_groups_by_recorded_station_kind(linear, tmp_path) -> None:
+    """Station names that say nothing of their kind still group by ``station_kind``."""
+    root = tmp_path / "res"
+    shutil.copytree(linear, root, ignore=shutil.ignore_patterns("plots"))
+    rename = {}
+    for table in ("stations_summary.csv", "runs.parquet"):
+        p = root / table
+        df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+        if "station" in df:
+            rename = {n: f"s{i}" for i, n in enumerate(dict.fromkeys(df["station"]))}
+            df["station"] = df["station"].map(rename)
+        else:
+            names = dict(rename)
+            df["path"] = df["path"].map(lambda s, m=names: " > ".join(m[n] for n in s.split(" > ")))
+        df.to_parquet(p, index=False) if p.suffix == ".parquet" else df.to_csv(p, index=False)
+    res = read_results(root)
+    at, bs = bars(res)
+    assert at == 6.0  # the highest load at which no measured flow dropped
+    cross = next(b for b in bs if b.label == "probe, cross-node")
+    kinds = [k for _, k, _ in cross.segments]
+    assert kinds == ["veth", "bridge", "forward", "nic_tx", "gateway", "nic_rx", "veth"]
+    st = pd.read_csv(root / "stations_summary.csv")
+    config = res.summary.query("flow == 'probe' and placement == 'cross-node'")
+    config = int(config[config[RATE] == 6.0]["config"].iloc[0])
+    want = st[st["config"] == config].set_index("station")["sojourn_mean_us.mean"]
+    assert [v for _, _, v in cross.segments] == [want[s] for s, _, _ in cross.segments]
+
+
+def _plot(*args: str):
+    return CliRunner().invoke(cli, ["plot", *args])
+
+
+def test_plot_redraws_one_view_by_name(linear) -> None:
+    res = _plot(str(linear), "--x", "placement", "--y", "rtt_p99_us", "--logy")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.split() == [
+        str(linear / "plots" / f"rtt-p99-us-vs-placement.{e}") for e in ("png", "svg")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "valid"),
+    [
+        (["--x", "rate"], "--x", "placement, flows.probe.rate_gbps"),
+        (["--by", "flows.probe.rate"], "--by", "placement, flows.probe.rate_gbps"),
+        (["--y", "latency_p99"], "--y", "latency_p99_us"),
+        (["--flow", "prob"], "--flow", "probe, neighbour, rpc"),
+    ],
+)
+def test_plot_bad_name_is_one_line_naming_the_valid_ones(linear, args, option, valid) -> None:
+    res = _plot(str(linear), *args)
+    assert res.exit_code == 2
+    lines_ = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines_) == 1 and lines_[0].startswith(f"error: {option}: ")
+    assert valid in lines_[0] and "Traceback" not in res.output
+
+
+def _edit_manifest(root: Path, **changes) -> None:
+    m = json.loads((root / "manifest.json").read_text())
+    m.update(changes)
+    (root / "manifest.json").write_text(json.dumps(m))
+
+
+DAMAGE = {
+    "manifest-not-json": (lambda r: (r / "manifest.json").write_text("{oops"), "manifest.json"),
+    "no-swept": (lambda r: _edit_manifest(r, swept=None), "manifest.json"),
+    "plots-x-unknown": (
+        lambda r: _edit_manifest(r, plots={"x": "flows.probe.rate"}),
+        "manifest.json",
+    ),
+    "summary-no-flow": (
+        lambda r: pd.read_csv(r / "summary.csv").drop(columns="flow").to_csv(r / "summary.csv"),
+        "summary.csv",
+    ),
+    "runs-garbage": (lambda r: (r / "runs.parquet").write_bytes(b"PAR1 nope"), "runs.parquet"),
+    "stations-empty": (lambda r: (r / "stations_summary.csv").write_text(""), "stations_summary"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_damaged_tidy_results_are_one_line(linear, tmp_path, case) -> None:
+    root = tmp_path / "res"
+    shutil.copytree(linear, root, ignore=shutil.ignore_patterns("plots"))
+    damage, name = DAMAGE[case]
+    damage(root)
+    res = CliRunner().invoke(cli, ["plot", str(root), "--y", "throughput_gbps"])
+    assert res.exit_code == 2, res.output
+    lines_ = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines_) == 1 and name in lines_[0] and "Fix:" in lines_[0], res.stderr
+    assert not (root / "plots").exists()
