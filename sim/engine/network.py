@@ -22,6 +22,8 @@ from sim.spec.costs import Costs, StationCost
 
 US = 1e-6
 NS = 1e-9
+#: Drop reason of a packet lost at random at a station with ``loss`` > 0.
+RANDOM_LOSS = "random_loss"
 
 
 def stream(seed: int, *key: str | int) -> np.random.Generator:
@@ -91,6 +93,7 @@ class Network:
             per_byte_s += 8.0 / (c.rate_gbps * 1e9)
             per_packet_s += c.framing_bytes * 8.0 / (c.rate_gbps * 1e9)
         rng = stream(self.seed, "station", name) if c.service == "exponential" else None
+        loss_rng = stream(self.seed, "station", name, "loss") if c.loss > 0 else None
         st = Station(
             len(self.stations),
             name,
@@ -102,8 +105,12 @@ class Network:
             c.buffer_bytes,
             c.servers,
             rng,
+            c.loss,
+            loss_rng,
         )
         st.bind(self, self.warmup, self.rec.reason_id(f"buffer full at {name}"))
+        if c.loss > 0:
+            st.loss_reason = self.rec.reason_id(RANDOM_LOSS)
         self.stations.append(st)
         self.by_name[name] = st
         return st

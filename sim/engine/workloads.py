@@ -20,10 +20,13 @@ import numpy as np
 from sim.control.cluster import Cluster
 from sim.control.resolve import endpoint, resolve, resolve_reply
 from sim.engine.network import US, Network, stream
+from sim.engine.tcp import TcpFlow, TcpStats
 from sim.errors import ScenarioError, UserError
 from sim.spec.workload import OPEN_LOOP_KINDS, Flow
 
 _BLOCK = 4096
+#: Kinds with a reverse route for their replies or acknowledgements.
+CLOSED_LOOP_KINDS = ("request-response", "bulk", "tcp")
 
 
 @dataclass
@@ -42,6 +45,8 @@ class FlowState:
         Offered rate (open loop), packets/s; NaN for closed loop and traces.
     rtt_done_s, rtt_s : list of float
         Completion time and round-trip time of each request (request-response).
+    tcp : TcpStats or None
+        Goodput, retransmissions, timeouts, SRTT and cwnd of a ``tcp`` flow.
     """
 
     flow: Flow
@@ -50,6 +55,7 @@ class FlowState:
     rate_pps: float = math.nan
     rtt_done_s: list[float] = field(default_factory=list)
     rtt_s: list[float] = field(default_factory=list)
+    tcp: TcpStats | None = None
 
 
 class _Sizes:
@@ -425,7 +431,7 @@ def flow_routes(net: Network, cl: Cluster, i: int, f: Flow) -> tuple[int, int | 
     fld = f"flows.{i}"
     fwd = _flow_route(net, cl, f.src, f.dst, f"{fld}.src", f"{fld}.dst")
     r = net.add_route(fwd)
-    if f.kind not in ("request-response", "bulk"):
+    if f.kind not in CLOSED_LOOP_KINDS:
         return r, None
     rep = resolve_reply(cl, fwd) if fwd.verdict != "dropped" else None
     if rep is None:
@@ -472,6 +478,8 @@ def install_flows(net: Network, cl: Cluster, end_s: float, warnings: list[str]) 
             st.reply_routes.append(rr)
             if f.kind == "request-response":
                 RequestResponse(net, st, r, rr, end_s)
+            elif f.kind == "tcp":
+                st.tcp = TcpFlow(net, f, r, rr, end_s).stats
             else:
                 Bulk(net, st, r, rr, end_s)
             states.append(st)
