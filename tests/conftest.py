@@ -27,6 +27,9 @@ SLOW = (
     "test_batch_resume.py::test_sigkill_then_resume",
     "test_engine_compiled.py::test_shipped_experiment_quick_runs_identical",
     "test_engine_cli.py::test_bench_json_keys",
+    "test_tcp_theory.py::test_one_flow_fills_a_bottleneck_buffered_by_one_bdp",
+    "test_tcp_theory.py::test_four_flows_share_a_bottleneck_fairly",
+    "test_tcp_theory.py::test_newreno_under_random_loss_follows_mathis",
 )
 
 
