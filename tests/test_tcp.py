@@ -15,6 +15,7 @@ from sim.analysis import summarize
 from sim.engine import simulate
 from sim.engine.compiled.select import blocking_flow
 from sim.engine.tcp import RTO_INITIAL_S, RTO_MIN_S, TcpFlow
+from sim.engine.tcp_cc import Cubic, NewReno
 from sim.errors import ScenarioError
 from sim.spec.load import scenario_from_dict
 from sim.spec.workload import Flow
@@ -219,3 +220,45 @@ def test_a_lost_last_segment_is_resent_at_the_rfc6298_time(
     last_ack = acks_done[acks_done < resend].max()
     assert resend == pytest.approx(last_ack + rto, abs=1e-9)
     assert len(st.timeout_s) == 1 and st.goodput_bytes == 20 * MSS
+
+
+# -- CUBIC (RFC 9438) ------------------------------------------------------------------
+
+
+def test_cubic_decrease_k_and_fast_convergence() -> None:
+    """beta = 0.7; K = cbrt(W_max (1 - beta) / C) (RFC 9438 eq. 2); W_cubic(K) = W_max;
+    a loss below the last W_max releases bandwidth: W_max = cwnd (1 + beta) / 2."""
+    cc = Cubic(MSS, 100 * MSS)
+    cc.ssthresh = 50 * MSS  # in congestion avoidance
+    cc.on_loss(100 * MSS, 1.0)
+    assert cc.ssthresh == pytest.approx(70 * MSS) and cc.w_max == 100
+    cc.cwnd = cc.ssthresh
+    cc.on_ack(MSS, 2.0, 0.0)  # opens the epoch at t = 2 s
+    assert cc.k_s == pytest.approx(math.cbrt(100 * 0.3 / 0.4), rel=1e-12)
+    assert cc.w_cubic(cc.k_s) == pytest.approx(100.0)
+    assert cc.w_cubic(0.0) == pytest.approx(70.0)
+    cc.cwnd = 90 * MSS
+    cc.on_loss(90 * MSS, 3.0)
+    assert cc.w_max == pytest.approx(90 * 1.7 / 2)
+
+
+def test_cubic_is_reno_friendly_on_short_round_trips() -> None:
+    """With a 20 us RTT the cubic curve barely moves in a window's worth of ACKs, so
+    cwnd follows W_est: + 3 (1 - beta) / (1 + beta) segments per window acknowledged
+    (RFC 9438 section 4.3)."""
+    cc = Cubic(MSS, 10 * MSS)
+    cc.cwnd, cc.ssthresh, cc.w_max = 40 * MSS, 40 * MSS, 50.0
+    t = 5.0
+    for _ in range(40):
+        cc.on_ack(MSS, t, 20e-6)
+        t += 0.5e-6
+    alpha = 3 * 0.3 / 1.7
+    assert cc.cwnd / MSS == pytest.approx(40 + alpha, rel=0.02)
+
+
+def test_timeout_sets_one_segment_and_keeps_ssthresh_rule() -> None:
+    for cls, factor in ((NewReno, 0.5), (Cubic, 0.7)):
+        cc = cls(MSS, 10 * MSS)
+        cc.cwnd = 60 * MSS
+        cc.on_timeout(60 * MSS, 1.0)
+        assert cc.cwnd == MSS and cc.ssthresh == pytest.approx(60 * MSS * factor)
