@@ -262,3 +262,24 @@ def test_timeout_sets_one_segment_and_keeps_ssthresh_rule() -> None:
         cc.cwnd = 60 * MSS
         cc.on_timeout(60 * MSS, 1.0)
         assert cc.cwnd == MSS and cc.ssthresh == pytest.approx(60 * MSS * factor)
+
+
+# -- iperf3 on the replica (parsing only; the measurement needs root) ----------------------
+
+
+def test_parse_iperf3_reads_the_receivers_goodput() -> None:
+    import json
+
+    from sim.testbed.errors import ProbeError
+    from sim.testbed.iperf import parse_iperf3
+
+    doc = {"end": {"streams": [{}, {}], "sum_sent": {"bits_per_second": 2.1e9, "retransmits": 3},
+                   "sum_received": {"bits_per_second": 2.0e9}}}  # fmt: skip
+    assert parse_iperf3(json.dumps(doc)) == {
+        "goodput_gbps": 2.0,
+        "retransmissions": 3,
+        "streams": 2,
+    }
+    for bad in ("not json", json.dumps({"error": "unable to connect"}), json.dumps({"end": {}})):
+        with pytest.raises(ProbeError):
+            parse_iperf3(bad)
