@@ -283,3 +283,57 @@ def test_parse_iperf3_reads_the_receivers_goodput() -> None:
     for bad in ("not json", json.dumps({"error": "unable to connect"}), json.dumps({"end": {}})):
         with pytest.raises(ProbeError):
             parse_iperf3(bad)
+
+
+# -- delayed ACKs and NewReno recovery -----------------------------------------------------
+
+
+def packets_of(res):
+    is_ack = np.asarray(res.route_is_reply)[res.packets["route"]]
+    p = res.packets
+    return (p["send_s"][~is_ack], p["done_s"][~is_ack]), (p["send_s"][is_ack], p["done_s"][is_ack])
+
+
+@pytest.mark.parametrize(("delayed", "acks"), [(True, 10), (False, 20)])
+def test_one_ack_per_two_full_segments(article_raw, delayed, acks) -> None:
+    flow = {"name": "t", "kind": "tcp", "src": "api", "dst": "web", "bytes": 20 * MSS,
+            "delayed_ack": delayed}  # fmt: skip
+    res = simulate(tcp_scenario(article_raw, [flow]), seed=1, duration_s=0.01, warmup_s=0.0)
+    (data_sent, _), (ack_sent, _) = packets_of(res)
+    assert len(data_sent) == 20 and len(ack_sent) == acks
+
+
+def test_a_lone_segment_is_acknowledged_after_the_delayed_ack_timer(article_raw) -> None:
+    """IW = 1: the first segment waits ``delack_us`` (Linux: 40 ms) for its ACK
+    (RFC 5681 4.2: at most 500 ms, and every second full segment at once)."""
+    flow = {"name": "t", "kind": "tcp", "src": "api", "dst": "web", "bytes": 3 * MSS,
+            "init_cwnd_segments": 1}  # fmt: skip
+    res = simulate(tcp_scenario(article_raw, [flow]), seed=1, duration_s=0.2, warmup_s=0.0)
+    (_, data_done), (ack_sent, _) = packets_of(res)
+    assert ack_sent[0] == pytest.approx(data_done[0] + 0.040, abs=1e-12)
+    assert len(ack_sent) == 2  # then two full segments: acknowledged at once
+
+
+def test_newreno_recovers_three_losses_of_one_window_without_a_timeout(
+    article_raw, monkeypatch
+) -> None:
+    """RFC 6582: one fast retransmit for the first hole, then each partial ACK
+    retransmits the next hole; no timeout, exactly one retransmission per loss."""
+    lost = {5 * MSS, 9 * MSS, 14 * MSS}
+    original = TcpFlow._segment_arrived
+
+    def arrived(self, pkt, t):
+        sender, seq, end = self.seg[pkt]
+        if seq in lost:
+            lost.discard(seq)
+            self.net.drop(pkt, t, self.net.rec.reason_id("test: lost once"))
+            return
+        original(self, pkt, t)
+
+    monkeypatch.setattr(TcpFlow, "_segment_arrived", arrived)
+    flow = {"name": "t", "kind": "tcp", "src": "api", "dst": "web", "bytes": 60 * MSS,
+            "cc": "newreno", "init_cwnd_segments": 20}  # fmt: skip
+    res = simulate(tcp_scenario(article_raw, [flow]), seed=1, duration_s=0.05, warmup_s=0.0)
+    st = res.flows[0].tcp
+    assert not lost and st.timeout_s == [] and len(st.retransmit_s) == 3
+    assert st.goodput_bytes == 60 * MSS and st.completed_s[0] < 0.01

@@ -30,7 +30,8 @@ What is modelled (sources)
   byte (``snd_nxt = snd_una``) and slow-starts from one segment.
 * Delayed ACKs (RFC 5681 section 4.2, Linux): an ACK once two full segments are
   unacknowledged, or ``delack_us`` (40 ms) after the first; at once for an
-  out-of-order segment, a duplicate, or a segment that fills a hole.
+  out-of-order segment, a duplicate, a segment that fills a hole, and the last
+  byte of a ``bytes`` transfer (standing for the FIN, which is acknowledged at once).
 * Loss is learned only from duplicate ACKs and timeouts: a dropped segment just
   never arrives (the drop hook only forgets it).
 * ``tso``: the sender hands the path super-segments of up to 64 KB (whole
