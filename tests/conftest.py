@@ -34,6 +34,9 @@ SLOW = (
     "test_report_html.py::test_summary_table_numbers_are_summary_csv",
     "test_report_html.py::test_stations_table_and_manifest",
     "test_report_html.py::test_report_renders_in_a_headless_browser",
+    "test_tcp_theory.py::test_one_flow_fills_a_bottleneck_buffered_by_one_bdp",
+    "test_tcp_theory.py::test_four_flows_share_a_bottleneck_fairly",
+    "test_tcp_theory.py::test_newreno_under_random_loss_follows_mathis",
 )
 
 

@@ -35,6 +35,8 @@ FLOW_METRICS = (
     *(f"rtt_{k}_us" for k in RTT_KEYS),
     "transactions_per_s",
     "retransmissions",
+    "timeouts",
+    "srtt_mean_us",
 )
 COUNT_METRICS = ("sent", "delivered", "dropped", "in_flight")
 DROPS_PREFIX = "drops."
@@ -101,8 +103,10 @@ def _flow_row(st, f: dict, lat_s: np.ndarray, measured: tuple[str, ...], warning
     rtt = f.get("rtt_us", {})
     row.update({f"rtt_{k}_us": rtt.get(k, math.nan) for k in RTT_KEYS})
     row["transactions_per_s"] = f.get("transactions_per_s", math.nan)
-    resends = getattr(st, "retransmissions", None)
+    resends = f.get("retransmissions", getattr(st, "retransmissions", None))
     row["retransmissions"] = math.nan if resends is None else resends
+    row["timeouts"] = f.get("timeouts", math.nan)
+    row["srtt_mean_us"] = f.get("srtt_mean_us", math.nan)
     for reason, n in sorted(f["drops_by_reason"].items()):
         row[DROPS_PREFIX + reason] = n
     row["path"] = " > ".join(f["path"])

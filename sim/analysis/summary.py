@@ -9,6 +9,10 @@ data); its replies and acknowledgements are counted apart under ``replies``, and
 their drops also appear in the flow's ``drops_by_reason`` as ``reply: REASON`` (a
 reply lost for want of a route back is the flow's loss too). Round-trip times run
 from a transaction's first request to its reply (see :mod:`sim.engine.workloads`).
+A ``tcp`` flow's ``throughput_gbps`` is its goodput: payload bytes delivered in
+order to its receivers in the window (no headers, no duplicates); it also has
+``retransmissions`` and ``timeouts`` (in the window) and the sender's smoothed RTT
+after each sample taken in the window (``srtt_mean_us``, ``srtt_p50_us``).
 Station figures count packets that *arrived* at the station in the window:
 utilization = busy time / (servers x window); time-averaged number in system
 = total sojourn time / window (the area under the number-in-system curve).
@@ -35,6 +39,24 @@ def _latency_stats_us(lat_s: np.ndarray) -> dict[str, float]:
     us = lat_s * 1e6
     vals = [us.mean(), *np.percentile(us, PERCENTILES), us.max()]
     return {k: float(v) for k, v in zip(LATENCY_KEYS, vals, strict=True)}
+
+
+def _tcp_metrics(tcp, t0: float, t1: float) -> dict[str, float]:
+    """Goodput (Gbit/s), retransmissions, timeouts and SRTT (us) of a tcp flow in [t0, t1)."""
+
+    def n_in(times: list[float]) -> int:
+        a = np.asarray(times)
+        return int(((a >= t0) & (a < t1)).sum())
+
+    at = np.asarray(tcp.srtt_at_s)
+    srtt_us = np.asarray(tcp.srtt_s)[(at >= t0) & (at < t1)] * 1e6
+    return {
+        "throughput_gbps": tcp.goodput_bytes * 8.0 / (t1 - t0) / 1e9,
+        "retransmissions": n_in(tcp.retransmit_s),
+        "timeouts": n_in(tcp.timeout_s),
+        "srtt_mean_us": float(srtt_us.mean()) if srtt_us.size else math.nan,
+        "srtt_p50_us": float(np.percentile(srtt_us, 50)) if srtt_us.size else math.nan,
+    }
 
 
 def _counts(mask_sent, done, reason, end_s, reasons) -> dict:
@@ -133,6 +155,8 @@ def _flow_entry(res: RunResult, fi: int, pkt_flow, pkt_reply) -> dict:
         ok = (rd >= t0) & (rd < t1)
         entry["rtt_us"] = _latency_stats_us(rtt[ok])
         entry["transactions_per_s"] = float(ok.sum()) / window
+    if st.tcp is not None:
+        entry.update(_tcp_metrics(st.tcp, t0, t1))
     return entry
 
 

@@ -15,7 +15,11 @@ Estimates per flow (``window`` = the flow's sending window inside the run):
   per uncongested round trip (mean service + propagation of every hop, plus
   ``think_us``), or once per ``rto_us`` if the path loses the packet; 2 packets a
   cycle when the request reaches its destination;
-* trace: the file's rows (its newline count, read without parsing).
+* trace: the file's rows (its newline count, read without parsing);
+* tcp: per connection, one ACK per data segment at most; data at most the path's
+  capacity for full segments, and at most the receive window per uncongested round
+  trip (and ``bytes``); a path that loses everything: the initial window plus one
+  retransmission per minimum RTO (:mod:`sim.engine.tcp`).
 
 Hop records are packets x the stations of their route (traces: :data:`TRACE_HOPS`).
 
@@ -35,6 +39,7 @@ from pathlib import Path
 
 from sim.control.cluster import Cluster, build_cluster
 from sim.engine.network import US, Network
+from sim.engine.tcp import ACK_BYTES, RTO_MIN_S
 from sim.engine.workloads import flow_routes, offered_pps
 from sim.errors import UserError
 from sim.spec.scenario import Scenario
@@ -124,6 +129,25 @@ def _closed_loop(net: Network, f: Flow, fwd: int, rep: int, window_s: float) -> 
     return slots * (per_cycle * cycles + 1), why
 
 
+def _tcp(net: Network, f: Flow, fwd: int, rep: int, window_s: float) -> tuple[float, str]:
+    """Packets (data and ACKs) of a ``tcp`` flow over ``window_s`` seconds, and why."""
+    if window_s <= 0:
+        return 0.0, "outside the run"
+    seg = f.segment_bytes()
+    if net.routes[fwd].verdict != "delivered" or net.routes[rep].verdict != "delivered":
+        per_stream = f.init_cwnd_segments + window_s / RTO_MIN_S + 1
+        return 2 * f.streams * per_stream, f"{f.streams} connection(s) whose path loses them"
+    rtt_s = _route_time_s(net, fwd, seg) + _route_time_s(net, rep, ACK_BYTES)
+    if rtt_s <= 0:
+        return math.inf, "a closed loop whose round trip takes no simulated time"
+    by_window = f.streams * math.ceil(f.rcv_buf_bytes / f.mss_bytes) * window_s / rtt_s
+    data = min(net.capacity_pps(fwd, seg) * window_s, by_window)
+    if f.bytes is not None:
+        data = min(data, f.streams * math.ceil(f.bytes / f.mss_bytes))
+    data += f.streams * f.init_cwnd_segments
+    return 2 * data, f"{f.streams} connection(s), a round trip of {rtt_s / US:.3g} us"
+
+
 def _trace_rows(f: Flow) -> float:
     """Newlines in the trace file (its rows, plus the header), without parsing it."""
     n = 0
@@ -145,7 +169,10 @@ def _flow_work(net: Network, cl: Cluster, i: int, f: Flow, end_s: float, hops: b
         rows = _trace_rows(f)
         return FlowWork(fld, rows, rows * TRACE_HOPS if hops else 0.0, 0.0, "rows of its file")
     fwd, rep = flow_routes(net, cl, i, f)
-    if rep is not None:
+    if f.kind == "tcp":
+        packets, why = _tcp(net, f, fwd, rep, window_s)
+        per_packet_hops = (len(net.route_stations[fwd]) + len(net.route_stations[rep])) / 2
+    elif rep is not None:
         packets, why = _closed_loop(net, f, fwd, rep, window_s)
         per_packet_hops = (len(net.route_stations[fwd]) + len(net.route_stations[rep])) / 2
     else:

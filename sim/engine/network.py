@@ -23,6 +23,9 @@ from sim.engine.stations import Station
 from sim.spec.costs import Costs, StationCost
 
 US = 1e-6
+NS = 1e-9
+#: Drop reason of a packet lost at random at a station with ``loss`` > 0.
+RANDOM_LOSS = "random_loss"
 
 
 def stream(seed: int, *key: str | int) -> np.random.Generator:
@@ -88,6 +91,7 @@ class Network:
         c = cost_of(self.costs, kind)
         per_packet_s, per_byte_s = c.service_terms_s()
         rng = stream(self.seed, "station", name) if c.service == "exponential" else None
+        loss_rng = stream(self.seed, "station", name, "loss") if c.loss > 0 else None
         st = Station(
             len(self.stations),
             name,
@@ -99,8 +103,12 @@ class Network:
             c.buffer_bytes,
             c.servers,
             rng,
+            c.loss,
+            loss_rng,
         )
         st.bind(self, self.warmup, self.rec.reason_id(f"buffer full at {name}"))
+        if c.loss > 0:
+            st.loss_reason = self.rec.reason_id(RANDOM_LOSS)
         self.stations.append(st)
         self.by_name[name] = st
         return st

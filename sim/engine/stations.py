@@ -7,7 +7,9 @@ counts packets waiting *and* in service. A packet's service time is::
         + the route's extra cost at this hop (SNAT/de-NAT)
 
 scaled by an Exp(1) draw for ``service = "exponential"``; after service the
-packet propagates for ``propagation`` without holding the server.
+packet propagates for ``propagation`` without holding the server. With ``loss``
+> 0 a packet arriving is lost with that probability (drop reason ``random_loss``),
+before the buffer test, from the station's own random stream.
 
 Because service is FIFO, a station computes a packet's departure when it
 arrives (Lindley: ``start = max(arrival, earliest free server)``) and schedules
@@ -52,6 +54,10 @@ class Station:
         Drop-tail limit on packets in the station; None is unlimited.
     rng : numpy.random.Generator or None
         Stream for exponential service; None for deterministic service.
+    loss : float
+        Probability that an arriving packet is lost (0: never).
+    loss_rng : numpy.random.Generator or None
+        Stream of the loss draws (needed when ``loss`` > 0).
     """
 
     __slots__ = (
@@ -88,6 +94,11 @@ class Station:
         "r_arrive",
         "r_end",
         "hops_on",
+        "loss",
+        "loss_rng",
+        "_loss_draws",
+        "_li",
+        "loss_reason",
     )
 
     def __init__(
@@ -102,6 +113,8 @@ class Station:
         buffer_bytes: int | None = None,
         servers: int = 1,
         rng: np.random.Generator | None = None,
+        loss: float = 0.0,
+        loss_rng: np.random.Generator | None = None,
     ) -> None:
         self.index = index
         self.name = name
@@ -127,7 +140,12 @@ class Station:
         self.sojourn_sum = 0.0
         self.max_in_system = 0
         self.drop_reason = 0
-        fast = servers == 1 and buffer_bytes is None and rng is None
+        self.loss = loss
+        self.loss_rng = loss_rng
+        self._loss_draws: list[float] = []
+        self._li = 0
+        self.loss_reason = 0
+        fast = servers == 1 and buffer_bytes is None and rng is None and loss == 0.0
         self.arrive = self._arrive_fast if fast else self._arrive_general
 
     def bind(self, net, warmup_s: float, drop_reason: int) -> None:
@@ -160,6 +178,15 @@ class Station:
             i = 0
         self._di = i + 1
         return self._draws[i]
+
+    def _lost(self) -> bool:
+        """Whether the arriving packet is lost (one uniform draw per arrival)."""
+        i = self._li
+        if i >= len(self._loss_draws):
+            self._loss_draws = self.loss_rng.random(_BLOCK).tolist()
+            i = 0
+        self._li = i + 1
+        return self._loss_draws[i] < self.loss
 
     # The hot path. Deterministic service, one server, packet-count buffer.
     # The arrival event ``ev`` has been processed by SimPy when this runs, so it
@@ -219,6 +246,11 @@ class Station:
             while deps and deps[0][0] <= now:
                 self.bytes_in -= deps.popleft()[1]
         n = len(deps)
+        if self.loss and self._lost():
+            net.drop(pkt, now, self.loss_reason)
+            if now >= self.warmup:
+                self.n_drops += 1
+            return
         full = n >= self.limit
         if not full and self.limit_bytes is not None:
             full = self.bytes_in + size > self.limit_bytes

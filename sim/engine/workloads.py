@@ -23,10 +23,13 @@ from sim.control.cluster import Cluster
 from sim.control.resolve import endpoint, resolve, resolve_reply
 from sim.engine.network import US, Network, stream
 from sim.engine.stations import UNLIMITED
+from sim.engine.tcp import TcpFlow, TcpStats
 from sim.errors import ScenarioError, UserError
 from sim.spec.workload import OPEN_LOOP_KINDS, Flow
 
 _BLOCK = 4096
+#: Kinds with a reverse route for their replies or acknowledgements.
+CLOSED_LOOP_KINDS = ("request-response", "bulk", "tcp")
 
 
 @dataclass
@@ -48,6 +51,8 @@ class FlowState:
     retransmissions : int or None
         Resends after a loss (request or reply, data or ack) sent in the
         measurement window (closed loop); None for flows that never resend.
+    tcp : TcpStats or None
+        Goodput, retransmissions, timeouts, SRTT and cwnd of a ``tcp`` flow.
     """
 
     flow: Flow
@@ -57,6 +62,7 @@ class FlowState:
     rtt_done_s: list[float] = field(default_factory=list)
     rtt_s: list[float] = field(default_factory=list)
     retransmissions: int | None = None
+    tcp: TcpStats | None = None
 
 
 def _count_resend(net: Network, st: FlowState, t: float) -> None:
@@ -445,7 +451,7 @@ def flow_routes(net: Network, cl: Cluster, i: int, f: Flow) -> tuple[int, int | 
     fld = f"flows.{i}"
     fwd = _flow_route(net, cl, f.src, f.dst, f"{fld}.src", f"{fld}.dst")
     r = net.add_route(fwd)
-    if f.kind not in ("request-response", "bulk"):
+    if f.kind not in CLOSED_LOOP_KINDS:
         return r, None
     rep = resolve_reply(cl, fwd) if fwd.verdict != "dropped" else None
     if rep is None:
@@ -492,6 +498,8 @@ def install_flows(net: Network, cl: Cluster, end_s: float, warnings: list[str]) 
             st.reply_routes.append(rr)
             if f.kind == "request-response":
                 RequestResponse(net, st, r, rr, end_s)
+            elif f.kind == "tcp":
+                st.tcp = TcpFlow(net, f, r, rr, end_s).stats
             else:
                 Bulk(net, st, r, rr, end_s)
             states.append(st)

@@ -75,6 +75,9 @@ class StationCost(BaseModel):
         ``"unlimited"`` in a file) is unlimited.
     service : {"deterministic", "exponential"}
         Distribution of the service time (the mean is given by the cost formula).
+    loss : float
+        Probability that a packet arriving at the station is lost (independent
+        random loss, drop reason ``random_loss``), in [0, 1). Default 0.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -88,6 +91,7 @@ class StationCost(BaseModel):
     buffer_packets: int | None = Field(1000, ge=1)
     buffer_bytes: int | None = Field(None, ge=1)
     service: Literal["deterministic", "exponential"] = "deterministic"
+    loss: float = Field(0.0, ge=0, lt=1)
 
     @field_validator("buffer_packets", "buffer_bytes", mode="before")
     @classmethod

@@ -12,7 +12,10 @@ packets are generated:
 ``request-response`` closed loop: ``outstanding`` requests in flight; each is
                      answered along the reverse path; gives round-trip times
 ``bulk``             window-limited transfer: ``window_packets`` in flight, each
-                     acknowledged by a small reply; gives throughput
+                     acknowledged by a small reply; a fixed window, not TCP
+``tcp``              TCP bulk transfer (``bytes``, or until ``stop_s``) over
+                     ``streams`` connections: slow start, NewReno or CUBIC
+                     congestion control, RTO, delayed ACKs (:mod:`sim.engine.tcp`)
 """
 
 from __future__ import annotations
@@ -26,7 +29,21 @@ IMIX_SIZES_BYTES = (40, 576, 1500)
 IMIX_WEIGHTS = (7, 4, 1)
 
 OPEN_LOOP_KINDS = ("poisson", "constant", "onoff")
-FlowKind = Literal["poisson", "constant", "onoff", "trace", "request-response", "bulk"]
+FlowKind = Literal["poisson", "constant", "onoff", "trace", "request-response", "bulk", "tcp"]
+
+#: Ethernet MTU, bytes: the IP packet size of a full TCP segment.
+MTU_BYTES = 1500
+#: IPv4 + TCP headers without options, bytes (RFC 791, RFC 9293).
+TCP_IP_HEADER_BYTES = 40
+#: Largest GSO/TSO super-segment, bytes of IP packet (Linux ``GSO_MAX_SIZE``, 64 KB).
+TSO_MAX_BYTES = 65535
+#: Linux ``tcp_rmem`` default (its middle value), the receive buffer, bytes
+#: (``Documentation/networking/ip-sysctl.rst``).
+TCP_RMEM_DEFAULT_BYTES = 131072
+#: Linux's delayed-ACK timer, microseconds (``TCP_DELACK_MIN`` = HZ/25 = 40 ms).
+DELACK_US = 40000.0
+#: Most parallel connections of one tcp flow (``iperf3 -P`` allows 128).
+MAX_STREAMS = 128
 
 
 class Flow(BaseModel):
@@ -72,7 +89,34 @@ class Flow(BaseModel):
     ack_bytes : int
         Size of each acknowledgement of a ``bulk`` flow, bytes.
     rto_us : float
-        Closed-loop flows resend a lost request/packet after this timeout, microseconds.
+        Closed-loop flows resend a lost request/packet after this timeout, microseconds
+        (not ``tcp``, whose RTO follows RFC 6298).
+    bytes : int or None
+        Payload bytes each ``tcp`` connection sends; None sends until ``stop_s`` (or
+        the end of the run).
+    streams : int
+        Parallel connections of a ``tcp`` flow (like ``iperf3 -P``).
+    cc : {"cubic", "newreno"}
+        Congestion control (CUBIC, RFC 9438, is Linux's default; NewReno, RFC 6582).
+    mss_bytes : int
+        Maximum segment size, payload bytes (default: the 1500 B MTU minus 40 B of
+        IP and TCP headers).
+    init_cwnd_segments : int
+        Initial congestion window, segments (RFC 6928: 10).
+    rcv_buf_bytes : int
+        Receive buffer, bytes: the receiver advertises what of it out-of-order data
+        leaves free (Linux ``tcp_rmem`` default 131072; the application is assumed
+        to read in-order data at once).
+    delayed_ack : bool
+        Acknowledge every second full segment, or after ``delack_us`` (RFC 5681
+        section 4.2; Linux); False acknowledges every segment.
+    delack_us : float
+        Delayed-ACK timer, microseconds (Linux: 40 ms).
+    tso : bool
+        Segmentation offload (TSO/GSO on send, GRO on receive): the sender hands the
+        path super-segments of up to 64 KB, each one packet at every station.
+    record_cwnd : bool
+        Keep each connection's congestion window after every change (a time series).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -98,6 +142,16 @@ class Flow(BaseModel):
     window_packets: int = Field(16, ge=1)
     ack_bytes: int = Field(64, ge=20, le=65535)
     rto_us: float = Field(1000.0, gt=0)
+    bytes: int | None = Field(None, ge=1)
+    streams: int = Field(1, ge=1, le=MAX_STREAMS)
+    cc: Literal["cubic", "newreno"] = "cubic"
+    mss_bytes: int = Field(MTU_BYTES - TCP_IP_HEADER_BYTES, ge=1, le=TSO_MAX_BYTES - 40)
+    init_cwnd_segments: int = Field(10, ge=1, le=1000)
+    rcv_buf_bytes: int = Field(TCP_RMEM_DEFAULT_BYTES, ge=1, le=1 << 30)
+    delayed_ack: bool = True
+    delack_us: float = Field(DELACK_US, gt=0)
+    tso: bool = False
+    record_cwnd: bool = False
 
     @model_validator(mode="after")
     def _check_kind_fields(self) -> Flow:
@@ -113,6 +167,8 @@ class Flow(BaseModel):
                 f"a {self.kind} flow takes no rate_pps/rate_gbps/load; remove it "
                 "(closed-loop and trace flows are paced by their replies or their file)"
             )
+        if self.kind == "tcp":
+            self._check_tcp()
         if self.kind == "trace":
             if not self.trace_file:
                 raise ValueError("a trace flow needs trace_file = 'path/to/trace.csv'")
@@ -128,6 +184,24 @@ class Flow(BaseModel):
             raise ValueError("stop_s must be after start_s")
         return self
 
+    def _check_tcp(self) -> None:
+        """Check the fields of a ``tcp`` flow (raises ValueError)."""
+        if "size_bytes" in self.model_fields_set:
+            raise ValueError(
+                "a tcp flow's packet size is mss_bytes plus 40 B of headers; "
+                "remove size_bytes (set mss_bytes instead)"
+            )
+        if self.rcv_buf_bytes < self.mss_bytes:
+            raise ValueError(
+                f"rcv_buf_bytes ({self.rcv_buf_bytes}) is smaller than one segment "
+                f"(mss_bytes {self.mss_bytes}), so nothing could be sent; "
+                "give rcv_buf_bytes >= mss_bytes"
+            )
+
+    def segment_bytes(self) -> int:
+        """IP packet size of a full TCP segment (MSS + headers), bytes."""
+        return self.mss_bytes + TCP_IP_HEADER_BYTES
+
     def duty_cycle(self) -> float:
         """Fraction of time an ``onoff`` flow is ON (1 for every other kind)."""
         if self.kind != "onoff":
@@ -136,6 +210,8 @@ class Flow(BaseModel):
 
     def size_choices(self) -> tuple[tuple[int, ...], tuple[float, ...]]:
         """Packet sizes (bytes) and their probabilities."""
+        if self.kind == "tcp":
+            return (self.segment_bytes(),), (1.0,)
         if self.size_bytes == "imix":
             total = sum(IMIX_WEIGHTS)
             return IMIX_SIZES_BYTES, tuple(w / total for w in IMIX_WEIGHTS)

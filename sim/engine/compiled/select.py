@@ -31,6 +31,12 @@ def blocking_flow(scenario: Scenario) -> tuple[str, str] | None:
             f"the {scenario.datapath.model!r} data path (cores revisited by a packet) "
             "runs only on the SimPy engine so far"
         )
+    for kind in type(scenario.costs).model_fields:
+        cost = getattr(scenario.costs, kind)
+        if getattr(cost, "loss", 0.0) > 0:
+            return f"costs.{kind}.loss", (
+                f"random loss at the {kind} stations runs only on the SimPy engine so far"
+            )
     for i, f in enumerate(scenario.flows):
         if f.kind not in COMPILED_KINDS:
             return f"flows.{i}.kind", (

@@ -1,0 +1,149 @@
+"""TCP throughput inside the replica with ``iperf3`` (Debian package ``iperf3``).
+
+The server runs in the destination pod's namespace for one test (``-1``), the
+client in the source's, ``-P`` parallel connections for ``seconds``, JSON output
+(``-J``). The figure is the receiver's: ``end.sum_received.bits_per_second``
+(payload bits, i.e. goodput, like the simulator's ``throughput_gbps`` of a
+``tcp`` flow). Offloads are left as the namespaces have them by default
+(veth: TSO/GSO/GRO on). Callers hold the kernel lock.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+from sim.testbed.errors import ProbeError, one_line
+from sim.testbed.render import Replica
+
+__all__ = ["IPERF_PORT", "iperf3_gbps", "parse_iperf3"]
+
+IPERF_PORT = 5201
+"""TCP port of the iperf3 server (iperf3's default)."""
+
+#: Longest a test may run past its own length (setup, the final exchange), seconds.
+SLACK_S = 20.0
+
+
+def parse_iperf3(text: str) -> dict:
+    """Goodput (Gbit/s), retransmissions and stream count from ``iperf3 -J`` output.
+
+    Raises
+    ------
+    ProbeError
+        The output is not iperf3's JSON, or reports an error.
+    """
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        raise ProbeError(f"iperf3 output is not JSON: {one_line(text)[:200]}") from None
+    if doc.get("error"):
+        raise ProbeError(f"iperf3: {doc['error']}")
+    end = doc.get("end", {})
+    received = end.get("sum_received", {})
+    sent = end.get("sum_sent", {})
+    if "bits_per_second" not in received:
+        raise ProbeError("iperf3 output has no end.sum_received.bits_per_second")
+    return {
+        "goodput_gbps": received["bits_per_second"] / 1e9,
+        "retransmissions": int(sent.get("retransmits", 0)),
+        "streams": len(end.get("streams", [])),
+    }
+
+
+def _wait_listening(server: subprocess.Popen, ns: str, port: int, timeout_s: float = 10.0):
+    """Wait until the server's TCP socket listens (``ss``)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and server.poll() is None:
+        probe = ["ip", "netns", "exec", ns, "ss", "-Htln", f"sport = :{port}"]
+        if subprocess.run(probe, capture_output=True, text=True).stdout.strip():
+            return
+        time.sleep(0.02)
+    raise ProbeError(f"iperf3 server in {ns} did not start listening on port {port}")
+
+
+def iperf3_gbps(
+    replica: Replica, src: str, dst: str, streams: int = 1, seconds: float = 2.0
+) -> dict:
+    """Measure TCP goodput from endpoint ``src`` to ``dst`` of a running replica.
+
+    Parameters
+    ----------
+    replica : Replica
+        A built replica (:func:`sim.testbed.replica.build`).
+    src, dst : str
+        Endpoints (pods) of the scenario.
+    streams : int
+        Parallel connections (``iperf3 -P``), 1 to 128.
+    seconds : float
+        Length of the test, seconds (0.1 to 60).
+
+    Returns
+    -------
+    dict
+        ``goodput_gbps``, ``retransmissions``, ``streams`` (see :func:`parse_iperf3`).
+    """
+    if not (1 <= streams <= 128 and 0.1 <= seconds <= 60):
+        raise ProbeError(f"iperf3 needs 1..128 streams and 0.1..60 s, got {streams}, {seconds}")
+    src_ns, dst_ns = replica.namespace(src), replica.namespace(dst)
+    addr = str(replica.address(dst))
+    port = str(IPERF_PORT)
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", dst_ns, "iperf3", "-s", "-1", "-p", port],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_listening(server, dst_ns, IPERF_PORT)
+        client = ["ip", "netns", "exec", src_ns, "iperf3", "-c", addr, "-p", port, "-J"]
+        client += ["-P", str(streams), "-t", f"{seconds:g}"]
+        out = subprocess.run(client, capture_output=True, text=True, timeout=seconds + SLACK_S)
+        return parse_iperf3(out.stdout)
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+def measure_tcp(
+    scenario: str,
+    pairs: dict[str, tuple[str, str]],
+    streams: tuple[int, ...] = (1, 4),
+    seconds: float = 2.0,
+    prefix: str = "pnt-",
+) -> list[dict]:
+    """Build the scenario's replica, run iperf3 for every pair and stream count, remove it.
+
+    Parameters
+    ----------
+    scenario : str
+        Scenario file.
+    pairs : dict of str to (str, str)
+        Case name (e.g. ``"same-node"``) to ``(src, dst)`` endpoints.
+    streams : tuple of int
+        Parallel connection counts to measure.
+    seconds : float
+        Length of each iperf3 test, seconds.
+    prefix : str
+        Namespace prefix of this replica (removed afterwards in any case).
+
+    Returns
+    -------
+    list of dict
+        One row per (case, streams): ``case, src, dst`` and :func:`parse_iperf3`'s keys.
+    """
+    from sim.testbed import netns
+    from sim.testbed.replica import build, load_replica
+
+    replica = load_replica(scenario, prefix=prefix)
+    rows = []
+    try:
+        build(replica, replace=True)
+        for n in streams:
+            for case, (src, dst) in pairs.items():
+                got = iperf3_gbps(replica, src, dst, streams=n, seconds=seconds)
+                rows.append({"case": case, "src": src, "dst": dst, **got})
+    finally:
+        netns.down(prefix)
+    return rows
