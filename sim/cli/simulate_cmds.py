@@ -163,12 +163,8 @@ def simulate(
             check_table_path(path, option)
     fitted = params_overrides(params) if params else {}
     overrides = {**fitted, **parse_sets(sets)}
-    if duration_s is not None:
-        overrides["simulation.duration_s"] = duration_s
-    if warmup_s is not None:
-        overrides["simulation.warmup_s"] = warmup_s
-    if seed is not None:
-        overrides["simulation.seed"] = seed
+    given = {"duration_s": duration_s, "warmup_s": warmup_s, "seed": seed}
+    overrides.update({f"simulation.{k}": v for k, v in given.items() if v is not None})
     try:
         scn = load_scenario(scenario, overrides)
     except UserError as err:

@@ -236,11 +236,12 @@ def measure(
     """
     from sim.validate.models import Timing, write_json
 
-    if not 0.1 <= duration <= 60 or not 1 <= repeats <= 50:
+    if duration not in range(1, 61) or not 1 <= repeats <= 50:
         raise UserError(
             "bad measurement size",
             field="--duration/--repeats",
-            fix="use 0.1 <= duration <= 60 seconds and 1 <= repeats <= 50",
+            fix="use a whole number of seconds 1 <= duration <= 60 (sockperf's -t) "
+            "and 1 <= repeats <= 50",
         )
     timing = Timing(duration_s=duration, repeats=repeats, busy_poll=busy_poll)
     replica, overrides = _replica(scenario, sets, prefix)

@@ -123,17 +123,7 @@ def sockperf_rtt(
     try:
         _wait_ready(server, dst_ns)
         args = ["ping-pong", *common, "-t", f"{duration_s:g}", "--full-rtt"]
-        args += ["-m", str(payload_bytes)]
-        try:
-            client = subprocess.run(
-                _command(src_ns, "client", args, busy),
-                capture_output=True,
-                text=True,
-                timeout=duration_s + 30,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise ProbeError(f"sockperf client in {src_ns} exceeded its time bound") from None
+        client = _client(src_ns, [*args, "-m", str(payload_bytes)], busy, duration_s + 30)
     finally:
         server.kill()
         server.communicate(timeout=10)
@@ -142,3 +132,17 @@ def sockperf_rtt(
         tail = one_line(client.stderr or client.stdout)[-300:]
         raise ProbeError(f"sockperf {src_ns} -> {addr} failed (exit {client.returncode}): {tail}")
     return res
+
+
+def _client(ns: str | None, args: list[str], busy: bool, timeout_s: float):
+    """Run the sockperf client in ``ns`` to its end, bounded by ``timeout_s`` seconds."""
+    try:
+        return subprocess.run(
+            _command(ns, "client", args, busy),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ProbeError(f"sockperf client in {ns} exceeded its time bound") from None

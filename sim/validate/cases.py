@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 
 from sim.control.cluster import Cluster
 from sim.control.resolve import resolve, resolve_reply
@@ -67,10 +68,19 @@ def model_outcome(cl: Cluster, src: str, dst: str) -> ModelOutcome:
         outcome, reason = "reply lost", rep.reason
     else:
         outcome, reason = "round trip", ""
-    node_ips = {n.address for n in cl.plan.nodes}
-    snat = seen is not None and fwd.src.kind in ("pod", "container") and seen in node_ips
     to = fwd.delivered_to if seen is not None else None
+    snat = snat_seen(cl, fwd.src.name, seen)
     return ModelOutcome(outcome, None if seen is None else str(seen), to, snat, reason)
+
+
+def snat_seen(cl: Cluster, src: str, seen: IPv4Address | str | None) -> bool:
+    """Tell whether a receiver seeing ``seen`` from ``src`` saw SNAT.
+
+    It did when ``src`` is a pod (or one of its containers) and ``seen`` (a
+    scenario address) is a node's address: the node masqueraded the pod.
+    """
+    nodes = {n.address for n in cl.plan.nodes}
+    return seen is not None and src.split("/")[0] in cl.pods and IPv4Address(seen) in nodes
 
 
 def rtt_cases(cl: Cluster) -> dict[str, tuple[str, str]]:

@@ -24,7 +24,7 @@ from sim.errors import UserError
 from sim.spec.load import load_scenario
 from sim.testbed.mapping import AddressMapping, map_cluster
 from sim.validate.calibrate import model_rtt_us
-from sim.validate.cases import model_outcome
+from sim.validate.cases import model_outcome, snat_seen
 from sim.validate.models import (
     CaseComparison,
     Comparison,
@@ -187,7 +187,6 @@ def compare(
 def _verdict(cl: Cluster, m: AddressMapping, src: str, dst: str, obs: Observation) -> Verdict:
     mo = model_outcome(cl, src, dst)
     mapped = None if mo.seen_source is None else str(m.address(mo.seen_source))
-    node_ips = {str(n.address) for n in cl.plan.nodes}
     agree = mo.outcome == obs.outcome and mapped == obs.seen_source
     if mo.outcome == "misdelivered":
         agree = agree and mo.delivered_to == obs.delivered_to
@@ -202,7 +201,7 @@ def _verdict(cl: Cluster, m: AddressMapping, src: str, dst: str, obs: Observatio
         observed_outcome=obs.outcome,
         observed_seen_source=obs.seen_source,
         observed_seen_source_scenario=obs.seen_source_scenario,
-        observed_snat=obs.seen_source_scenario in node_ips and src.split("/")[0] in cl.pods,
+        observed_snat=snat_seen(cl, src, obs.seen_source_scenario),
         agree=agree,
     )
 

@@ -30,7 +30,7 @@ from sim.testbed.errors import ProbeError
 from sim.testbed.probe import observe
 from sim.testbed.render import Replica
 from sim.testbed.timing import busy_poll_works, sockperf_rtt
-from sim.validate.cases import CASE_TITLES, CASES, endpoint_pairs, rtt_cases
+from sim.validate.cases import CASE_TITLES, CASES, endpoint_pairs, rtt_cases, snat_seen
 from sim.validate.models import Measurements, Observation, PairResult, RttCase, ScenarioRef, Timing
 
 
@@ -140,7 +140,7 @@ def observe_pair(replica: Replica, src: str, dst: str) -> PairResult:
         outcome=outcome,
         seen_source=seen,
         seen_source_scenario=None if scen is None else str(scen),
-        snat=scen in {n.address for n in replica.cluster.plan.nodes},
+        snat=snat_seen(replica.cluster, src, scen),
         delivered_to=by_ns.get(got[0]) if got else None,
         served=rep["served"],
         send_errors=rep["send_errors"],

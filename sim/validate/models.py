@@ -82,7 +82,7 @@ class Timing(_Record):
 
     tool: Literal["sockperf"] = "sockperf"
     payload_bytes: int = Field(32, ge=14, le=1472)
-    duration_s: float = Field(2.0, ge=0.1, le=60.0)
+    duration_s: float = Field(2.0, ge=1.0, le=60.0, multiple_of=1.0)  # sockperf -t: whole s
     repeats: int = Field(5, ge=1, le=50)
     busy_poll: bool | None = None
 
