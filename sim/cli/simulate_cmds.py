@@ -91,6 +91,22 @@ def print_summary(sm: dict) -> None:
         console.print(f"WARNING: {w}", highlight=False)
 
 
+def _load(scenario: str, params: str | None, sets: tuple[str, ...], run_length: dict):
+    """Load SCENARIO with --params, then --set, then the run-length options applied."""
+    from sim.spec import load_scenario
+    from sim.validate.params import params_overrides
+
+    set_values = parse_sets(sets)
+    fitted = params_overrides(params) if params else {}
+    overrides = {**fitted, **set_values}
+    fitted = {k: v for k, v in fitted.items() if k not in set_values}  # --set wins
+    overrides.update({f"simulation.{k}": v for k, v in run_length.items() if v is not None})
+    try:
+        return load_scenario(scenario, overrides)
+    except UserError as err:
+        raise blame_params(err, params, fitted) from None
+
+
 @click.command()
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--duration", "duration_s", type=float, help="Simulated seconds (incl. warm-up).")
@@ -155,20 +171,11 @@ def simulate(
     from sim.analysis import summarize
     from sim.analysis.tables import hop_table, packet_table, write_table
     from sim.engine import simulate as run
-    from sim.spec import load_scenario
-    from sim.validate.params import params_overrides
-
     for option, path in (("--packets-out", packets_out), ("--hops-out", hops_out)):
         if path:
             check_table_path(path, option)
-    fitted = params_overrides(params) if params else {}
-    overrides = {**fitted, **parse_sets(sets)}
-    given = {"duration_s": duration_s, "warmup_s": warmup_s, "seed": seed}
-    overrides.update({f"simulation.{k}": v for k, v in given.items() if v is not None})
-    try:
-        scn = load_scenario(scenario, overrides)
-    except UserError as err:
-        raise blame_params(err, params, fitted) from None
+    run_length = {"duration_s": duration_s, "warmup_s": warmup_s, "seed": seed}
+    scn = _load(scenario, params, sets, run_length)
     if not scn.flows:
         raise UserError(
             "the scenario declares no flows",
