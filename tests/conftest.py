@@ -28,6 +28,28 @@ SLOW = (
     "test_engine_compiled.py::test_shipped_experiment_quick_runs_identical",
     "test_engine_cli.py::test_bench_json_keys",
     "test_plots_sweep.py::test_draw_all_writes_a_file_per_view_named_after_x",
+    # over ~3 s each on a quiet 2-core machine (measured with --durations under load 8-11,
+    # where they took 9-80 s): the quick subset keeps one theory check of each kind
+    "fuzz/test_fuzz_inputs.py::test_fuzz_scenarios_and_command_lines",
+    "test_batch_run.py::test_writes_every_results_file",  # these share the headline's
+    "test_batch_run.py::test_manifest",  # --quick batch in a subprocess (51 s loaded)
+    "test_batch_run.py::test_parquet_and_csv_hold_the_same_runs",
+    "test_batch_run.py::test_every_plot_as_png_and_svg",
+    "test_batch_run.py::test_cross_node_latency_above_same_node",
+    "test_batch_run.py::test_summary_ci_is_t_interval_of_runs",
+    "test_engine_latency_load.py::test_latency_grows_without_bound_as_load_approaches_one",
+    "test_engine_latency_load.py::test_cross_node_is_slower_than_same_node_at_every_load",
+    "test_engine_latency_load.py::test_overload_with_unlimited_buffers_latency_grows",
+    "test_engine_cli.py::test_same_seed_gives_byte_identical_json",
+    "test_engine_cli.py::test_zero_rate_in_a_subprocess_exits_2_without_traceback",
+    "test_engine_queueing.py::test_mm1_mean_sojourn[0.8-0.6-0.07]",
+    "test_engine_queueing.py::test_mm1k_blocking_probability[1.2]",
+    "test_engine_queueing.py::test_md1_mean_wait_pollaczek_khinchine[0.8-0.4]",
+    "test_engine_cpu.py::test_one_segment_sojourn_is_pollaczek_khinchine",
+    "test_engine_compiled.py::test_bench_reports_both_engines",
+    "test_batch_errors.py::test_bad_experiment_subprocess",
+    "test_batch_resume.py::test_second_run_into_same_dir_is_refused",
+    "test_bad_input.py::test_bench_runs_without_the_source_tree",
     # the report's tests share one rendered report (7 figures, ~20 s under load)
     "test_report_html.py::test_every_figure_is_embedded",
     "test_report_html.py::test_nothing_refers_to_the_network",

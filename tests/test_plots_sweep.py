@@ -19,7 +19,7 @@ from contract_results import write_results
 
 from sim.cli.main import cli
 from sim.plots import draw
-from sim.plots.axes import band, file_stem, is_geometric
+from sim.plots.axes import band, file_stem, is_geometric, param_label
 from sim.plots.breakdown import bars
 from sim.plots.figures import draw_all
 from sim.plots.results import read_results
@@ -70,6 +70,14 @@ def test_band_on_log_axis_never_invents_a_lower_edge() -> None:
     np.testing.assert_allclose(lo, [9.0, 2.0, 5.0, 7.0])
     np.testing.assert_allclose(hi, [11.0, 5.0, 5.0, 14.0])
     assert dropped == 2
+
+
+def test_axis_labels_name_the_parameter_even_with_the_experiment_label() -> None:
+    assert param_label(RATE, "Gbit/s") == "flows.probe.rate_gbps (Gbit/s)"
+    assert param_label("placement", None) == "placement"
+    assert param_label(RATE, "Gbit/s", "offered load (Gbit/s of 1500 B)") == (
+        "offered load (Gbit/s of 1500 B) [flows.probe.rate_gbps]"
+    )
 
 
 def test_file_names_carry_metric_parameter_and_unit() -> None:

@@ -137,8 +137,9 @@ class BatchProgress:
 def activity(label: str, console=None):
     """Show that ``label`` is under way.
 
-    A spinner with the elapsed time on a terminal, a line at the start and one at
-    the end otherwise, nothing with ``-q``.
+    A spinner with the elapsed time on a terminal (cleared when done); off a
+    terminal a line at the start and one at the end with ``-v`` only, so that bad
+    input stays one line; nothing with ``-q``.
     """
     from rich.console import Console
 
@@ -146,11 +147,13 @@ def activity(label: str, console=None):
     if verbosity() == 0:
         yield
         return
-    if not console.is_terminal:
+    if not console.is_terminal:  # lines only with -v: bad input stays one line
         t0 = time.monotonic()
-        click.echo(f"{label} ...", err=True)
+        if verbosity() >= 2:
+            click.echo(f"{label} ...", err=True)
         yield
-        click.echo(f"{label}: done in {time.monotonic() - t0:.1f} s", err=True)
+        if verbosity() >= 2:
+            click.echo(f"{label}: done in {time.monotonic() - t0:.1f} s", err=True)
         return
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 

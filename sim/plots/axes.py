@@ -84,10 +84,13 @@ def metric_label(metric: str) -> str:
 
 
 def param_label(param: str, unit: str | None, override: str | None = None) -> str:
-    """Axis label of a swept parameter: its name and unit (or the experiment's label)."""
-    if override:
-        return override
-    return f"{param} ({unit})" if unit else param
+    """Axis label of a swept parameter: its name and unit.
+
+    The experiment's own label (``[plots] x_label``), if any, comes first and the
+    parameter's name follows in brackets, so the axis always names what was swept.
+    """
+    own = f"{param} ({unit})" if unit else param
+    return f"{override} [{param}]" if override else own
 
 
 def file_stem(metric: str, x: str) -> str:

@@ -64,8 +64,11 @@ def line_figure(view: View, lns: list[Line], manifest: dict, order: list) -> plt
     dropped = 0
     groups = list(dict.fromkeys(ln.group for ln in lns))
     flows = list(dict.fromkeys(ln.flow for ln in lns))
+    names = [str(v) for v in order]  # CSV gives strings; the manifest, TOML values
     for ln in lns:
-        xs = ln.x.astype(float) if numeric else np.array([order.index(v) for v in ln.x], float)
+        names += [str(v) for v in ln.x if str(v) not in names]
+    for ln in lns:
+        xs = ln.x.astype(float) if numeric else np.array([names.index(str(v)) for v in ln.x], float)
         color = f"C{groups.index(ln.group) % 10}"
         style = STYLES[flows.index(ln.flow) % len(STYLES)]
         ax.plot(xs, ln.mean, color=color, label=ln.label, ms=4, **style)
@@ -73,7 +76,7 @@ def line_figure(view: View, lns: list[Line], manifest: dict, order: list) -> plt
         dropped += n
         ax.fill_between(xs, lo, hi, color=color, alpha=0.2, linewidth=0)
     if not numeric:
-        ax.set_xticks(range(len(order)), [str(v) for v in order])
+        ax.set_xticks(range(len(names)), names)
     units = manifest.get("units", {})
     unit = units.get(view.x) if units.get(view.x) not in (None, "none") else None
     label = manifest["plots"].get("x_label") if view.x == manifest["plots"].get("x") else None
