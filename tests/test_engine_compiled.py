@@ -175,7 +175,8 @@ def test_shipped_experiment_quick_runs_identical(path: Path, tmp_path: Path, mon
     run_experiment(path, tmp_path / "simpy", quick=True, plots=False)
     checked = []
 
-    def both_engines(scn, **kw):
+    def both_engines(scn, engine, **kw):
+        assert engine == "compiled"  # auto's choice, carried on the run spec
         a = simulate(scn, engine="simpy", **kw)
         b = simulate(scn, engine="compiled", **kw)
         assert_identical(a, b)
@@ -258,3 +259,53 @@ def test_bench_reports_both_engines():
     assert isinstance(doc["compile_from_cache"], bool)
     ratio = doc["compiled_packet_hops_per_s"] / doc["packet_hops_per_s"]
     assert doc["compiled_ratio"] == pytest.approx(ratio)
+
+
+def test_run_engine_auto_says_compiled_and_matches_simpy(tmp_path: Path):
+    import json
+
+    exp = ROOT / "experiments" / "same-vs-cross-latency.toml"
+    out = {}
+    for engine in ("simpy", "auto"):
+        d = tmp_path / engine
+        r = run_cli("run", exp, "--quick", "--no-plots", "--out", d, "--engine", engine)
+        assert r.exit_code == 0, r.output
+        man = json.loads((d / "manifest.json").read_text())
+        ran = "simpy" if engine == "simpy" else "compiled"
+        assert r.stderr.splitlines()[-1].startswith(f"engine: {ran} (")
+        assert (man["engine"], man["engine_requested"]) == (ran, engine)
+        assert man["engine_runs"] == {ran: man["runs_expected"]}
+        out[engine] = (d / "runs.csv").read_bytes()
+    assert out["simpy"] == out["auto"]
+    # the engine is not part of a run's identity: a resume with the other engine reuses all
+    r = run_cli("run", exp, "--quick", "--no-plots", "--out", tmp_path / "simpy", "--resume")
+    assert r.exit_code == 0 and "0 runs done, 24 reused" in r.stdout, r.output
+
+
+def test_experiment_file_engine_compiled_refuses_closed_loop(tmp_path: Path):
+    text = (ROOT / "experiments" / "same-vs-cross-throughput.toml").read_text()
+    exp = tmp_path / "bulk.toml"
+    exp.write_text(
+        'engine = "compiled"\n' + text.replace('"scenarios/', f'"{ROOT}/experiments/scenarios/')
+    )
+    r = run_cli("run", exp, "--quick", "--out", tmp_path / "out")
+    assert r.exit_code == 2 and not (tmp_path / "out").exists()
+    err = r.stderr.strip()
+    assert err.startswith(f"error: {exp}: engine: engine 'compiled': ") and "\n" not in err
+    assert "flows.0.kind" in err and "'probe' is bulk" in err and 'engine = "auto"' in err
+    r = run_cli("run", exp, "--quick", "--dry-run", "--engine", "auto")
+    assert r.exit_code == 0, r.output
+    r = run_cli("run", exp, "--quick", "--dry-run", "--engine", "compiled")
+    assert r.exit_code == 2 and "--engine: engine 'compiled'" in r.stderr
+
+
+def test_plan_batch_mixed_counts():
+    from sim.engine.compiled.select import describe, plan_batch
+
+    closed = scenario([{"name": "rr", "kind": "request-response", "src": "client", "dst": "web"}])
+    open_loop = scenario([poisson("p", "client", "web", load=0.5)])
+    plan = plan_batch([open_loop, closed, open_loop], "auto", 3, "e.toml", "engine")
+    assert plan["engine"] == "mixed" and plan["engine_of"] == ["compiled", "simpy", "compiled"]
+    assert plan["engine_runs"] == {"compiled": 6, "simpy": 3}
+    assert describe(plan).startswith("engine: mixed (compiled 6 runs, simpy 3 runs; simpy where")
+    assert plan_batch([closed], "simpy", 2, "e.toml", "engine")["engine_runs"] == {"simpy": 2}

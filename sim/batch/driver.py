@@ -34,6 +34,7 @@ class BatchReport:
     reused: int
     ran: int = 0
     failures: list[tuple[str, dict, str]] = field(default_factory=list)
+    engine: dict = field(default_factory=dict)
 
 
 def run_experiment(
@@ -52,6 +53,7 @@ def run_experiment(
     on_done: Callable[[RunSpec, str | None], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
     max_runs: int | None = None,
+    engine: str | None = None,
 ) -> BatchReport:
     """Run the experiment in ``path`` and write its results to ``out``.
 
@@ -83,6 +85,8 @@ def run_experiment(
     max_runs : int, optional
         Ceiling on the batch's runs (configurations x replications; default
         :data:`sim.batch.expand.MAX_RUNS`).
+    engine : str, optional
+        Overrides the file's ``engine`` (``auto``, ``simpy``, ``compiled``).
 
     Raises
     ------
@@ -91,10 +95,10 @@ def run_experiment(
     BatchInterrupted
         SIGINT or SIGTERM; the finished runs are kept in ``out/runs``.
     """
-    batch: Batch = load_experiment(path, quick=quick, crn=crn, max_runs=max_runs)
+    batch: Batch = load_experiment(path, quick=quick, crn=crn, max_runs=max_runs, engine=engine)
     out_dir = Path(out) if out is not None else Path("results") / batch.experiment.name
     store = ResultStore(out_dir, warn=on_warning)
-    info = {"executor": executor_info or {"kind": "local", "jobs": jobs}}
+    info = {"executor": executor_info or {"kind": "local", "jobs": jobs}, **batch.engine}
     rows: dict[str, dict] = {}
     with stop_on_signals():
         try:
@@ -138,6 +142,7 @@ def _run_batch(
     out_dir = store.root
     todo = [r for r in batch.runs if r.run_id not in rows]
     report = BatchReport(out=out_dir, total=len(batch.runs), reused=len(rows))
+    report.engine = batch.engine
     if on_start:
         on_start(len(batch.runs), len(rows))
     with contextlib.closing(executor(todo)) as outcomes:  # closing stops the workers

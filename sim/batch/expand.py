@@ -61,6 +61,9 @@ class RunSpec:
         Flows whose packets make the run's metrics.
     fingerprint : str
         Hash of everything above except the id; guards resumes against a changed file.
+    engine : str
+        ``simpy`` or ``compiled``: the engine that runs it (not in the fingerprint:
+        both give identical results).
     """
 
     run_id: str
@@ -76,6 +79,7 @@ class RunSpec:
     warmup_s: float
     measured_flows: tuple[str, ...]
     fingerprint: str = field(default="")
+    engine: str = "simpy"
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class Batch:
     configs: tuple[dict[str, Any], ...]
     runs: tuple[RunSpec, ...]
     quick: bool
+    engine: dict = field(default_factory=dict)
 
 
 def _fingerprint(obj: Any) -> str:
@@ -233,7 +238,11 @@ class _Base:
 
 
 def load_experiment(
-    path: str | Path, quick: bool = False, crn: bool | None = None, max_runs: int | None = None
+    path: str | Path,
+    quick: bool = False,
+    crn: bool | None = None,
+    max_runs: int | None = None,
+    engine: str | None = None,
 ) -> Batch:
     """Read, validate and expand an experiment file.
 
@@ -252,6 +261,8 @@ def load_experiment(
         Override ``common_random_numbers``.
     max_runs : int, optional
         Ceiling on configurations x replications (default :data:`MAX_RUNS`).
+    engine : str, optional
+        Overrides the file's ``engine`` (``auto``, ``simpy``, ``compiled``).
 
     Raises
     ------
@@ -271,6 +282,8 @@ def load_experiment(
     configs = _configs(settings)
     prepared = [_prepare_config(exp, scn, base, p, measured, settings, file) for p in configs]
     runs = _make_runs(exp, prepared, settings, crn, base)
+    plan = _engine_plan(exp, prepared, base, settings, file, engine)
+    runs = [replace(r, engine=plan["engine_of"][r.config_index]) for r in runs]
     return Batch(
         experiment=exp,
         file=file,
@@ -279,7 +292,23 @@ def load_experiment(
         configs=tuple(configs),
         runs=tuple(runs),
         quick=quick,
+        engine={k: v for k, v in plan.items() if k != "engine_of"},
     )
+
+
+def _engine_plan(
+    exp: Experiment, prepared: list, base: _Base, s: _Settings, file: str, engine: str | None
+) -> dict:
+    """The engine of each configuration (:func:`sim.engine.compiled.select.plan_batch`)."""
+    from sim.engine.compiled.select import plan_batch
+
+    scns = [scenario_from_dict(raw, base.file, ov, base.dir) for _, raw, ov, _ in prepared]
+    labels = [" ".join(f"{k}={v}" for k, v in p.items()) or "the scenario" for p, *_ in prepared]
+    field_ = "engine" if engine is None else "--engine"
+    try:
+        return plan_batch(scns, engine or exp.engine, s.replications, file, field_, labels)
+    except UserError as err:
+        raise ExperimentError(err.problem, file=file, field=err.field, fix=err.fix) from None
 
 
 def _read_experiment(path: str | Path, file: str) -> Experiment:

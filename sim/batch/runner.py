@@ -33,7 +33,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
     per-station mean sojourn, wait and utilization on the measured flows' paths.
     """
     scn = scenario_from_dict(spec.scenario_raw, spec.file, spec.overrides, Path(spec.base_dir))
-    res = simulate(scn, seed=spec.seed, file=spec.file)
+    res = simulate(scn, seed=spec.seed, file=spec.file, engine=spec.engine)
     sm = summarize(res)
     row: dict[str, Any] = {
         "run_id": spec.run_id,

@@ -105,6 +105,12 @@ class _Progress:
     help="Allow up to N runs (configurations x replications; default 10,000).",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(["auto", "simpy", "compiled"]),
+    help="Engine of the runs (default: the file's `engine`, else auto: the compiled "
+    "engine where every flow is open loop). Identical results.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Validate the experiment and list the runs it would do; run nothing.",
@@ -121,6 +127,7 @@ def run(
     scheduler: str | None,
     dask_local: int | None,
     max_runs: int | None,
+    engine: str | None,
     dry_run: bool,
 ) -> None:
     """Run the batch of EXPERIMENT and write tables, summary, manifest and plots."""
@@ -133,7 +140,7 @@ def run(
         from sim.batch import load_experiment, run_experiment
 
         if dry_run:
-            _list_runs(load_experiment(experiment, quick=quick, crn=crn, max_runs=max_runs))
+            _list_runs(load_experiment(experiment, quick, crn, max_runs, engine))
             return
         opts = {
             "resume": resume,
@@ -142,6 +149,7 @@ def run(
             "plots": not no_plots,
             "crn": crn,
             "max_runs": max_runs,
+            "engine": engine,
             "on_warning": _warn,
         }
         if scheduler or dask_local:
@@ -254,6 +262,9 @@ def _exit_now(code: int) -> None:
 
 def _finish(rep) -> int:
     """Print the outcome of a batch; its exit code (1 if any run failed)."""
+    from sim.engine.compiled.select import describe
+
+    click.echo(describe(rep.engine), err=True)
     click.echo(
         f"{rep.ran} runs done, {rep.reused} reused, {len(rep.failures)} failed; "
         f"results in {rep.out}"
