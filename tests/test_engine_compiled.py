@@ -127,6 +127,44 @@ def test_merging_constant_flows_with_simultaneous_arrivals():
     assert (h["start_s"][at_cbr0] > arrive).any()  # and one of each pair waits
 
 
+def kernels_agree(scn, **kw):
+    """The station-by-station loop and the event loop agree, and the former ran."""
+    import sim.engine.compiled.tandem as tandem
+
+    res = both(scn, **kw)  # simpy vs compiled (the tandem loop where eligible)
+    calls = []
+    orig = tandem.eligible
+    tandem.eligible = lambda *a: calls.append(orig(*a)) or False
+    try:
+        event_loop = simulate(scn, engine="compiled", **kw)
+    finally:
+        tandem.eligible = orig
+    assert calls == [True]
+    res.engine = "simpy"
+    assert_identical(res, event_loop)
+    return res
+
+
+def test_tandem_loop_exponential_service_drops_and_end_cut():
+    scn = scenario(
+        [poisson("p", "api", "web", load=1.3, size_bytes="imix")],
+        **{
+            "costs.eth0_tx.buffer_packets": 5,
+            "costs.forward.service": "exponential",
+            "costs.forward.buffer_bytes": 4000,
+        },
+    )
+    res = kernels_agree(scn)
+    assert drops_at(res, "node2/forward") > 500 and drops_at(res, "node1/forward") > 50
+    assert res.in_flight_at_end > 0  # packets cut off between hops at the end
+
+
+def test_tandem_loop_dropped_routes():
+    for dst in ("10.0.1.78", "internet"):
+        res = kernels_agree(scenario([poisson("p", "client", dst, rate_gbps=2.0)]))
+        assert res.packets["send_s"].size > 100
+
+
 def test_nat_costs_count_and_match():
     flows = [poisson("p", "client", "internet", rate_gbps=3.0)]
     res = both(scenario(flows, **{"costs.nat_extra_us": 1.5}), record_hops=True)
