@@ -299,7 +299,8 @@ def run_kernel(end_s, warm_s, arrivals, stations, routes, n_free, n_dep, n_hop_r
     if tandem:
         from sim.engine.compiled.tandem import tandem_loop
 
-        tandem_loop(end_s, warm_s, (*arrivals, nxt), stations, routes, state, packets, ctr)
+        at = np.empty(n_pkt)  # allocated here, where tracemalloc sees it
+        tandem_loop(end_s, warm_s, (*arrivals, nxt), stations, routes, state, packets, at, ctr)
         return packets, state, rows, ctr
     heap = (np.empty(n_pkt + 1), np.empty(n_pkt + 1, np.int64), np.empty(n_pkt + 1, np.int64))
     _loop(end_s, warm_s, (*arrivals, nxt), stations, routes, state, packets, rows, heap, ctr)

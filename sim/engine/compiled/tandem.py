@@ -24,10 +24,13 @@ import numpy as np
 from numba import njit
 
 from sim.engine.compiled.kernel import (
+    BUSY,
     BYTES,
     COUNT,
     DRAWN,
     HEAD,
+    MAX_N,
+    N_ARR,
     N_DROP,
     N_EVENTS,
     N_HEAP,
@@ -35,11 +38,9 @@ from sim.engine.compiled.kernel import (
     P_HOP,
     P_REASON,
     P_SIZE,
-    _account,
+    SOJOURN,
+    WAIT,
     _emit,
-    _prune_ring,
-    _start,
-    _store,
 )
 from sim.engine.compiled.tables import (
     A_S,
@@ -85,54 +86,94 @@ def _emit_all(end_s, a_send, a_size, a_route, pk, p_send, p_done):
 
 
 @njit(cache=True)
-def tandem_loop(end_s, warm_s, arrivals, stations, routes, state, packets, ctr):
-    """Run every station of the route in turn; arguments as :func:`.kernel.run_kernel`."""
-    a_send, a_size, a_route, a_start, nxt = arrivals
+def _station(s, i, last, end_s, warm_s, stations, rt_extra, end_reason, state, packets, at):
+    """Every packet's visit of station ``s`` (hop ``i`` of the flat route), in order.
+
+    The inner loop calls nothing (numba counts references of arrays passed to a
+    call, two atomic operations each): the station's state lives in locals and
+    is written back at the end. Returns the packets that left the run here.
+    """
     st_f, st_i, draws = stations
-    rt_start, rt_len, rt_station, rt_extra, rt_end = routes
     ss, sf, free, dt, db = state
+    pk, p_send, p_done = packets
+    a, b, prop, extra = st_f[s, A_S], st_f[s, B_S], st_f[s, PROP_S], rt_extra[i]
+    limit, limit_bytes, reason = st_i[s, LIMIT], st_i[s, LIMIT_BYTES], st_i[s, REASON]
+    base, cap, draw0 = st_i[s, DEP0], st_i[s, DEPCAP], st_i[s, DRAW0]
+    head, n, nbytes, drawn = ss[s, HEAD], ss[s, COUNT], ss[s, BYTES], ss[s, DRAWN]
+    n_arr, n_drop, max_n = ss[s, N_ARR], ss[s, N_DROP], ss[s, MAX_N]
+    wait, busy, sojourn = sf[s, WAIT], sf[s, BUSY], sf[s, SOJOURN]
+    free_s = free[st_i[s, FREE0]]
+    gone = 0
+    for p in range(at.size):
+        now = at[p]
+        if not now < end_s:  # done (NaN), or its event lies past the end
+            continue
+        size = pk[p, P_SIZE]
+        while n > 0 and dt[base + head] <= now:  # departures up to now leave
+            nbytes -= db[base + head]
+            head = head + 1 if head + 1 < cap else 0
+            n -= 1
+        if n >= limit or (0 <= limit_bytes < nbytes + size):
+            p_done[p], pk[p, P_REASON], at[p] = now, reason, np.nan
+            gone += 1
+            if now >= warm_s:
+                n_drop += 1
+            continue
+        service = a + b * size + extra
+        if draw0 >= 0:
+            service *= draws[draw0 + drawn]
+            drawn += 1
+        start = now if now > free_s else free_s
+        dep = start + service
+        free_s = dep
+        j = head + n
+        j = j - cap if j >= cap else j
+        dt[base + j], db[base + j] = dep, size
+        if now >= warm_s:
+            n_arr += 1
+            wait += start - now
+            busy += service
+            sojourn += dep - now
+            if n >= max_n:
+                max_n = n + 1
+        n, nbytes = n + 1, nbytes + size
+        if last:
+            p_done[p], pk[p, P_REASON], at[p] = dep + prop, end_reason, np.nan
+            gone += 1
+        else:
+            pk[p, P_HOP] += 1
+            at[p] = dep + prop
+    ss[s, HEAD], ss[s, COUNT], ss[s, BYTES], ss[s, DRAWN] = head, n, nbytes, drawn
+    ss[s, N_ARR], ss[s, N_DROP], ss[s, MAX_N] = n_arr, n_drop, max_n
+    sf[s, WAIT], sf[s, BUSY], sf[s, SOJOURN] = wait, busy, sojourn
+    free[st_i[s, FREE0]] = free_s
+    return gone
+
+
+@njit(cache=True)
+def tandem_loop(end_s, warm_s, arrivals, stations, routes, state, packets, at, ctr):
+    """Run every station of the route in turn; arguments as :func:`.kernel.run_kernel`.
+
+    ``at`` (one float per packet) holds each packet's next event time, s.
+    """
+    a_send, a_size, a_route, a_start, nxt = arrivals
+    rt_start, rt_len, rt_station, rt_extra, rt_end = routes
     pk, p_send, p_done = packets
     n_pid = _emit_all(end_s, a_send, a_size, a_route, pk, p_send, p_done)
     r = a_route[0] if n_pid else 0
     length = rt_len[r]
-    at = p_send[:n_pid].copy()  # time of each packet's next event; NaN once done
+    at = at[:n_pid]  # time of each packet's next event; NaN once done
+    at[:] = p_send[:n_pid]
     pending, events = n_pid, 0
     for p in range(n_pid if length == 0 else 0):  # dropped before the first station
         if at[p] < end_s:
             p_done[p], pk[p, P_REASON] = at[p], rt_end[r]
             pending, events = pending - 1, events + 1
     for h in range(length):
+        events += int((at < end_s).sum())
         i = rt_start[r] + h
-        s = rt_station[i]
-        base, cap, k0 = st_i[s, DEP0], st_i[s, DEPCAP], st_i[s, FREE0]
-        head, n, nbytes, drawn = ss[s, HEAD], ss[s, COUNT], ss[s, BYTES], ss[s, DRAWN]
-        for p in range(n_pid):
-            now = at[p]
-            if not now < end_s:  # done (NaN), or its event lies past the end
-                continue
-            events += 1
-            size = pk[p, P_SIZE]
-            head, n, freed = _prune_ring(dt, db, base, cap, head, n, now)
-            nbytes -= freed
-            if n >= st_i[s, LIMIT] or (0 <= st_i[s, LIMIT_BYTES] < nbytes + size):
-                p_done[p], pk[p, P_REASON], at[p] = now, st_i[s, REASON], np.nan
-                pending -= 1
-                if now >= warm_s:
-                    ss[s, N_DROP] += 1
-                continue
-            service = st_f[s, A_S] + st_f[s, B_S] * size + rt_extra[i]
-            if st_i[s, DRAW0] >= 0:
-                service *= draws[st_i[s, DRAW0] + drawn]
-                drawn += 1
-            start, dep = _start(free, k0, 1, now, service)
-            _store(dt, db, base, cap, head, n, False, dep, size)
-            if now >= warm_s:
-                _account(s, n, now, start, dep, service, ss, sf)
-            n, nbytes = n + 1, nbytes + size
-            if h + 1 < length:
-                pk[p, P_HOP], at[p] = h + 1, dep + st_f[s, PROP_S]
-            else:
-                p_done[p], pk[p, P_REASON], at[p] = dep + st_f[s, PROP_S], rt_end[r], np.nan
-                pending -= 1
-        ss[s, HEAD], ss[s, COUNT], ss[s, BYTES], ss[s, DRAWN] = head, n, nbytes, drawn
+        last = h + 1 == length
+        pending -= _station(
+            rt_station[i], i, last, end_s, warm_s, stations, rt_extra, rt_end[r], state, packets, at
+        )
     ctr[N_HEAP], ctr[NEXT_PID], ctr[N_EVENTS] = pending, n_pid, events
