@@ -251,7 +251,7 @@ _WHAT = {"packets": "packets", "periods": "ON/OFF periods", "hop_records": "per-
 
 
 def _over(est: WorkEstimate, attr: str, ceiling: float, flag: str, fix: str, file: str):
-    """The error for ``attr`` of ``est`` past ``ceiling``, blaming the largest flow."""
+    """Build the error for ``attr`` of ``est`` past ``ceiling``, blaming the largest flow."""
     total = getattr(est, attr)
     worst = max(est.flows, key=lambda f: getattr(f, attr))
     what = f"the run would make {_amount(total)} {_WHAT[attr]} ({worst.why})"

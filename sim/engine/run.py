@@ -163,7 +163,7 @@ def _simulate_simpy(
     hops: bool,
     file: str,
 ) -> RunResult:
-    """The SimPy engine's run, after :func:`simulate`'s checks (times in seconds)."""
+    """Run the SimPy engine, after :func:`simulate`'s checks (times in seconds)."""
     net = Network(scenario.costs, seed, warm_s, hops)
     if scenario.datapath.model == "cpu":
         net.plane = CpuPlane(net, cl, scenario.datapath, file)
@@ -239,7 +239,7 @@ def route_names(net: Network) -> list[str]:
 
 
 def route_station_names(net: Network) -> list[tuple[str, ...]]:
-    """The station names each route crosses, in order."""
+    """List the station names each route crosses, in order."""
     return [tuple(net.stations[i].name for i in rs) for rs in net.route_stations]
 
 

@@ -47,7 +47,7 @@ class Arrivals:
 
 
 def installed_sources(net: Network) -> list[OpenLoop | TraceReplay]:
-    """The sources ``install_flows`` started, in the order of their first packets.
+    """Return the sources ``install_flows`` started, in the order of their first packets.
 
     Invariant relied on (checked): after ``install_flows`` and before the run,
     SimPy's queue holds exactly one event per source that sends anything, its
@@ -68,7 +68,7 @@ def installed_sources(net: Network) -> list[OpenLoop | TraceReplay]:
 
 
 def _gap_blocks(src: OpenLoop) -> Iterator[np.ndarray]:
-    """The gaps after the first, block by block, as the source would draw them."""
+    """Yield the gaps after the first, block by block, as the source would draw them."""
     g = src.gaps
     if g.kind == "constant":
         while True:

@@ -186,7 +186,7 @@ def _record(n, pid, s, now, start, dep, h_pkt, h_st, h_t):
 
 @njit(cache=True)
 def _loop(end_s, warm_s, arrivals, stations, routes, state, packets, rows, heap, ctr):
-    """The event loop: see :func:`run_kernel` for the arguments."""
+    """Run the event loop: see :func:`run_kernel` for the arguments."""
     a_send, a_size, a_route, a_start, nxt = arrivals
     st_f, st_i, draws = stations
     rt_start, rt_len, rt_station, rt_extra, rt_end = routes

@@ -26,7 +26,7 @@ def numba_available() -> bool:
 
 
 def blocking_flow(scenario: Scenario) -> tuple[str, str] | None:
-    """What keeps the compiled engine from running ``scenario``: (field, why), or None."""
+    """Say what keeps the compiled engine from running ``scenario``: (field, why), or None."""
     if scenario.datapath.model != "stations":
         return "datapath.model", (
             f"the {scenario.datapath.model!r} data path (cores revisited by a packet) "
@@ -42,7 +42,7 @@ def blocking_flow(scenario: Scenario) -> tuple[str, str] | None:
 
 
 def choose(scenario: Scenario, engine: str, file: str = "<scenario>") -> tuple[str, str]:
-    """The engine that runs ``scenario`` when ``engine`` is asked for, and why.
+    """Pick the engine that runs ``scenario`` when ``engine`` is asked for, and say why.
 
     Returns
     -------
