@@ -2,9 +2,10 @@
 
 Speed is a ratio measured in one run (this machine is shared and noisy): simulated
 packet-hops per wall second divided by bare SimPy ``env.timeout`` events per
-second. Memory is the peak traced allocation during a run divided by packets.
-With numba installed, the compiled engine runs the same case in the same
-repeats; its ratio to the SimPy engine excludes compilation, reported apart.
+second. Memory is the peak traced allocation of a whole run and its summary
+divided by packets (beside the packet columns alone). With numba installed, the
+compiled engine runs the same case in the same repeats, right after the SimPy
+engine; its ratio to the SimPy engine excludes compilation, reported apart.
 """
 
 from __future__ import annotations
@@ -59,40 +60,58 @@ def _network(duration_s: float) -> Network:
     return net
 
 
-def _compiled(duration_s: float, repeats: int) -> dict:
-    """Compiled-engine figures (None without numba), the same case and repeats."""
+def _compiled_setup() -> dict:
+    """Compile (or load) the compiled engine: its figures' keys, None without numba."""
     from sim.engine.compiled.select import numba_available
 
     keys = ("compiled_packet_hops_per_s", "compiled_ratio", "compile_s", "compile_from_cache")
-    if not numba_available():
-        return dict.fromkeys(keys)
-    from sim.engine.compiled.bench import compile_s, packet_hops_per_s
+    out = dict.fromkeys((*keys, "compiled_peak_bytes_per_packet"))
+    if numba_available():
+        from sim.engine.compiled.bench import compile_s
 
-    first_s, cached = compile_s(_network(duration_s))
-    rates = []
-    for _ in range(repeats):
-        hops, wall = packet_hops_per_s(_network(duration_s), duration_s)
-        rates.append(hops / wall)
-    return dict(zip(keys, (statistics.median(rates), None, first_s, cached), strict=True))
+        out["compile_s"], out["compile_from_cache"] = compile_s(_network(1e-3))
+    return out
 
 
-def _engine(duration_s: float, trace_memory: bool) -> tuple[int, int, float, int]:
+def _compiled_rate(duration_s: float) -> float:
+    """Packet-hops per wall second of the compiled engine on the bench case."""
+    from sim.engine.compiled.bench import packet_hops_per_s
+
+    hops, wall = packet_hops_per_s(_network(duration_s), duration_s)
+    return hops / wall
+
+
+def _engine(duration_s: float) -> tuple[int, int, float]:
     net = _network(duration_s)
-    if trace_memory:
-        tracemalloc.start()
-        base = tracemalloc.get_traced_memory()[0]
     t = time.perf_counter()
     net.env.run(until=duration_s)
     wall = time.perf_counter() - t
-    peak = 0
-    if trace_memory:
-        peak = tracemalloc.get_traced_memory()[1] - base
-        tracemalloc.stop()
     n_pkts = len(net.rec.send_s)
     hops = sum(int(h) for h in net.rec.hop) + sum(
         1 for d in net.rec.done_s if d == d
     )  # hop index of the last station reached, +1 for packets that finished it
-    return n_pkts, hops, wall, peak
+    return n_pkts, hops, wall
+
+
+def peak_bytes_per_packet(duration_s: float, engine: str) -> tuple[float, float]:
+    """Peak traced memory of a whole run and its summary, per packet, bytes.
+
+    Traced from before :func:`sim.engine.simulate` to after
+    :func:`sim.analysis.summarize` (tracemalloc: every Python and numpy
+    allocation, the compiled engine's arrays included: the kernel allocates none
+    of its own). Returns (peak, packet columns of the result) per packet.
+    """
+    from sim.analysis import summarize
+    from sim.engine import simulate
+
+    scn = scenario_from_dict(BENCH_SCENARIO, "<bench>")
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    res = simulate(scn, duration_s=duration_s, warmup_s=0.0, engine=engine)
+    summarize(res)
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    return peak / res.packets["send_s"].size, res.bytes_per_packet
 
 
 def run_bench(duration_s: float = 0.6, repeats: int = 3) -> dict:
@@ -110,28 +129,36 @@ def run_bench(duration_s: float = 0.6, repeats: int = 3) -> dict:
     -------
     dict
         ``packet_hops_per_s``, ``bare_simpy_events_per_s``, ``ratio`` (median of
-        per-repeat ratios), ``bytes_per_packet`` (peak traced memory / packets),
-        ``packets``, ``packet_hops``; with numba, ``compiled_packet_hops_per_s``,
-        ``compiled_ratio`` (compiled / SimPy engine, medians), ``compile_s`` (first
-        call: compile or cache load) and ``compile_from_cache``; else these are None.
+        per-repeat ratios), ``bytes_per_packet`` (the packet columns per packet),
+        ``peak_bytes_per_packet`` (peak traced memory of a SimPy run and its
+        summary, per packet), ``packets``, ``packet_hops``; with numba,
+        ``compiled_packet_hops_per_s``, ``compiled_ratio`` (median of per-repeat
+        compiled / SimPy engine ratios, compilation excluded), ``compile_s`` (first
+        call: compile or cache load), ``compile_from_cache`` and
+        ``compiled_peak_bytes_per_packet``; else these are None.
     """
     scn = scenario_from_dict(BENCH_SCENARIO, "<bench>")
     check_work(estimate_work(scn, duration_s=duration_s), file="podnetsim bench --duration")
-    hop_rates, bare_rates, ratios = [], [], []
+    compiled = _compiled_setup()
+    hop_rates, bare_rates, ratios, c_rates, c_ratios = [], [], [], [], []
     n_pkts = hops = 0
-    for _ in range(repeats):
-        n_pkts, hops, wall, _ = _engine(duration_s, trace_memory=False)
+    for _ in range(repeats):  # interleaved: the machine's load hits both alike
+        n_pkts, hops, wall = _engine(duration_s)
         rate = hops / wall
         bare = bare_simpy_events_per_s(hops)
         hop_rates.append(rate)
         bare_rates.append(bare)
         ratios.append(rate / bare)
-    n_mem, _, _, peak = _engine(duration_s, trace_memory=True)
-    compiled = _compiled(duration_s, repeats)
-    if compiled["compiled_packet_hops_per_s"] is not None:
-        compiled["compiled_ratio"] = compiled["compiled_packet_hops_per_s"] / statistics.median(
-            hop_rates
-        )
+        if compiled["compile_s"] is not None:
+            c_rates.append(_compiled_rate(duration_s))
+            c_ratios.append(c_rates[-1] / rate)
+    peak, columns = peak_bytes_per_packet(duration_s, "simpy")
+    if c_rates:
+        compiled["compiled_packet_hops_per_s"] = statistics.median(c_rates)
+        compiled["compiled_ratio"] = statistics.median(c_ratios)
+        compiled["compiled_peak_bytes_per_packet"] = peak_bytes_per_packet(duration_s, "compiled")[
+            0
+        ]
     return {
         **compiled,
         "packets": n_pkts,
@@ -139,5 +166,6 @@ def run_bench(duration_s: float = 0.6, repeats: int = 3) -> dict:
         "packet_hops_per_s": statistics.median(hop_rates),
         "bare_simpy_events_per_s": statistics.median(bare_rates),
         "ratio": statistics.median(ratios),
-        "bytes_per_packet": peak / n_mem,
+        "bytes_per_packet": columns,
+        "peak_bytes_per_packet": peak,
     }

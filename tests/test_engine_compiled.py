@@ -127,6 +127,44 @@ def test_merging_constant_flows_with_simultaneous_arrivals():
     assert (h["start_s"][at_cbr0] > arrive).any()  # and one of each pair waits
 
 
+def kernels_agree(scn, **kw):
+    """The station-by-station loop and the event loop agree, and the former ran."""
+    import sim.engine.compiled.tandem as tandem
+
+    res = both(scn, **kw)  # simpy vs compiled (the tandem loop where eligible)
+    calls = []
+    orig = tandem.eligible
+    tandem.eligible = lambda *a: calls.append(orig(*a)) or False
+    try:
+        event_loop = simulate(scn, engine="compiled", **kw)
+    finally:
+        tandem.eligible = orig
+    assert calls == [True]
+    res.engine = "simpy"
+    assert_identical(res, event_loop)
+    return res
+
+
+def test_tandem_loop_exponential_service_drops_and_end_cut():
+    scn = scenario(
+        [poisson("p", "api", "web", load=1.3, size_bytes="imix")],
+        **{
+            "costs.eth0_tx.buffer_packets": 5,
+            "costs.forward.service": "exponential",
+            "costs.forward.buffer_bytes": 4000,
+        },
+    )
+    res = kernels_agree(scn)
+    assert drops_at(res, "node2/forward") > 500 and drops_at(res, "node1/forward") > 50
+    assert res.in_flight_at_end > 0  # packets cut off between hops at the end
+
+
+def test_tandem_loop_dropped_routes():
+    for dst in ("10.0.1.78", "internet"):
+        res = kernels_agree(scenario([poisson("p", "client", dst, rate_gbps=2.0)]))
+        assert res.packets["send_s"].size > 100
+
+
 def test_nat_costs_count_and_match():
     flows = [poisson("p", "client", "internet", rate_gbps=3.0)]
     res = both(scenario(flows, **{"costs.nat_extra_us": 1.5}), record_hops=True)
@@ -175,7 +213,8 @@ def test_shipped_experiment_quick_runs_identical(path: Path, tmp_path: Path, mon
     run_experiment(path, tmp_path / "simpy", quick=True, plots=False)
     checked = []
 
-    def both_engines(scn, **kw):
+    def both_engines(scn, engine, **kw):
+        assert engine == "compiled"  # auto's choice, carried on the run spec
         a = simulate(scn, engine="simpy", **kw)
         b = simulate(scn, engine="compiled", **kw)
         assert_identical(a, b)
@@ -253,8 +292,61 @@ def test_bench_reports_both_engines():
     r = run_cli("bench", "--json", "--duration", "0.02", "--repeats", "1")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    for key in ("compiled_packet_hops_per_s", "compiled_ratio", "compile_s"):
+    keys = ("compiled_packet_hops_per_s", "compiled_ratio", "compile_s")
+    for key in (*keys, "peak_bytes_per_packet", "compiled_peak_bytes_per_packet"):
         assert isinstance(doc[key], float) and doc[key] > 0, key
+    # the peak counts the run's and the summary's copies, not only the packet columns
+    assert doc["peak_bytes_per_packet"] > doc["bytes_per_packet"] == 29.0
     assert isinstance(doc["compile_from_cache"], bool)
     ratio = doc["compiled_packet_hops_per_s"] / doc["packet_hops_per_s"]
-    assert doc["compiled_ratio"] == pytest.approx(ratio)
+    assert doc["compiled_ratio"] == pytest.approx(ratio)  # one repeat: median of one
+
+
+def test_run_engine_auto_says_compiled_and_matches_simpy(tmp_path: Path):
+    import json
+
+    exp = ROOT / "experiments" / "same-vs-cross-latency.toml"
+    out = {}
+    for engine in ("simpy", "auto"):
+        d = tmp_path / engine
+        r = run_cli("run", exp, "--quick", "--no-plots", "--out", d, "--engine", engine)
+        assert r.exit_code == 0, r.output
+        man = json.loads((d / "manifest.json").read_text())
+        ran = "simpy" if engine == "simpy" else "compiled"
+        assert r.stderr.splitlines()[-1].startswith(f"engine: {ran} (")
+        assert (man["engine"], man["engine_requested"]) == (ran, engine)
+        assert man["engine_runs"] == {ran: man["runs_expected"]}
+        out[engine] = (d / "runs.csv").read_bytes()
+    assert out["simpy"] == out["auto"]
+    # the engine is not part of a run's identity: a resume with the other engine reuses all
+    r = run_cli("run", exp, "--quick", "--no-plots", "--out", tmp_path / "simpy", "--resume")
+    assert r.exit_code == 0 and "0 runs done, 24 reused" in r.stdout, r.output
+
+
+def test_experiment_file_engine_compiled_refuses_closed_loop(tmp_path: Path):
+    text = (ROOT / "experiments" / "same-vs-cross-throughput.toml").read_text()
+    exp = tmp_path / "bulk.toml"
+    exp.write_text(
+        'engine = "compiled"\n' + text.replace('"scenarios/', f'"{ROOT}/experiments/scenarios/')
+    )
+    r = run_cli("run", exp, "--quick", "--out", tmp_path / "out")
+    assert r.exit_code == 2 and not (tmp_path / "out").exists()
+    err = r.stderr.strip()
+    assert err.startswith(f"error: {exp}: engine: engine 'compiled': ") and "\n" not in err
+    assert "flows.0.kind" in err and "'probe' is bulk" in err and 'engine = "auto"' in err
+    r = run_cli("run", exp, "--quick", "--dry-run", "--engine", "auto")
+    assert r.exit_code == 0, r.output
+    r = run_cli("run", exp, "--quick", "--dry-run", "--engine", "compiled")
+    assert r.exit_code == 2 and "--engine: engine 'compiled'" in r.stderr
+
+
+def test_plan_batch_mixed_counts():
+    from sim.engine.compiled.select import describe, plan_batch
+
+    closed = scenario([{"name": "rr", "kind": "request-response", "src": "client", "dst": "web"}])
+    open_loop = scenario([poisson("p", "client", "web", load=0.5)])
+    plan = plan_batch([open_loop, closed, open_loop], "auto", 3, "e.toml", "engine")
+    assert plan["engine"] == "mixed" and plan["engine_of"] == ["compiled", "simpy", "compiled"]
+    assert plan["engine_runs"] == {"compiled": 6, "simpy": 3}
+    assert describe(plan).startswith("engine: mixed (compiled 6 runs, simpy 3 runs; simpy where")
+    assert plan_batch([closed], "simpy", 2, "e.toml", "engine")["engine_runs"] == {"simpy": 2}

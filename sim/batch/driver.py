@@ -34,6 +34,7 @@ class BatchReport:
     reused: int
     ran: int = 0
     failures: list[tuple[str, dict, str]] = field(default_factory=list)
+    engine: dict = field(default_factory=dict)
 
 
 def run_experiment(
@@ -54,6 +55,7 @@ def run_experiment(
     max_runs: int | None = None,
     params: str | Path | None = None,
     sets: dict | None = None,
+    engine: str | None = None,
 ) -> BatchReport:
     """Run the experiment in ``path`` and write its results to ``out``.
 
@@ -83,6 +85,8 @@ def run_experiment(
     params, sets : optional
         ``calibrate`` parameter file and dotted overrides applied to every run
         (:func:`sim.batch.expand.load_experiment`).
+    engine : str, optional
+        Overrides the file's ``engine`` (``auto``, ``simpy``, ``compiled``).
 
     Raises
     ------
@@ -92,11 +96,11 @@ def run_experiment(
         SIGINT or SIGTERM; the finished runs are kept in ``out/runs``.
     """
     batch: Batch = load_experiment(
-        path, quick=quick, crn=crn, max_runs=max_runs, params=params, sets=sets
+        path, quick=quick, crn=crn, max_runs=max_runs, params=params, sets=sets, engine=engine
     )
     out_dir = Path(out) if out is not None else Path("results") / batch.experiment.name
     store = ResultStore(out_dir, warn=on_warning)
-    info = {"executor": executor_info or {"kind": "local", "jobs": jobs}}
+    info = {"executor": executor_info or {"kind": "local", "jobs": jobs}, **batch.engine}
     rows: dict[str, dict] = {}
     with stop_on_signals():
         try:
@@ -142,6 +146,7 @@ def _run_batch(
     out_dir = store.root
     todo = [r for r in batch.runs if r.run_id not in rows]
     report = BatchReport(out=out_dir, total=len(batch.runs), reused=len(rows))
+    report.engine = batch.engine
     if on_start:
         on_start(len(batch.runs), len(rows))
     with contextlib.closing(executor(todo)) as outcomes:  # closing stops the workers

@@ -98,7 +98,7 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _start_forkserver() -> None:
+def _start_forkserver(compiled: bool = False) -> None:
     """Start multiprocessing's forkserver: SIGINT blocked, dying with the batch.
 
     The forkserver is a fresh interpreter; a Ctrl-C reaching it while it starts
@@ -108,10 +108,12 @@ def _start_forkserver() -> None:
     meanwhile is delivered to the batch when the mask is restored. The resource
     tracker starts first: starting it unblocks SIGINT (CPython 3.11-3.13). The
     server preloads :mod:`sim.batch.guard` (it dies with the batch) and this
-    module (workers start without importing the simulator again).
+    module (workers start without importing the simulator again) and, for a batch
+    with ``compiled`` runs, :mod:`sim.engine.compiled.preload` (the kernels).
     """
     multiprocessing.resource_tracker.ensure_running()
-    multiprocessing.set_forkserver_preload(["__main__", "sim.batch.guard", __name__])
+    kernels = ["sim.engine.compiled.preload"] if compiled else []
+    multiprocessing.set_forkserver_preload(["__main__", "sim.batch.guard", __name__, *kernels])
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     os.environ[BATCH_PID_ENV] = str(os.getpid())
     try:
@@ -132,7 +134,7 @@ def run_processes(specs: Sequence[RunSpec], jobs: int) -> Iterator[Outcome]:
     at once; a worker whose batch process died ends itself within a second.
     """
     ctx = multiprocessing.get_context("forkserver")
-    _start_forkserver()
+    _start_forkserver(any(s.engine == "compiled" for s in specs))
     pending = list(specs)[::-1]
     broke: dict[str, int] = {}
     while pending:

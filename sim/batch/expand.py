@@ -63,6 +63,9 @@ class RunSpec:
         Flows whose packets make the run's metrics.
     fingerprint : str
         Hash of everything above except the id; guards resumes against a changed file.
+    engine : str
+        ``simpy`` or ``compiled``: the engine that runs it (not in the fingerprint:
+        both give identical results).
     """
 
     run_id: str
@@ -78,6 +81,7 @@ class RunSpec:
     warmup_s: float
     measured_flows: tuple[str, ...]
     fingerprint: str = field(default="")
+    engine: str = "simpy"
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ class Batch:
     swept: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     params_file: dict | None = None
     warnings: tuple[str, ...] = ()
+    engine: dict = field(default_factory=dict)
 
 
 def _fingerprint(obj: Any) -> str:
@@ -264,6 +269,7 @@ def load_experiment(
     *,
     params: str | Path | None = None,
     sets: dict[str, Any] | None = None,
+    engine: str | None = None,
 ) -> Batch:
     """Read, validate and expand an experiment file.
 
@@ -283,6 +289,8 @@ def load_experiment(
     params, sets : optional
         A ``podnetsim calibrate`` parameter file and dotted overrides (``run
         --set``) applied to every run after ``[set]``, ``sets`` last.
+    engine : str, optional
+        Overrides the file's ``engine`` (``auto``, ``simpy``, ``compiled``).
 
     Raises
     ------
@@ -304,6 +312,8 @@ def load_experiment(
     configs = _configs(settings)
     prepared = [_prepare_config(exp, scn, base, p, chosen, settings, file) for p in configs]
     runs = _make_runs(exp, prepared, settings, crn, base)
+    plan = _engine_plan(exp, prepared, base, settings, file, engine)
+    runs = [replace(r, engine=plan["engine_of"][r.config_index]) for r in runs]
     return Batch(
         experiment=exp,
         file=file,
@@ -315,6 +325,7 @@ def load_experiment(
         swept={k: tuple(_values(settings, k)) for k in settings.names},
         params_file=cli.params_file,
         warnings=tuple(base.warnings),
+        engine={k: v for k, v in plan.items() if k != "engine_of"},
     )
 
 
@@ -350,6 +361,21 @@ def _cli_overrides(params: str | Path | None, sets: dict[str, Any], s: _Settings
     overrides, _ = read_params(params)
     digest = hashlib.sha256(Path(params).read_bytes()).hexdigest()
     return _Cli(overrides, {"file": str(params), "sha256": digest}, dict(sets))
+
+
+def _engine_plan(
+    exp: Experiment, prepared: list, base: _Base, s: _Settings, file: str, engine: str | None
+) -> dict:
+    """The engine of each configuration (:func:`sim.engine.compiled.select.plan_batch`)."""
+    from sim.engine.compiled.select import plan_batch
+
+    scns = [scenario_from_dict(raw, base.file, ov, base.dir) for _, raw, ov, _ in prepared]
+    labels = [" ".join(f"{k}={v}" for k, v in p.items()) or "the scenario" for p, *_ in prepared]
+    field_ = "engine" if engine is None else "--engine"
+    try:
+        return plan_batch(scns, engine or exp.engine, s.replications, file, field_, labels)
+    except UserError as err:
+        raise ExperimentError(err.problem, file=file, field=err.field, fix=err.fix) from None
 
 
 def _read_experiment(path: str | Path, file: str) -> Experiment:

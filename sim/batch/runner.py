@@ -34,7 +34,7 @@ def identity(spec: RunSpec) -> dict[str, Any]:
 def simulate_spec(spec: RunSpec) -> RunResult:
     """Build the scenario of ``spec`` (its overrides applied) and simulate it."""
     scn = scenario_from_dict(spec.scenario_raw, spec.file, spec.overrides, Path(spec.base_dir))
-    return simulate(scn, seed=spec.seed, file=spec.file)
+    return simulate(scn, seed=spec.seed, file=spec.file, engine=spec.engine)
 
 
 def execute(spec: RunSpec) -> dict[str, list[dict[str, Any]]]:

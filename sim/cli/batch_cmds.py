@@ -72,6 +72,12 @@ def blame_params(err: UserError, params: str | None, overrides: dict) -> UserErr
     help="Allow up to N runs (configurations x replications; default 10,000).",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(["auto", "simpy", "compiled"]),
+    help="Engine of the runs (default: the file's `engine`, else auto: the compiled "
+    "engine where every flow is open loop). Identical results.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Validate the experiment and list the runs it would do; run nothing.",
@@ -90,6 +96,7 @@ def run(
     scheduler: str | None,
     dask_local: int | None,
     max_runs: int | None,
+    engine: str | None,
     dry_run: bool,
     params: str | None,
     sets: tuple[str, ...],
@@ -109,7 +116,9 @@ def run(
 
         cli_sets = {"params": params, "sets": parse_sets(sets)}
         if dry_run:
-            batch = load_experiment(experiment, quick=quick, crn=crn, max_runs=max_runs, **cli_sets)
+            batch = load_experiment(
+                experiment, quick=quick, crn=crn, max_runs=max_runs, engine=engine, **cli_sets
+            )
             for message in batch.warnings:
                 _warn(message)
             _list_runs(batch)
@@ -122,6 +131,7 @@ def run(
             "plots": not no_plots,
             "crn": crn,
             "max_runs": max_runs,
+            "engine": engine,
             "on_warning": _warn,
         }
         if scheduler or dask_local:
@@ -234,6 +244,9 @@ def _exit_now(code: int) -> None:
 
 def _finish(rep) -> int:
     """Print the outcome of a batch; its exit code (1 if any run failed)."""
+    from sim.engine.compiled.select import describe
+
+    click.echo(describe(rep.engine), err=True)
     click.echo(
         f"{rep.ran} runs done, {rep.reused} reused, {len(rep.failures)} failed; "
         f"results in {rep.out}"

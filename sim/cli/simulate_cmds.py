@@ -231,7 +231,8 @@ def bench(as_json: bool, duration_s: float, repeats: int) -> None:
     click.echo(f"packet-hops per wall s     {r['packet_hops_per_s']:,.0f}")
     click.echo(f"bare SimPy events per s    {r['bare_simpy_events_per_s']:,.0f}")
     click.echo(f"ratio                      {r['ratio']:.3f}")
-    click.echo(f"peak bytes per packet      {r['bytes_per_packet']:.1f}")
+    click.echo(f"packet columns, B/packet   {r['bytes_per_packet']:.1f}")
+    click.echo(f"peak B/packet (+summary)   {r['peak_bytes_per_packet']:.1f}")
     if r["compiled_packet_hops_per_s"] is None:
         click.echo("compiled engine            numba not installed (pip install 'podnetsim[fast]')")
         return
@@ -239,3 +240,4 @@ def bench(as_json: bool, duration_s: float, repeats: int) -> None:
     click.echo(f"compiled packet-hops/s     {r['compiled_packet_hops_per_s']:,.0f}")
     click.echo(f"compiled / SimPy engine    {r['compiled_ratio']:.1f}")
     click.echo(f"first call ({how})  {r['compile_s']:.2f} s (excluded above)")
+    click.echo(f"compiled peak B/packet     {r['compiled_peak_bytes_per_packet']:.1f}")

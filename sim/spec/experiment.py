@@ -154,6 +154,9 @@ class Experiment(_Frozen):
         What ``--quick`` changes.
     plots : PlotSpec
         Plot settings.
+    engine : {"auto", "simpy", "compiled"}
+        Engine of the runs (identical results): ``auto`` runs the compiled one
+        where every flow is open loop (:mod:`sim.engine.compiled.select`).
     """
 
     name: str = Field(min_length=1)
@@ -175,3 +178,4 @@ class Experiment(_Frozen):
     common_random_numbers: bool = True
     quick: QuickSpec = QuickSpec()
     plots: PlotSpec = PlotSpec()
+    engine: Literal["auto", "simpy", "compiled"] = "auto"

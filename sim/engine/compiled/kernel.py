@@ -256,7 +256,7 @@ def _loop(end_s, warm_s, arrivals, stations, routes, state, packets, rows, heap,
     )
 
 
-def run_kernel(end_s, warm_s, arrivals, stations, routes, n_free, n_dep, n_hop_rows):
+def run_kernel(end_s, warm_s, arrivals, stations, routes, n_free, n_dep, n_hop_rows, tandem=False):
     """Process every packet-hop event before ``end_s``.
 
     Parameters
@@ -271,6 +271,9 @@ def run_kernel(end_s, warm_s, arrivals, stations, routes, n_free, n_dep, n_hop_r
         ``Tables`` fields rt_start, rt_len, rt_station, rt_extra_s, rt_end_reason.
     n_free, n_dep, n_hop_rows : int
         Sizes of the server slots, departure store and per-hop rows (0: none).
+    tandem : bool
+        Run :func:`.tandem.tandem_loop` instead of the event loop (same answers;
+        only where :func:`.tandem.eligible`).
 
     Returns
     -------
@@ -291,9 +294,15 @@ def run_kernel(end_s, warm_s, arrivals, stations, routes, n_free, n_dep, n_hop_r
         np.zeros(n_hop_rows, np.int64),
         np.zeros((n_hop_rows, 3)),
     )
-    heap = (np.empty(n_pkt + 1), np.empty(n_pkt + 1, np.int64), np.empty(n_pkt + 1, np.int64))
     ctr = np.zeros(5, np.int64)
     nxt = arrivals[3][:-1].copy()  # next arrivals row of each source
+    if tandem:
+        from sim.engine.compiled.tandem import tandem_loop
+
+        at = np.empty(n_pkt)  # allocated here, where tracemalloc sees it
+        tandem_loop(end_s, warm_s, (*arrivals, nxt), stations, routes, state, packets, at, ctr)
+        return packets, state, rows, ctr
+    heap = (np.empty(n_pkt + 1), np.empty(n_pkt + 1, np.int64), np.empty(n_pkt + 1, np.int64))
     _loop(end_s, warm_s, (*arrivals, nxt), stations, routes, state, packets, rows, heap, ctr)
     return packets, state, rows, ctr
 

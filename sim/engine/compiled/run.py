@@ -23,6 +23,7 @@ from sim.spec.scenario import Scenario
 def execute(arr: Arrivals, tab: Tables, end_s: float, warm_s: float, hops: bool) -> tuple:
     """Run the kernel on prepared arrivals and tables (compiles on first use)."""
     from sim.engine.compiled.kernel import run_kernel
+    from sim.engine.compiled.tandem import eligible
 
     return run_kernel(
         end_s,
@@ -33,6 +34,7 @@ def execute(arr: Arrivals, tab: Tables, end_s: float, warm_s: float, hops: bool)
         tab.n_free,
         tab.n_dep,
         int(tab.visits.sum()) if hops else 0,
+        eligible(arr.source_start, arr.route, tab, hops),
     )
 
 

@@ -9,6 +9,7 @@ numba is installed. ``auto`` picks it then and the SimPy engine otherwise;
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 
 from sim.errors import UserError
 from sim.spec.scenario import Scenario
@@ -82,3 +83,77 @@ def choose(scenario: Scenario, engine: str, file: str = "<scenario>") -> tuple[s
             )
         return "simpy", f"numba is not installed ({INSTALL_FIX})"
     return "compiled", "every flow is open loop"
+
+
+def plan_batch(
+    scenarios: Sequence[Scenario],
+    engine: str,
+    runs_each: int,
+    file: str,
+    field: str,
+    labels: Sequence[str] = (),
+) -> dict:
+    """Which engine runs each configuration of a batch, and the batch's record of it.
+
+    Parameters
+    ----------
+    scenarios : sequence of Scenario
+        One scenario per configuration.
+    engine : {"auto", "simpy", "compiled"}
+        The engine asked for (experiment file's ``engine`` or ``run --engine``).
+    runs_each : int
+        Runs (replications) per configuration.
+    file, field : str
+        Where ``engine`` was asked for, for messages.
+    labels : sequence of str, optional
+        A name for each configuration (its parameter values), for messages.
+
+    Returns
+    -------
+    dict
+        ``engine`` (``simpy``, ``compiled`` or ``mixed``: what runs),
+        ``engine_requested``, ``engine_runs`` (runs per engine), ``engine_why``
+        and ``engine_of`` (the engine of each configuration).
+
+    Raises
+    ------
+    UserError
+        ``engine`` is ``compiled`` and a configuration's flow keeps it from running
+        (the message names the flow), or numba is missing.
+    """
+    of: list[str] = []
+    whys: list[str] = []
+    for i, scn in enumerate(scenarios):
+        try:
+            ran, why = choose(scn, engine, file)
+        except UserError as err:
+            if err.field is None:  # numba is missing
+                raise UserError(err.problem, file=file, field=field, fix=err.fix) from None
+            where = labels[i] if labels else f"configuration {i}"
+            use = "--engine auto" if field.startswith("--") else 'engine = "auto"'
+            raise UserError(
+                f"engine {engine!r}: {where}: {err.field}: {err.problem}",
+                file=file,
+                field=field,
+                fix=f"use {use} (SimPy runs what the compiled engine cannot) or simpy",
+            ) from None
+        of.append(ran)
+        whys.append(why)
+    counts = {e: of.count(e) * runs_each for e in ("compiled", "simpy") if e in of}
+    kind = next(iter(counts)) if len(counts) == 1 else "mixed"
+    why = whys[0] if kind != "mixed" else whys[of.index("simpy")]
+    return {
+        "engine": kind,
+        "engine_requested": engine,
+        "engine_runs": counts,
+        "engine_why": why,
+        "engine_of": of,
+    }
+
+
+def describe(plan: dict) -> str:
+    """One line saying which engine ran a batch and why, e.g. for stderr."""
+    if plan["engine"] == "mixed":
+        counts = ", ".join(f"{e} {n} runs" for e, n in plan["engine_runs"].items())
+        return f"engine: mixed ({counts}; simpy where {plan['engine_why']})"
+    return f"engine: {plan['engine']} ({plan['engine_why']})"
