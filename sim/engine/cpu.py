@@ -138,7 +138,7 @@ class Core:
         return a_s + b_s * size_bytes
 
     def arrive(self, ev) -> None:
-        """A segment arrives: queue check, FIFO start, schedule the next element."""
+        """Take a segment: queue check, FIFO start, schedule the next element."""
         pkt = ev.pkt
         now = ev.at
         r = self.p_route[pkt]
@@ -212,7 +212,7 @@ class Thread:
         return self.core.service_s(route, hop, size_bytes)
 
     def arrive(self, ev) -> None:
-        """A packet the application sends: to the core now, or after the last send."""
+        """Take a packet the application sends: to the core now, or after the last send."""
         if self.armed or self.waiting or ev.at < self.busy_until:
             self.waiting.append(ev)
             if not self.armed:

@@ -69,7 +69,7 @@ def _argv(ns: str, cpu: int, args: list[str], realtime: bool) -> list[str]:
 
 
 def _server(ns: str, cpu: int, addr: str, port: int, realtime: bool) -> subprocess.Popen:
-    """A sockperf server bound to ``addr:port`` in ``ns``, returned once its socket is bound."""
+    """Start a sockperf server on ``addr:port`` in ``ns``; return once its socket is bound."""
     srv = subprocess.Popen(
         _argv(ns, cpu, ["server", "-i", addr, "-p", str(port)], realtime),
         stdout=subprocess.PIPE,
@@ -176,7 +176,7 @@ def loaded_rtt(
     size_bytes: int = 64,
     duration_s: float = 2.0,
 ) -> dict:
-    """The probe's round trips while a background flow offers ``bg_pps`` packets/s.
+    """Time the probe's round trips while a background flow offers ``bg_pps`` packets/s.
 
     Parameters
     ----------
