@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import time
+from functools import partial
 
 from sim.testbed.errors import ProbeError, one_line
 from sim.testbed.render import Replica
 from sim.testbed.timing import RT_PRIORITY, parse_sockperf
 
-__all__ = ["counters", "loaded_rtt", "saturation", "softnet"]
+__all__ = ["counters", "loaded_rtt", "measure_loaded", "saturation", "softnet"]
 
 PROBE_PORT = 11111
 """UDP port of the probe's sockperf server."""
@@ -119,8 +121,9 @@ def saturation(
     *,
     cpus: tuple[int, int] = (0, 1),
     duration_s: float = 2.0,
+    realtime: bool = True,
 ) -> dict:
-    """Saturation rate of one UDP flow ``src -> dst`` with ``size_bytes`` payloads.
+    """Measure the saturation rate of one UDP flow ``src -> dst`` with ``size_bytes`` payloads.
 
     Parameters
     ----------
@@ -134,6 +137,9 @@ def saturation(
         CPUs of the sender and of the receiver.
     duration_s : float, default 2.0
         Length of the run, seconds.
+    realtime : bool, default True
+        Both ends at real-time priority; False: normal priority, so two ends on
+        one CPU share it by the scheduler's time slices.
 
     Returns
     -------
@@ -143,13 +149,13 @@ def saturation(
         and ``loadavg_1min``.
     """
     addr, dns = str(replica.address(dst)), replica.namespace(dst)
-    srv = _server(dns, cpus[1], addr, LOAD_PORT, True)
+    srv = _server(dns, cpus[1], addr, LOAD_PORT, realtime)
     try:
         before = (counters(dns), softnet())
         args = ["tp", "-i", addr, "-p", str(LOAD_PORT), "-t", f"{duration_s:g}"]
         args += ["-m", str(size_bytes)]
         client = subprocess.run(
-            _argv(replica.namespace(src), cpus[0], args, True),
+            _argv(replica.namespace(src), cpus[0], args, realtime),
             capture_output=True,
             text=True,
             timeout=duration_s + 30,
@@ -175,6 +181,7 @@ def loaded_rtt(
     bg_cpu: int = 0,
     size_bytes: int = 64,
     duration_s: float = 2.0,
+    realtime: bool = True,
 ) -> dict:
     """Time the probe's round trips while a background flow offers ``bg_pps`` packets/s.
 
@@ -195,18 +202,21 @@ def loaded_rtt(
         Payload of both flows, bytes.
     duration_s : float, default 2.0
         Length of the probe's run, seconds (the background runs 1 s longer).
+    realtime : bool, default True
+        The probe's ends at real-time priority (False: normal, like the background).
 
     Returns
     -------
     dict
         ``p50_us``, ``p99_us``, ``samples`` of the probe; the background's
-        ``bg_sent_pps`` and counter deltas (as :func:`saturation`); ``loadavg_1min``.
+        ``bg_sent_pps``, ``bg_delivered_pps`` and counter deltas (as
+        :func:`saturation`); ``loadavg_1min``.
     """
     addr, dns = str(replica.address(probe[1])), replica.namespace(probe[1])
     procs: list[subprocess.Popen] = []
     out: dict = {}
     try:
-        procs.append(_server(dns, probe_cpu, addr, PROBE_PORT, True))
+        procs.append(_server(dns, probe_cpu, addr, PROBE_PORT, realtime))
         if background is not None and bg_pps > 0:
             bg_addr, bg_ns = str(replica.address(background[1])), replica.namespace(background[1])
             procs.append(_server(bg_ns, bg_cpu, bg_addr, LOAD_PORT, False))
@@ -224,7 +234,7 @@ def loaded_rtt(
         args = ["ping-pong", "-i", addr, "-p", str(PROBE_PORT), "-t", f"{duration_s:g}"]
         args += ["--full-rtt", "-m", str(size_bytes)]
         client = subprocess.run(
-            _argv(replica.namespace(probe[0]), probe_cpu, args, True),
+            _argv(replica.namespace(probe[0]), probe_cpu, args, realtime),
             capture_output=True,
             text=True,
             timeout=duration_s + 30,
@@ -235,6 +245,7 @@ def loaded_rtt(
             time.sleep(0.2)
             out = _drops(bg_ns, before, counters(bg_ns), softnet())
             out["bg_sent_pps"] = _sent_pps(_stop(bg))
+            out["bg_delivered_pps"] = out["delivered"] / (duration_s + 1)
     finally:
         for p in procs:
             _stop(p)
@@ -243,3 +254,92 @@ def loaded_rtt(
         tail = one_line(client.stderr or client.stdout)[-300:]
         raise ProbeError(f"sockperf {probe[0]} -> {probe[1]} failed: {tail}")
     return {**res, **out, "loadavg_1min": round(os.getloadavg()[0], 2)}
+
+
+_MEDIAN = ("p50_us", "p99_us", "sent_pps", "delivered_pps", "bg_delivered_pps")
+_SUM = ("delivered", "rcvbuf_drops", "backlog_drops", "time_squeeze", "samples")
+
+
+def _combine(runs: list[dict]) -> dict:
+    """Median of each rate and percentile over the rounds, sum of each count; ``runs`` kept."""
+    out: dict = {"runs": runs}
+    for key in _MEDIAN:
+        if key in runs[0]:
+            out[key] = statistics.median(r[key] for r in runs)
+    for key in _SUM:
+        if key in runs[0]:
+            out[key] = sum(r[key] for r in runs)
+    return out
+
+
+def measure_loaded(
+    replica: Replica,
+    same: tuple[str, str],
+    cross: tuple[str, str],
+    background: tuple[str, str],
+    *,
+    load: float = 0.5,
+    repeats: int = 3,
+    duration_s: float = 2.0,
+) -> dict:
+    """Take the loaded set: idle probes, saturations, the probe under load, an overload.
+
+    Every measurement is taken once per round, ``repeats`` rounds, so a slow
+    drift of the shared machine hits them alike; each figure is the median of
+    its rounds (counts are summed).
+
+    Parameters
+    ----------
+    replica : Replica
+        A running replica (two CPUs or more).
+    same, cross : (str, str)
+        Same-node and cross-node pod pairs (probe and flooded flows).
+    background : (str, str)
+        The background flow's pods (namespaces apart from ``same``'s).
+    load : float, default 0.5
+        Background rate as a fraction of the background path's saturation rate
+        (measured in the first round).
+    repeats : int, default 3
+        Rounds.
+    duration_s : float, default 2.0
+        Length of each run, seconds.
+
+    Returns
+    -------
+    dict
+        ``idle`` ``{"same"|"cross": {payload: result}}``, ``saturation`` (same
+        shape, sender and receiver on CPUs 0 and 1), ``overload`` (same-node 64 B
+        flood, both ends on CPU 0 at normal priority), ``loaded``
+        ``{"shared"|"separate": result}`` (probe on CPU 0, background on CPU 0
+        or 1) and ``bg_pps`` offered; each result as :func:`_combine`.
+    """
+    bg_pps = load * saturation(replica, *background, 64, duration_s=duration_s)["delivered_pps"]
+    jobs = {
+        ("overload",): partial(
+            saturation, replica, *same, 64, cpus=(0, 0), duration_s=duration_s, realtime=False
+        )
+    }
+    for name, pair in (("same", same), ("cross", cross)):
+        for n in (64, 1400):
+            jobs[("idle", name, n)] = partial(
+                loaded_rtt, replica, pair, None, 0, size_bytes=n, duration_s=duration_s
+            )
+            jobs[("saturation", name, n)] = partial(
+                saturation, replica, *pair, n, duration_s=duration_s
+            )
+    for place, cpu in (("shared", 0), ("separate", 1)):
+        jobs[("loaded", place)] = partial(
+            loaded_rtt, replica, same, background, bg_pps, bg_cpu=cpu, duration_s=duration_s
+        )
+    runs: dict[tuple, list[dict]] = {key: [] for key in jobs}
+    for _ in range(repeats):
+        for key, job in jobs.items():
+            runs[key].append(job())
+    out: dict = {"bg_pps": bg_pps, "idle": {}, "saturation": {}, "loaded": {}}
+    for key, got in runs.items():
+        *where, last = key
+        target = out
+        for part in where:
+            target = target.setdefault(part, {})
+        target[last] = _combine(got)
+    return out

@@ -33,13 +33,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sim.analysis.summary import summarize
-from sim.control.cluster import Cluster
+from sim.control.cluster import Cluster, build_cluster
 from sim.engine.run import simulate
 from sim.spec.load import load_scenario
 from sim.testbed.render import ELEMENTS
 from sim.validate.calibrate import design_row, fitted_costs
 
-__all__ = ["UDP_IP_HEADER_BYTES", "LoadedFit", "fit_loaded", "predict_loaded_p50"]
+__all__ = [
+    "UDP_IP_HEADER_BYTES",
+    "LoadedFit",
+    "compare_loaded",
+    "fit_loaded",
+    "predict_loaded_p50",
+    "predict_saturation",
+]
 
 UDP_IP_HEADER_BYTES = 28
 """IPv4 (20 B) + UDP (8 B) headers: a payload of P bytes is an IP packet of P + 28."""
@@ -215,3 +222,78 @@ def predict_loaded_p50(
     pin.update({background[0]: bg_cpu, background[1]: bg_cpu})
     res = _run(scenario, {**overrides, "datapath.pin": pin}, flows, 0.2)
     return float(res["flows"]["probe"]["rtt_us"]["p50"])
+
+
+def compare_loaded(
+    scenario: str | Path,
+    overrides: dict,
+    pairs: dict[str, tuple[str, str]],
+    measured: dict,
+    cpus: int,
+) -> tuple[LoadedFit, list[dict]]:
+    """Fit on the idle probes and the same-node 64 B saturation; predict the rest.
+
+    Parameters
+    ----------
+    scenario : str or Path
+        The measured scenario file.
+    overrides : dict
+        Its overrides as measured (e.g. the pods added).
+    pairs : dict
+        ``{"same": (src, dst), "cross": (src, dst), "background": (src, dst)}``.
+    measured : dict
+        From :func:`sim.testbed.load.measure_loaded`.
+    cpus : int
+        The host's cores.
+
+    Returns
+    -------
+    (LoadedFit, list of dict)
+        The fit and one row per figure: ``case``, ``measured``, ``predicted``
+        (CPU model), ``stations`` (the station model with the same per-kind
+        costs), ``ratio`` (predicted / measured), ``held_out``; saturation rows in
+        packets/s, p50 rows in us. The station model has no cores: its loaded p50
+        is the measured idle p50 plus what the background adds at its stations.
+    """
+    cl = build_cluster(load_scenario(scenario, overrides), str(scenario))
+    idle = {(p, n): r["p50_us"] for p, by in measured["idle"].items() for n, r in by.items()}
+    sat = measured["saturation"]
+    fit = fit_loaded(
+        cl, pairs["same"], pairs["cross"], idle, sat["same"][SMALL]["delivered_pps"], cpus
+    )
+    ov = {**overrides, **fit.overrides(cl)}
+    st = {**ov, "datapath.model": "stations"}
+    rows = []
+    for p, by in sat.items():
+        for n, r in by.items():
+            pred = predict_saturation(scenario, ov, *pairs[p], n)["delivered_pps"]
+            stations = predict_saturation(scenario, st, *pairs[p], n)["delivered_pps"]
+            rows.append(
+                _row(
+                    f"saturation {p} {n} B",
+                    r["delivered_pps"],
+                    pred,
+                    stations,
+                    (p, n) != ("same", SMALL),
+                )
+            )
+    bg, base = pairs["background"], idle[("same", SMALL)]
+    st_idle = predict_loaded_p50(scenario, st, pairs["same"], bg, 0, 0, 0)
+    for place, r in measured["loaded"].items():
+        cpu = 0 if place == "shared" else 1
+        bg_pps = r["bg_delivered_pps"]  # what the background achieved, not what it asked
+        pred = predict_loaded_p50(scenario, ov, pairs["same"], bg, bg_pps, 0, cpu)
+        st_p = base + predict_loaded_p50(scenario, st, pairs["same"], bg, bg_pps, 0, cpu) - st_idle
+        rows.append(_row(f"probe p50, background {place} core", r["p50_us"], pred, st_p, True))
+    return fit, rows
+
+
+def _row(case: str, measured: float, predicted: float, stations: float, held_out: bool) -> dict:
+    return {
+        "case": case,
+        "measured": measured,
+        "predicted": predicted,
+        "stations": stations,
+        "ratio": predicted / measured,
+        "held_out": held_out,
+    }
