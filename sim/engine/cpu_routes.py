@@ -25,10 +25,13 @@ Where each hop's work runs (``topology = "cluster"``)
 * Delivery: the socket receive buffer (``rmem_default_bytes``) holds the packet until
   the receiver's ``recvfrom`` on its pod's core has copied it.
 
-``topology = "replica"``: one host's ``cpus`` cores run everything; node and
-gateway interfaces are veths on a LAN bridge, so ``eth0_tx``, ``eth0_rx``,
-``gateway`` and the links are veth crossings (backlog enqueues on the current
-core) plus the LAN bridge's work, and there is no wire.
+``topology = "replica"``: one host's ``cpus`` cores run everything (the replica
+built by :mod:`sim.testbed.render`: every node a namespace, the LAN a bridge in
+its own namespace); node and gateway interfaces are veths on that bridge, so
+``eth0_tx``, ``eth0_rx`` and the links are veth crossings (backlog enqueues on the
+current core) whose cost is the kind's whole cost (its veths and the LAN bridge,
+``sim.testbed.render.COMPOSITION``), the gateway's forwarding is CPU work, and
+there is no wire.
 
 RSS uses CRC32 of the source and destination addresses and the protocol (flows
 carry no ports here, so two flows between the same two addresses share a queue).
@@ -268,14 +271,19 @@ class _Compiler:
             self.elems.append((wire, None))
 
     def replica_hop(self, hop: Hop) -> None:
-        k, costs = hop.kind, self.costs
-        if k in ("veth", "loopback"):
-            self.cross(getattr(costs, k))
-        elif k in ("bridge", "forward"):
-            self.add(getattr(costs, k), hop.nat)
-        else:  # a node, gateway or host interface: a veth on the LAN bridge
-            self.cross(costs.veth)
-            if k == "gateway":
-                self.add(costs.gateway)
-            elif k in ("eth0_tx", "gateway_link"):
-                self.add(costs.bridge)
+        """Add a hop of the replica: its kind's whole cost, on the current core.
+
+        The replica prices each model kind as the kernel work its build crosses
+        (``sim.testbed.render.COMPOSITION``: e.g. ``eth0_tx`` = 2 veth + the LAN
+        bridge), and a calibrated ``[costs]`` holds exactly those sums, so each
+        hop adds its kind's cost once; the kinds that cross a veth start a new
+        backlog visit (inline on the sender's core).
+        """
+        k = hop.kind
+        c = getattr(self.costs, k)
+        if k in ("bridge", "forward", "gateway"):
+            self.add(c, hop.nat)
+        else:  # veth, loopback, eth0_tx/rx, gateway_link, external_link: veth crossings
+            self.cross(c)
+            if hop.nat:
+                self.seg[1] += self.costs.nat_extra_us * US

@@ -1,0 +1,299 @@
+"""Calibrate the CPU data path on the replica and predict it under load.
+
+The replica is simulated as it is built: ``[datapath] model = "cpu"``,
+``topology = "replica"``, the host's cores shared by every namespace, the pods'
+threads pinned where ``taskset`` put them (:mod:`sim.testbed.load`).
+
+The fit (:func:`fit_loaded`) uses idle round trips and ONE saturation point:
+
+* every element of kernel work a packet crosses (``sim.testbed.render.ELEMENTS``
+  counted by :func:`sim.validate.calibrate.design_row`: veth, node bridge, LAN
+  bridge, forwarding, gateway) costs the same ``element_us``, fitted from the
+  cross-node minus same-node idle round trip (the two paths differ only in
+  elements);
+* the sender's ``sendto`` (with the tool's own work per message) is what the
+  saturation rate leaves of the sender's core: ``1 / rate - n_same * element_us``
+  (in the replica the whole path runs inline on the sender's core, so one UDP
+  sender saturates when that core is busy all the time);
+* the receiver's ``recvfrom`` (with its wake-up) is the rest of the idle
+  same-node round trip: ``rtt / 2 - 1 / rate`` (the probe is one message in
+  flight, each way ``sendto`` + path + ``recvfrom`` on one core);
+* the per-byte cost is the idle round trip's growth from 64 B to 1400 B
+  payloads, half on each syscall (``copy_from_user``, ``copy_to_user``), never
+  negative.
+
+Everything else is predicted: the other path's and the other size's
+saturation rates (:func:`predict_saturation`) and the probe's p50 RTT with a
+background flow on the probe's core or on another (:func:`predict_loaded_p50`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sim.analysis.summary import summarize
+from sim.control.cluster import Cluster, build_cluster
+from sim.engine.run import simulate
+from sim.spec.load import load_scenario
+from sim.testbed.render import ELEMENTS
+from sim.validate.calibrate import design_row, fitted_costs
+
+__all__ = [
+    "UDP_IP_HEADER_BYTES",
+    "LoadedFit",
+    "compare_loaded",
+    "fit_loaded",
+    "predict_loaded_p50",
+    "predict_saturation",
+]
+
+UDP_IP_HEADER_BYTES = 28
+"""IPv4 (20 B) + UDP (8 B) headers: a payload of P bytes is an IP packet of P + 28."""
+
+SMALL, LARGE = 64, 1400
+"""The two payload sizes measured, bytes."""
+
+
+@dataclass(frozen=True)
+class LoadedFit:
+    """Fitted CPU costs of the replica (microseconds, nanoseconds per byte).
+
+    Attributes
+    ----------
+    element_us : float
+        Each element of kernel work (veth, bridges, forwarding, gateway).
+    send_us, recv_us : float
+        The sender's and receiver's per-message work (syscall and tool).
+    per_byte_ns : float
+        Per byte of IP packet, on each of the two syscalls.
+    cpus : int
+        The host's cores.
+    """
+
+    element_us: float
+    send_us: float
+    recv_us: float
+    per_byte_ns: float
+    cpus: int
+
+    def overrides(self, cl: Cluster) -> dict:
+        """Scenario overrides that make ``cl``'s scenario the calibrated replica model."""
+        elements = dict.fromkeys(ELEMENTS, self.element_us)
+        elements["nat"] = 0.0
+        costs = fitted_costs(cl.scenario.costs, elements)
+        out = {"costs": costs.model_dump(), "flows": []}
+        out.update(
+            {
+                "datapath.model": "cpu",
+                "datapath.topology": "replica",
+                "datapath.cpus": self.cpus,
+                "datapath.send_per_packet_us": self.send_us,
+                "datapath.recv_per_packet_us": self.recv_us,
+                "datapath.send_per_byte_ns": self.per_byte_ns,
+                "datapath.recv_per_byte_ns": self.per_byte_ns,
+            }
+        )
+        return out
+
+
+def _elements_one_way(cl: Cluster, src: str, dst: str) -> float:
+    """Elements crossed one way ``src -> dst`` (half the round trip's, NAT excluded)."""
+    row = design_row(cl, src, dst)
+    return float(row.sum() - row[ELEMENTS.index("nat")]) / 2
+
+
+def fit_loaded(
+    cl: Cluster,
+    same: tuple[str, str],
+    cross: tuple[str, str],
+    idle_p50_us: dict[tuple[str, int], float],
+    saturation_pps: float,
+    cpus: int,
+) -> LoadedFit:
+    """Fit the replica's CPU costs to idle round trips and one saturation rate.
+
+    Parameters
+    ----------
+    cl : Cluster
+        The measured scenario's cluster.
+    same, cross : (str, str)
+        The same-node and cross-node pod pairs measured.
+    idle_p50_us : dict
+        ``{("same" | "cross", payload_bytes): p50}`` of the idle probe, us, for
+        payloads 64 and 1400 B.
+    saturation_pps : float
+        Delivered rate of one same-node 64 B flow at saturation, packets/s.
+    cpus : int
+        The host's cores.
+    """
+    n_same = _elements_one_way(cl, *same)
+    n_cross = _elements_one_way(cl, *cross)
+    rtt_s, rtt_c = idle_p50_us[("same", SMALL)], idle_p50_us[("cross", SMALL)]
+    element = max(0.0, (rtt_c - rtt_s) / 2 / (n_cross - n_same))
+    growth = [idle_p50_us[(p, LARGE)] - idle_p50_us[(p, SMALL)] for p in ("same", "cross")]
+    per_byte_ns = max(0.0, sum(growth) / len(growth) / 2 / (LARGE - SMALL) / 2 * 1e3)
+    small_ip = SMALL + UDP_IP_HEADER_BYTES
+    sender_us = 1e6 / saturation_pps
+    send = max(0.0, sender_us - n_same * element - per_byte_ns * 1e-3 * small_ip)
+    recv = max(0.0, rtt_s / 2 - sender_us - per_byte_ns * 1e-3 * small_ip)
+    return LoadedFit(element, send, recv, per_byte_ns, cpus)
+
+
+def _run(scenario: str | Path, overrides: dict, flows: list[dict], duration_s: float) -> dict:
+    ov = {**overrides, "flows": flows}
+    ov.update(
+        {
+            "simulation.duration_s": duration_s,
+            "simulation.warmup_s": duration_s / 5,
+            "simulation.seed": 1,
+        }
+    )
+    scn = load_scenario(scenario, ov)
+    return summarize(simulate(scn, file=str(scenario)))
+
+
+def predict_saturation(
+    scenario: str | Path,
+    overrides: dict,
+    src: str,
+    dst: str,
+    payload_bytes: int,
+    cpus: tuple[int, int] = (0, 1),
+) -> dict:
+    """Delivered rate (packets/s) and drops of one flooding UDP flow in the model.
+
+    The flow offers 1 Mpacket/s (more than any path of the replica carries); its
+    sender's thread sends as fast as its core allows (:class:`sim.engine.cpu.Thread`).
+    Returns ``delivered_pps`` and ``drops`` (``{reason: count}``).
+    """
+    ip = payload_bytes + UDP_IP_HEADER_BYTES
+    flow = {"name": "flood", "kind": "constant", "src": src, "dst": dst}
+    flow.update({"rate_pps": 1e6, "size_bytes": ip})
+    ov = {**overrides, "datapath.pin": {src: cpus[0], dst: cpus[1]}}
+    res = _run(scenario, ov, [flow], 0.05)["flows"]["flood"]
+    return {
+        "delivered_pps": res["throughput_gbps"] * 1e9 / (8 * ip),
+        "drops": res["drops_by_reason"],
+    }
+
+
+def predict_loaded_p50(
+    scenario: str | Path,
+    overrides: dict,
+    probe: tuple[str, str],
+    background: tuple[str, str],
+    bg_pps: float,
+    probe_cpu: int,
+    bg_cpu: int,
+    payload_bytes: int = SMALL,
+) -> float:
+    """Predict the probe's p50 round trip (us) with a constant-rate background flow.
+
+    The probe is one request in flight (``request-response``, no think time: the
+    fitted syscall costs hold the tool's work), its two ends on ``probe_cpu``;
+    the background's two ends on ``bg_cpu`` (``sockperf --mps`` paces at even
+    intervals: a ``constant`` flow).
+    """
+    ip = payload_bytes + UDP_IP_HEADER_BYTES
+    flows = [
+        {
+            "name": "probe",
+            "kind": "request-response",
+            "src": probe[0],
+            "dst": probe[1],
+            "outstanding": 1,
+            "size_bytes": ip,
+            "reply_bytes": ip,
+        }
+    ]
+    if bg_pps > 0:
+        flows.append(
+            {
+                "name": "bg",
+                "kind": "constant",
+                "src": background[0],
+                "dst": background[1],
+                "rate_pps": bg_pps,
+                "size_bytes": ip,
+            }
+        )
+    pin = {probe[0]: probe_cpu, probe[1]: probe_cpu}
+    pin.update({background[0]: bg_cpu, background[1]: bg_cpu})
+    res = _run(scenario, {**overrides, "datapath.pin": pin}, flows, 0.2)
+    return float(res["flows"]["probe"]["rtt_us"]["p50"])
+
+
+def compare_loaded(
+    scenario: str | Path,
+    overrides: dict,
+    pairs: dict[str, tuple[str, str]],
+    measured: dict,
+    cpus: int,
+) -> tuple[LoadedFit, list[dict]]:
+    """Fit on the idle probes and the same-node 64 B saturation; predict the rest.
+
+    Parameters
+    ----------
+    scenario : str or Path
+        The measured scenario file.
+    overrides : dict
+        Its overrides as measured (e.g. the pods added).
+    pairs : dict
+        ``{"same": (src, dst), "cross": (src, dst), "background": (src, dst)}``.
+    measured : dict
+        From :func:`sim.testbed.load.measure_loaded`.
+    cpus : int
+        The host's cores.
+
+    Returns
+    -------
+    (LoadedFit, list of dict)
+        The fit and one row per figure: ``case``, ``measured``, ``predicted``
+        (CPU model), ``stations`` (the station model with the same per-kind
+        costs), ``ratio`` (predicted / measured), ``held_out``; saturation rows in
+        packets/s, p50 rows in us. The station model has no cores: its loaded p50
+        is the measured idle p50 plus what the background adds at its stations.
+    """
+    cl = build_cluster(load_scenario(scenario, overrides), str(scenario))
+    idle = {(p, n): r["p50_us"] for p, by in measured["idle"].items() for n, r in by.items()}
+    sat = measured["saturation"]
+    fit = fit_loaded(
+        cl, pairs["same"], pairs["cross"], idle, sat["same"][SMALL]["delivered_pps"], cpus
+    )
+    ov = {**overrides, **fit.overrides(cl)}
+    st = {**ov, "datapath.model": "stations"}
+    rows = []
+    for p, by in sat.items():
+        for n, r in by.items():
+            pred = predict_saturation(scenario, ov, *pairs[p], n)["delivered_pps"]
+            stations = predict_saturation(scenario, st, *pairs[p], n)["delivered_pps"]
+            rows.append(
+                _row(
+                    f"saturation {p} {n} B",
+                    r["delivered_pps"],
+                    pred,
+                    stations,
+                    (p, n) != ("same", SMALL),
+                )
+            )
+    bg, base = pairs["background"], idle[("same", SMALL)]
+    st_idle = predict_loaded_p50(scenario, st, pairs["same"], bg, 0, 0, 0)
+    for place, r in measured["loaded"].items():
+        cpu = 0 if place == "shared" else 1
+        bg_pps = r["bg_delivered_pps"]  # what the background achieved, not what it asked
+        pred = predict_loaded_p50(scenario, ov, pairs["same"], bg, bg_pps, 0, cpu)
+        st_p = base + predict_loaded_p50(scenario, st, pairs["same"], bg, bg_pps, 0, cpu) - st_idle
+        rows.append(_row(f"probe p50, background {place} core", r["p50_us"], pred, st_p, True))
+    return fit, rows
+
+
+def _row(case: str, measured: float, predicted: float, stations: float, held_out: bool) -> dict:
+    return {
+        "case": case,
+        "measured": measured,
+        "predicted": predicted,
+        "stations": stations,
+        "ratio": predicted / measured,
+        "held_out": held_out,
+    }

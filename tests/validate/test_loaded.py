@@ -1,0 +1,77 @@
+"""The replica's CPU model (``topology = "replica"``) and its loaded calibration.
+
+Against arithmetic we did not simulate: a flooding UDP sender in the replica runs
+the whole path inline on its core, so its rate is 1 / (its per-packet work); the
+fit recovers the costs that generated its inputs; a background flow on another
+core leaves the probe's round trip exactly as it was idle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sim.control.cluster import build_cluster
+from sim.spec.load import load_scenario
+from sim.validate.loaded import (
+    UDP_IP_HEADER_BYTES,
+    LoadedFit,
+    fit_loaded,
+    predict_loaded_p50,
+    predict_saturation,
+)
+
+ARTICLE = Path(__file__).resolve().parents[2] / "experiments" / "scenarios" / "article.toml"
+PODS = [
+    {"name": "web", "node": "node1"},
+    {"name": "client", "node": "node1"},
+    {"name": "api", "node": "node2"},
+    {"name": "sink", "node": "node1"},
+]
+SAME, CROSS = ("client", "web"), ("api", "web")
+KNOWN = LoadedFit(element_us=0.7, send_us=10.0, recv_us=1.5, per_byte_ns=0.5, cpus=2)
+N_ELEMENTS = {SAME: 3, CROSS: 13}  # one way: veth, cbr0, veth; + forward, eth0, LAN, gateway
+
+
+@pytest.fixture(scope="module")
+def model():
+    cl = build_cluster(load_scenario(ARTICLE, {"pods": PODS}), str(ARTICLE))
+    return cl, {**KNOWN.overrides(cl), "pods": PODS}
+
+
+def _sender_us(pair, payload: int) -> float:
+    ip = payload + UDP_IP_HEADER_BYTES
+    return KNOWN.send_us + N_ELEMENTS[pair] * KNOWN.element_us + KNOWN.per_byte_ns * 1e-3 * ip
+
+
+@pytest.mark.parametrize("pair", [SAME, CROSS])
+@pytest.mark.parametrize("payload", [64, 1400])
+def test_a_flooding_sender_saturates_at_its_cores_work(model, pair, payload) -> None:
+    got = predict_saturation(ARTICLE, model[1], *pair, payload)
+    assert got["delivered_pps"] == pytest.approx(1e6 / _sender_us(pair, payload), rel=0.01)
+    assert got["drops"] == {}  # the receiver (1.5 us + copy) keeps up: nothing dropped
+
+
+def test_fit_recovers_the_costs_that_made_its_inputs(model) -> None:
+    cl, ov = model
+    idle = {
+        (name, size): predict_loaded_p50(ARTICLE, ov, pair, ("api", "sink"), 0, 0, 0, size)
+        for name, pair in (("same", SAME), ("cross", CROSS))
+        for size in (64, 1400)
+    }
+    sat = predict_saturation(ARTICLE, ov, *SAME, 64)["delivered_pps"]
+    fit = fit_loaded(cl, SAME, CROSS, idle, sat, 2)
+    assert fit.element_us == pytest.approx(KNOWN.element_us, rel=1e-3)
+    assert fit.per_byte_ns == pytest.approx(KNOWN.per_byte_ns, rel=1e-3)
+    assert fit.send_us == pytest.approx(KNOWN.send_us, rel=0.01)
+    assert fit.recv_us == pytest.approx(KNOWN.recv_us, rel=0.05)
+
+
+def test_background_on_another_core_leaves_the_probe_alone(model) -> None:
+    ov = model[1]
+    idle = predict_loaded_p50(ARTICLE, ov, SAME, ("api", "sink"), 0, 0, 0)
+    apart = predict_loaded_p50(ARTICLE, ov, SAME, ("api", "sink"), 2e4, 0, 1)
+    shared = predict_loaded_p50(ARTICLE, ov, SAME, ("api", "sink"), 2e4, 0, 0)
+    assert apart == pytest.approx(idle, rel=1e-9)
+    assert shared > idle
