@@ -112,6 +112,8 @@ CONTRACT_METRICS = [
     "rtt_p99_us",
     "transactions_per_s",
     "retransmissions",
+    "timeouts",  # tcp flows (NaN otherwise)
+    "srtt_mean_us",
 ]
 PARAMS = ["placement", "flows.probe.rate_gbps"]
 

@@ -325,7 +325,7 @@ def test_run_engine_auto_says_compiled_and_matches_simpy(tmp_path: Path):
 
 def test_experiment_file_engine_compiled_refuses_closed_loop(tmp_path: Path):
     text = (ROOT / "experiments" / "same-vs-cross-throughput.toml").read_text()
-    exp = tmp_path / "bulk.toml"
+    exp = tmp_path / "tcp.toml"
     exp.write_text(
         'engine = "compiled"\n' + text.replace('"scenarios/', f'"{ROOT}/experiments/scenarios/')
     )
@@ -333,7 +333,7 @@ def test_experiment_file_engine_compiled_refuses_closed_loop(tmp_path: Path):
     assert r.exit_code == 2 and not (tmp_path / "out").exists()
     err = r.stderr.strip()
     assert err.startswith(f"error: {exp}: engine: engine 'compiled': ") and "\n" not in err
-    assert "flows.0.kind" in err and "'probe' is bulk" in err and 'engine = "auto"' in err
+    assert "flows.0.kind" in err and "'probe' is tcp" in err and 'engine = "auto"' in err
     r = run_cli("run", exp, "--quick", "--dry-run", "--engine", "auto")
     assert r.exit_code == 0, r.output
     r = run_cli("run", exp, "--quick", "--dry-run", "--engine", "compiled")
