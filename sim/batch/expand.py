@@ -366,7 +366,7 @@ def _cli_overrides(params: str | Path | None, sets: dict[str, Any], s: _Settings
 def _engine_plan(
     exp: Experiment, prepared: list, base: _Base, s: _Settings, file: str, engine: str | None
 ) -> dict:
-    """The engine of each configuration (:func:`sim.engine.compiled.select.plan_batch`)."""
+    """Return the engine of each configuration (:func:`sim.engine.compiled.select.plan_batch`)."""
     from sim.engine.compiled.select import plan_batch
 
     scns = [scenario_from_dict(raw, base.file, ov, base.dir) for _, raw, ov, _ in prepared]

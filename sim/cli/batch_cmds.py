@@ -11,6 +11,7 @@ import click
 
 from sim.cli.common import EXIT_FAILED, OWNS_PROCESS, SET_OPTION, parse_sets
 from sim.cli.progress import BatchProgress as _Progress
+from sim.cli.progress import echo_stderr
 from sim.errors import UserError
 
 PARAMS_OPTION = click.option(
@@ -246,7 +247,7 @@ def _finish(rep) -> int:
     """Print the outcome of a batch; its exit code (1 if any run failed)."""
     from sim.engine.compiled.select import describe
 
-    click.echo(describe(rep.engine), err=True)
+    echo_stderr(describe(rep.engine))
     click.echo(
         f"{rep.ran} runs done, {rep.reused} reused, {len(rep.failures)} failed; "
         f"results in {rep.out}"

@@ -9,7 +9,7 @@ import click
 from sim.analysis.summary import LATENCY_KEYS
 from sim.cli.batch_cmds import PARAMS_OPTION, blame_params
 from sim.cli.common import SET_OPTION, check_table_path, parse_sets
-from sim.cli.progress import shows_activity
+from sim.cli.progress import echo_stderr, shows_activity
 from sim.engine.budget import DEFAULT_MAX_HOP_RECORDS, DEFAULT_MAX_PACKETS, HIGHEST_CEILING
 from sim.errors import UserError
 
@@ -194,7 +194,7 @@ def simulate(
         max_hop_records=max_hop_records,
         engine=ran,
     )
-    click.echo(f"engine: {res.engine} ({why})", err=True)
+    echo_stderr(f"engine: {res.engine} ({why})")
     sm = summarize(res)
     if as_json:
         click.echo(json.dumps(sm, indent=2, sort_keys=True))
