@@ -58,25 +58,25 @@ CASES = {
         "manifest.json",
         ["not a JSON object"],
     ),
-    "manifest-parameters": (
-        _manifest(lambda m: m.update(parameters="placement")),
+    "manifest-swept-a-string": (
+        _manifest(lambda m: m.update(swept="placement")),
         "manifest.json",
-        ["parameters"],
+        ["swept"],
+    ),
+    "manifest-swept-empty": (
+        _manifest(lambda m: m.update(swept={})),
+        "manifest.json",
+        ["swept"],
     ),
     "manifest-plots-x-unknown": (
         _manifest(lambda m: m["plots"].update(x="flows.probe.rate_gbp")),
         "manifest.json",
         ["plots.x", "'flows.probe.rate_gbp'", "flows.probe.rate_gbps"],
     ),
-    "manifest-plots-x-not-numeric": (
-        _manifest(lambda m: m["plots"].update(x="placement")),
+    "manifest-units-not-object": (
+        _manifest(lambda m: m.update(units=["Gbit/s"])),
         "manifest.json",
-        ["plots.x", "non-numeric"],
-    ),
-    "manifest-cdf-at-strings": (
-        _manifest(lambda m: m["plots"].update(cdf_at=["low"])),
-        "manifest.json",
-        ["plots.cdf_at"],
+        ["units"],
     ),
     "manifest-plots-not-object": (
         _manifest(lambda m: m.update(plots=[1])),

@@ -16,16 +16,11 @@ MAX_FUNCTION_LINES = 80
 
 # Functions still over the limit, each owned by another line of work that is
 # splitting it. Only remove entries from this list; never add one.
-#  - batch/runner.py:execute: being split by the results work (issue 10), which
-#    also moves the statistics it recomputes into sim/analysis.
-OVER_LIMIT_ALLOWED = {"batch/runner.py:execute"}
+OVER_LIMIT_ALLOWED: set[str] = set()
 
 # Import cycles still present, each owned by another line of work that is cutting
 # it. Only remove entries; never add one.
-#  - batch <-> plots: plots import ``ci_halfwidth`` (statistics) from batch/store.py
-#    and batch/driver.py draws the plots; the statistics move to sim/analysis
-#    with the results work (issue 10).
-CYCLES_ALLOWED = {frozenset({"batch", "plots"})}
+CYCLES_ALLOWED: set[frozenset] = set()
 
 
 def _modules() -> dict[str, ast.Module]:

@@ -82,11 +82,9 @@ def run_experiment(
     max_runs : int, optional
         Ceiling on the batch's runs (configurations x replications; default
         :data:`sim.batch.expand.MAX_RUNS`).
-    params, sets : optional
-        ``calibrate`` parameter file and dotted overrides applied to every run
-        (:func:`sim.batch.expand.load_experiment`).
-    engine : str, optional
-        Overrides the file's ``engine`` (``auto``, ``simpy``, ``compiled``).
+    params, sets, engine : optional
+        ``calibrate`` parameter file, dotted overrides, and an engine replacing the
+        file's, for every run (:func:`sim.batch.expand.load_experiment`).
 
     Raises
     ------

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from sim.batch.files import atomic_write, write_error  # noqa: E402
+from sim.analysis.io import atomic_write, write_error  # noqa: E402
 from sim.plots.axes import band, metric_label, param_label  # noqa: E402
 from sim.plots.breakdown import Bar  # noqa: E402
 from sim.plots.views import Line, View  # noqa: E402

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from sim.plots import draw
 from sim.plots.axes import metric_label
 from sim.plots.breakdown import bars
-from sim.plots.results import Results, is_tidy, read_results
+from sim.plots.results import Results, read_results
 from sim.plots.views import default_views, default_x, lines, make_view
 
 #: File name (no extension) of the per-station breakdown.
@@ -55,10 +55,6 @@ def draw_all(results_dir: str | Path) -> list[Path]:
         The directory holds no results, or damaged ones (one line naming the file).
     """
     root = Path(results_dir)
-    if (root / "runs.parquet").is_file() and not is_tidy(root):
-        from sim.plots.legacy import draw_all as legacy_draw_all  # until the merge
-
-        return legacy_draw_all(root)
     res = read_results(root)
     made: list[Path] = []
     for stem, _, fig in figures(res):

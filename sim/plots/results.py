@@ -65,16 +65,6 @@ class Results:
         return self.manifest["plots"]
 
 
-def is_tidy(root: Path) -> bool:
-    """Whether ``root`` holds results in the per-flow form (a ``flow`` column)."""
-    import pyarrow.parquet as pq
-
-    try:
-        return "flow" in pq.read_schema(Path(root) / "runs.parquet").names
-    except Exception:  # pyarrow raises many types for a missing or damaged file
-        return False
-
-
 def read_results(root: str | Path) -> Results:
     """Read and check the tables and manifest of a tidy results directory.
 
@@ -95,7 +85,7 @@ def read_results(root: str | Path) -> Results:
     manifest = read_manifest(manifest_p)
     params = list(manifest["swept"])
     summary = _read_table(summary_p, (*SUMMARY_KEYS, *params))
-    runs = _read_runs(runs_p, ("config", "flow", "path"))
+    runs = _read_runs(runs_p, ("config", *params, "flow", "path"))
     paths = runs.drop_duplicates(["config", "flow"])[["config", "flow", "path"]]
     st_p = root / "stations_summary.csv"
     stations = _read_table(st_p, (*STATIONS_KEYS, *params)) if st_p.is_file() else None
@@ -103,13 +93,16 @@ def read_results(root: str | Path) -> Results:
 
 
 def _read_runs(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
     try:
-        df = pd.read_parquet(path, columns=list(needed))
-    except (KeyError, ValueError) as exc:
-        missing = next((c for c in needed if repr(c) in str(exc) or c in str(exc)), needed[0])
-        raise damaged(path, f"has no column {missing!r}") from None
+        names = pq.read_schema(path).names
+        missing = [c for c in needed if c not in names]
+        df = None if missing else pd.read_parquet(path, columns=list(needed))
     except Exception as exc:  # pyarrow raises many types for a damaged file
         raise damaged(path, f"cannot be read ({_reason(exc)})") from None
+    if df is None:
+        raise damaged(path, f"has no column {missing[0]!r}")
     if df.empty:
         raise damaged(path, "holds no runs")
     return df

@@ -17,7 +17,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from sim.batch.files import atomic_write_text, write_error
+from sim.analysis.io import atomic_write_text, write_error
 from sim.errors import UserError
 from sim.plots.breakdown import breakdown_at
 from sim.plots.draw import plt

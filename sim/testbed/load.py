@@ -215,22 +215,13 @@ def loaded_rtt(
     addr, dns = str(replica.address(probe[1])), replica.namespace(probe[1])
     procs: list[subprocess.Popen] = []
     out: dict = {}
+    loaded = background is not None and bg_pps > 0
     try:
         procs.append(_server(dns, probe_cpu, addr, PROBE_PORT, realtime))
-        if background is not None and bg_pps > 0:
-            bg_addr, bg_ns = str(replica.address(background[1])), replica.namespace(background[1])
-            procs.append(_server(bg_ns, bg_cpu, bg_addr, LOAD_PORT, False))
-            before = (counters(bg_ns), softnet())
-            args = ["tp", "-i", bg_addr, "-p", str(LOAD_PORT), "-t", f"{duration_s + 1:g}"]
-            args += ["-m", str(size_bytes), f"--mps={round(bg_pps)}"]
-            bg = subprocess.Popen(
-                _argv(replica.namespace(background[0]), bg_cpu, args, False),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
+        if loaded:
+            bg, bg_ns, before = _start_background(
+                replica, background, bg_pps, bg_cpu, size_bytes, duration_s, procs
             )
-            procs.append(bg)
-            time.sleep(0.3)  # the background is running before the probe starts
         args = ["ping-pong", "-i", addr, "-p", str(PROBE_PORT), "-t", f"{duration_s:g}"]
         args += ["--full-rtt", "-m", str(size_bytes)]
         client = subprocess.run(
@@ -240,7 +231,7 @@ def loaded_rtt(
             timeout=duration_s + 30,
             check=False,
         )
-        if background is not None and bg_pps > 0:
+        if loaded:
             bg.wait(timeout=duration_s + 30)
             time.sleep(0.2)
             out = _drops(bg_ns, before, counters(bg_ns), softnet())
@@ -254,6 +245,38 @@ def loaded_rtt(
         tail = one_line(client.stderr or client.stdout)[-300:]
         raise ProbeError(f"sockperf {probe[0]} -> {probe[1]} failed: {tail}")
     return {**res, **out, "loadavg_1min": round(os.getloadavg()[0], 2)}
+
+
+def _start_background(
+    replica: Replica,
+    background: tuple[str, str],
+    bg_pps: float,
+    bg_cpu: int,
+    size_bytes: int,
+    duration_s: float,
+    procs: list[subprocess.Popen],
+) -> tuple[subprocess.Popen, str, tuple]:
+    """Start the background flow of :func:`loaded_rtt` (its processes join ``procs``).
+
+    Returns
+    -------
+    tuple
+        The sender's process, the receiver's namespace, and the counters before.
+    """
+    bg_addr, bg_ns = str(replica.address(background[1])), replica.namespace(background[1])
+    procs.append(_server(bg_ns, bg_cpu, bg_addr, LOAD_PORT, False))
+    before = (counters(bg_ns), softnet())
+    args = ["tp", "-i", bg_addr, "-p", str(LOAD_PORT), "-t", f"{duration_s + 1:g}"]
+    args += ["-m", str(size_bytes), f"--mps={round(bg_pps)}"]
+    bg = subprocess.Popen(
+        _argv(replica.namespace(background[0]), bg_cpu, args, False),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    procs.append(bg)
+    time.sleep(0.3)  # the background is running before the probe starts
+    return bg, bg_ns, before
 
 
 _MEDIAN = ("p50_us", "p99_us", "sent_pps", "delivered_pps", "bg_delivered_pps")
