@@ -20,22 +20,8 @@ from sim.control.cluster import build_cluster
 from sim.engine.budget import check_work, estimate_work
 from sim.engine.network import Network
 from sim.engine.workloads import install_flows
+from sim.spec.bench_case import BENCH_SCENARIO
 from sim.spec.load import scenario_from_dict
-
-BENCH_FLOW = {"name": "bench", "kind": "poisson", "src": "api", "dst": "web", "load": 0.5}
-#: The cluster of experiments/scenarios/article.toml that the benchmark flow crosses
-#: (built in code: an installed package has no experiments/ folder), default costs.
-BENCH_SCENARIO = {
-    "name": "bench",
-    "node_network": {"cidr": "10.100.0.0/24", "gateway": "10.100.0.1"},
-    "pod_network": {"cluster_cidr": "10.0.0.0/14", "node_prefix_length": 24},
-    "nodes": [
-        {"name": "node1", "address": "10.100.0.2"},
-        {"name": "node2", "address": "10.100.0.3"},
-    ],
-    "pods": [{"name": "web", "node": "node1"}, {"name": "api", "node": "node2"}],
-    "flows": [BENCH_FLOW],
-}
 
 
 def bare_simpy_events_per_s(n_events: int) -> float:

@@ -16,8 +16,8 @@ import contextlib
 
 def warm() -> None:
     """Run the compiled engine on a few packets: the tandem and the event loop."""
-    from sim.bench import BENCH_SCENARIO
     from sim.engine.run import simulate
+    from sim.spec.bench_case import BENCH_SCENARIO
     from sim.spec.load import scenario_from_dict
 
     scn = scenario_from_dict(BENCH_SCENARIO, "<preload>")

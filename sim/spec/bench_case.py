@@ -1,0 +1,20 @@
+"""The scenario ``podnetsim bench`` runs (and the compiled engine warms up on).
+
+Built in code, not read from ``experiments/``: an installed package has no
+experiments folder.
+"""
+
+BENCH_FLOW = {"name": "bench", "kind": "poisson", "src": "api", "dst": "web", "load": 0.5}
+#: The cluster of experiments/scenarios/article.toml that the benchmark flow crosses
+#: (built in code: an installed package has no experiments/ folder), default costs.
+BENCH_SCENARIO = {
+    "name": "bench",
+    "node_network": {"cidr": "10.100.0.0/24", "gateway": "10.100.0.1"},
+    "pod_network": {"cluster_cidr": "10.0.0.0/14", "node_prefix_length": 24},
+    "nodes": [
+        {"name": "node1", "address": "10.100.0.2"},
+        {"name": "node2", "address": "10.100.0.3"},
+    ],
+    "pods": [{"name": "web", "node": "node1"}, {"name": "api", "node": "node2"}],
+    "flows": [BENCH_FLOW],
+}
