@@ -192,3 +192,36 @@ def test_manifest_records_sweep_units_and_question(by_jobs) -> None:
     assert m["params"] is None and m["engine"]
     assert m["description"] and "question" in m and "plots" in m
     assert m["schema_version"] == 2
+
+
+@pytest.mark.parametrize(
+    "param, unit",
+    [
+        ("flows.probe.rate_gbps", "Gbit/s"),
+        ("flows.probe.size_bytes", "B"),
+        ("flows.probe.think_us", "us"),
+        ("simulation.duration_s", "s"),
+        ("flows.probe.rate_pps", "packets/s"),
+        ("costs.veth.buffer_packets", "packets"),
+        ("flows.probe.window_packets", "packets"),
+        ("placement", None),
+        ("pod_pairs", None),
+        ("flows.probe.load", None),
+    ],
+)
+def test_unit_of_parameter_names(param: str, unit) -> None:
+    from sim.analysis.results import unit_of
+
+    assert unit_of(param) == unit
+
+
+def test_figures_never_import_the_batch_package() -> None:
+    """sim/plots reads results through sim/analysis (no sim/plots <-> sim/batch cycle)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sim.plots.figures; print(any(m.startswith('sim.batch') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
