@@ -284,7 +284,6 @@ class ResultStore:
             "swept": {k: list(v) for k, v in batch.swept.items()},
             "units": {k: unit_of(k) for k in batch.param_names},
             "params": batch.params_file,
-            "engine": getattr(batch.experiment, "engine", "simpy"),
             "configurations": len(batch.configs),
             "replications": len({r.replication for r in batch.runs}),
             "run_count": n_runs,
