@@ -39,7 +39,9 @@ LATEST_S = 12.0
 #: How long a process of the batch may outlive it (the issue's bound), seconds.
 OUTLIVE_S = 5.0
 EXIT = {signal.SIGTERM: 143, signal.SIGINT: 130, signal.SIGKILL: -signal.SIGKILL}
-PROGRESS = re.compile(r"podnetsim run .*: \d+ runs, \d+ already done|\[\d+/\d+\] c\d+-r\d+ done")
+PROGRESS = re.compile(
+    r"podnetsim run .*: \d+ runs, \d+ already done|\[\d+/\d+\] c\d+-r\d+ .* done \(\d+\.\d s\)"
+)
 INTERRUPTED = re.compile(
     r"interrupted by (SIGTERM|SIGINT): (\d+) finished runs kept in .*; run again with --resume .*"
 )

@@ -51,7 +51,8 @@ def test_off_a_terminal_one_line_per_run_with_parameters(tmp_path) -> None:
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("[")]
     assert len(lines) == 8  # 2 placements x 2 loads x 2 quick replications
     pattern = re.compile(
-        r"\[(\d+)/8\] placement=(same|cross)-node rate_gbps=(1|4)\.0 rep=[01] done \(\d+\.\d s\)"
+        r"\[(\d+)/8\] c00[0-3]-r0[01] placement=(same|cross)-node rate_gbps=(1|4)\.0 rep=[01] "
+        r"done \(\d+\.\d s\)"
     )
     assert [int(pattern.fullmatch(ln).group(1)) for ln in lines] == list(range(1, 9))
     quiet = CliRunner().invoke(cli, [*args, "--resume", "-q"])

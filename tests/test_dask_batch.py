@@ -376,7 +376,7 @@ def test_killed_worker_runs_are_rescheduled(slow, cluster, tmp_path):
     assert stored_at_kill < 12, "the batch finished before the worker was killed"
     assert batch.returncode == 0, stderr
     assert "12 runs done, 0 reused, 0 failed" in stdout
-    reported = re.findall(r"^\[\d+/12\] (c\d+-r\d+) done$", stderr, flags=re.M)
+    reported = re.findall(r"^\[\d+/12\] (c\d+-r\d+) .* done \(\d+\.\d s\)$", stderr, flags=re.M)
     assert len(reported) == 12 and len(set(reported)) == 12  # each run once
     _assert_complete(out, ref, 12)
     # each run computed once: the run lost with the worker is redone, and runs already

@@ -2,9 +2,10 @@
 
 On a terminal a batch shows a progress bar (runs done of total, elapsed, ETA,
 the parameters of the run that just ended, by name); off a terminal, one line per
-run on stderr with its parameter values. ``-q`` silences both; ``-v`` adds a
-line per run on a terminal too, and turns on the ``sim`` loggers' INFO messages
-(``-vv``: DEBUG). Every verb takes ``-q``/``-v`` (see :func:`add_verbosity`).
+run on stderr with its id (its file in ``runs/``) and parameter values. ``-q``
+silences both; ``-v`` adds a line per run on a terminal too, and turns on the
+``sim`` loggers' INFO messages (``-vv``: DEBUG). Every verb takes ``-q``/``-v``
+(see :func:`add_verbosity`).
 """
 
 from __future__ import annotations
@@ -124,7 +125,8 @@ class BatchProgress:
                 self.bar.console.print(f"run {spec.run_id} {what} {state}", markup=False)
         else:
             elapsed = time.monotonic() - self.started
-            click.echo(f"[{self.done}/{self.total}] {what} {state} ({elapsed:.1f} s)", err=True)
+            line = f"[{self.done}/{self.total}] {spec.run_id} {what} {state} ({elapsed:.1f} s)"
+            click.echo(line, err=True)
 
     def stop(self) -> None:
         """End the bar (idempotent)."""
