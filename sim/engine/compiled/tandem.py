@@ -53,6 +53,7 @@ from sim.engine.compiled.tables import (
     LIMIT_BYTES,
     PROP_S,
     REASON,
+    SERVERS,
 )
 
 
@@ -72,7 +73,7 @@ def eligible(source_start: np.ndarray, route: np.ndarray, tab, hops: bool) -> bo
         return False
     r = int(route[0])
     st = tab.rt_station[tab.rt_start[r] : tab.rt_start[r] + tab.rt_len[r]]
-    return np.unique(st).size == st.size and bool((tab.st_i[st, 0] == 1).all())
+    return np.unique(st).size == st.size and bool((tab.st_i[st, SERVERS] == 1).all())
 
 
 @njit(cache=True)
