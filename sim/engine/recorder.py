@@ -1,9 +1,10 @@
 """Per-packet and per-station records, kept in compact typed arrays.
 
 The hot path appends to :mod:`array` arrays (8 B per float, 1-4 B per int, no
-Python object per packet); :meth:`Recorder.to_numpy` turns them into numpy arrays
-after the run. About 29 B per packet without per-hop records. Route, station and
-reason ids are 32-bit: a trace may name more than 65,535 distinct routes.
+Python object per packet); :meth:`Recorder.to_numpy` shows them as numpy arrays
+after the run, without copying. About 29 B per packet without per-hop records.
+Route, station and reason ids are 32-bit: a trace may name more than 65,535
+distinct routes.
 """
 
 from __future__ import annotations
@@ -89,24 +90,28 @@ class Recorder:
         return sum(c.itemsize * len(c) for c in cols)
 
     def to_numpy(self) -> dict[str, np.ndarray]:
-        """Per-packet columns as numpy arrays (copies)."""
-        out = {
-            "route": np.frombuffer(self.route, dtype=ID_DTYPE).copy(),
-            "size_bytes": np.frombuffer(self.size, dtype=np.uint32).copy(),
-            "send_s": np.frombuffer(self.send_s, dtype=np.float64).copy(),
-            "done_s": np.frombuffer(self.done_s, dtype=np.float64).copy(),
-            "reason": np.frombuffer(self.reason, dtype=ID_DTYPE).copy(),
+        """Per-packet columns as numpy arrays over the recorder's own memory.
+
+        No copies (a copy of every column was a quarter of a run's peak memory):
+        once exported, the columns cannot grow any more (``array`` refuses to
+        resize a buffer in use), so call this after the run.
+        """
+        return {
+            "route": np.frombuffer(self.route, dtype=ID_DTYPE),
+            "size_bytes": np.frombuffer(self.size, dtype=np.uint32),
+            "send_s": np.frombuffer(self.send_s, dtype=np.float64),
+            "done_s": np.frombuffer(self.done_s, dtype=np.float64),
+            "reason": np.frombuffer(self.reason, dtype=ID_DTYPE),
         }
-        return out
 
     def hops_to_numpy(self) -> dict[str, np.ndarray] | None:
-        """Per-hop rows as numpy arrays, or None if not recorded."""
+        """Per-hop rows as numpy arrays over the recorder's memory, or None if not recorded."""
         if self.hop_pkt is None:
             return None
         return {
-            "packet": np.frombuffer(self.hop_pkt, dtype=np.int64).copy(),
-            "station": np.frombuffer(self.hop_station, dtype=ID_DTYPE).copy(),
-            "arrive_s": np.frombuffer(self.hop_arrive_s, dtype=np.float64).copy(),
-            "start_s": np.frombuffer(self.hop_start_s, dtype=np.float64).copy(),
-            "depart_s": np.frombuffer(self.hop_depart_s, dtype=np.float64).copy(),
+            "packet": np.frombuffer(self.hop_pkt, dtype=np.int64),
+            "station": np.frombuffer(self.hop_station, dtype=ID_DTYPE),
+            "arrive_s": np.frombuffer(self.hop_arrive_s, dtype=np.float64),
+            "start_s": np.frombuffer(self.hop_start_s, dtype=np.float64),
+            "depart_s": np.frombuffer(self.hop_depart_s, dtype=np.float64),
         }

@@ -8,11 +8,16 @@ so a run is a deterministic function of its arrivals. The engine therefore
 2. generates every source's arrivals up front with the sources' own random
    streams, in the same calls and block sizes (:mod:`.arrivals`);
 3. processes the packet-hop events in a numba loop keyed exactly like SimPy's
-   event queue, ``(time, insertion counter)`` (:mod:`.kernel`).
+   event queue, ``(time, insertion counter)`` (:mod:`.kernel`), or, for one
+   source on a route of distinct single-server stations (the headline
+   experiment's runs, ``bench``), station after station without an event queue,
+   in the order the event loop would take (:mod:`.tandem`).
 
 The answers are therefore *identical* to the SimPy engine's, packet by packet,
-not merely close. :mod:`.select` decides which engine runs; :mod:`.run` turns the
-kernel's arrays into a :class:`~sim.engine.run.RunResult`.
+not merely close. :mod:`.select` decides which engine runs (a run, or each
+configuration of a batch); :mod:`.run` turns the kernel's arrays into a
+:class:`~sim.engine.run.RunResult`; :mod:`.preload` loads the kernels into a
+batch's forkserver so its workers inherit them.
 
 CPU cores (the CPU-aware data path): a core's backlog is a FIFO station with one
 server and a packet limit (``netdev_max_backlog``), and a route may visit the same

@@ -284,7 +284,7 @@ def run_kernel(end_s, warm_s, arrivals, stations, routes, n_free, n_dep, n_hop_r
         counters ``ctr`` (``ctr[N_HEAP]``: packets still between hops at the end).
     """
     n_pkt, n_st = arrivals[0].size, stations[0].shape[0]
-    packets = (np.zeros((n_pkt, 5), np.int64), np.empty(n_pkt), np.empty(n_pkt))
+    packets = (np.zeros((n_pkt, 5), np.int32), np.empty(n_pkt), np.empty(n_pkt))
     state = (
         np.zeros((n_st, 7), np.int64), np.zeros((n_st, 3)), np.zeros(n_free),
         np.zeros(n_dep), np.zeros(n_dep, np.int64),

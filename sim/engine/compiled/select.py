@@ -127,16 +127,8 @@ def plan_batch(
         try:
             ran, why = choose(scn, engine, file)
         except UserError as err:
-            if err.field is None:  # numba is missing
-                raise UserError(err.problem, file=file, field=field, fix=err.fix) from None
             where = labels[i] if labels else f"configuration {i}"
-            use = "--engine auto" if field.startswith("--") else 'engine = "auto"'
-            raise UserError(
-                f"engine {engine!r}: {where}: {err.field}: {err.problem}",
-                file=file,
-                field=field,
-                fix=f"use {use} (SimPy runs what the compiled engine cannot) or simpy",
-            ) from None
+            raise _refusal(err, engine, where, file, field) from None
         of.append(ran)
         whys.append(why)
     counts = {e: of.count(e) * runs_each for e in ("compiled", "simpy") if e in of}
@@ -149,6 +141,19 @@ def plan_batch(
         "engine_why": why,
         "engine_of": of,
     }
+
+
+def _refusal(err: UserError, engine: str, where: str, file: str, field: str) -> UserError:
+    """Blame a configuration's refusal of ``engine`` on the batch's ``field``."""
+    if err.field is None:  # numba is missing
+        return UserError(err.problem, file=file, field=field, fix=err.fix)
+    use = "--engine auto" if field.startswith("--") else 'engine = "auto"'
+    return UserError(
+        f"engine {engine!r}: {where}: {err.field}: {err.problem}",
+        file=file,
+        field=field,
+        fix=f"use {use} (SimPy runs what the compiled engine cannot) or simpy",
+    )
 
 
 def describe(plan: dict) -> str:

@@ -53,6 +53,7 @@ from sim.engine.compiled.tables import (
     LIMIT_BYTES,
     PROP_S,
     REASON,
+    SERVERS,
 )
 
 
@@ -72,7 +73,7 @@ def eligible(source_start: np.ndarray, route: np.ndarray, tab, hops: bool) -> bo
         return False
     r = int(route[0])
     st = tab.rt_station[tab.rt_start[r] : tab.rt_start[r] + tab.rt_len[r]]
-    return np.unique(st).size == st.size and bool((tab.st_i[st, 0] == 1).all())
+    return np.unique(st).size == st.size and bool((tab.st_i[st, SERVERS] == 1).all())
 
 
 @njit(cache=True)
@@ -87,11 +88,10 @@ def _emit_all(end_s, a_send, a_size, a_route, pk, p_send, p_done):
 
 @njit(cache=True)
 def _station(s, i, last, end_s, warm_s, stations, rt_extra, end_reason, state, packets, at):
-    """Every packet's visit of station ``s`` (hop ``i`` of the flat route), in order.
+    """Run every packet's visit of station ``s`` (flat hop ``i``); return those that left.
 
     The inner loop calls nothing (numba counts references of arrays passed to a
-    call, two atomic operations each): the station's state lives in locals and
-    is written back at the end. Returns the packets that left the run here.
+    call): the station's state lives in locals, written back at the end.
     """
     st_f, st_i, draws = stations
     ss, sf, free, dt, db = state
