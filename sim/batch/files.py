@@ -42,11 +42,12 @@ TOP_FILES = (
     "summary.csv",
     "stations_summary.csv",
     "manifest.json",
+    "report.html",
 )
 RUN_FILE = re.compile(r"c\d{3,}-r\d{2,}\.json")
 #: Temporary names: ``.NAME.PID.tmp`` (see :func:`atomic_write`).
 TMP_FILE = re.compile(r"\..+\.\d+\.tmp")
-PLOT_FILE = re.compile(r"[a-z-]+\.(png|svg)")
+PLOT_FILE = re.compile(r"[a-z0-9-]+\.(png|svg)")
 
 
 def is_ours(root: Path) -> bool:

@@ -280,6 +280,7 @@ class ResultStore:
             "experiment_file": batch.file,
             "experiment_sha256": batch.file_sha256,
             "quick": batch.quick,
+            "base_seed": batch.experiment.seed,
             "parameters": list(batch.param_names),
             "swept": {k: list(v) for k, v in batch.swept.items()},
             "units": {k: unit_of(k) for k in batch.param_names},
