@@ -25,7 +25,6 @@ from scipy import stats
 
 import sim
 from sim.cli.main import cli
-from sim.spec.experiment import PLOT_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINE = ROOT / "experiments" / "same-vs-cross-latency.toml"
@@ -109,12 +108,42 @@ def test_parquet_and_csv_hold_the_same_runs(headline) -> None:
     )
 
 
-@pytest.mark.parametrize("kind", PLOT_KINDS)
-def test_every_plot_as_png_and_svg(headline, kind: str) -> None:
+#: The headline's default figures: x = the swept rate (name and unit in the file name).
+PLOT_STEMS = (
+    "latency-mean-us-vs-flows-probe-rate-gbps",
+    "latency-p99-us-vs-flows-probe-rate-gbps",
+    "throughput-gbps-vs-flows-probe-rate-gbps",
+    "drop-rate-vs-flows-probe-rate-gbps",
+    "latency-cdf",
+    "station-breakdown",
+)
+
+
+@pytest.mark.parametrize("stem", PLOT_STEMS)
+def test_every_plot_as_png_and_svg(headline, stem: str) -> None:
     out, _ = headline
-    png, svg = out / "plots" / f"{kind}.png", out / "plots" / f"{kind}.svg"
+    png, svg = out / "plots" / f"{stem}.png", out / "plots" / f"{stem}.svg"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<svg" in svg.read_text(encoding="utf-8")[:2000]
+
+
+def test_cdf_lines_are_the_quantiles_averaged_over_replications(headline) -> None:
+    from sim.plots.cdf import cdf_figure
+    from sim.plots.results import read_results
+
+    out, _ = headline
+    fig = cdf_figure(read_results(out))
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 4  # 2 placements x cdf_at [1.0, 7.5]
+    q = pd.read_parquet(out / "latency_quantiles.parquet")
+    cols = sorted((c for c in q.columns if c.startswith("cdf.q")), key=lambda c: float(c[5:]))
+    for ln in lines:
+        label = ln.get_label()  # "probe cross-node, rate_gbps = 7.5"
+        placement, rate = label.split()[1].rstrip(","), float(label.split("= ")[1])
+        rows = q[(q["placement"] == placement) & (q[X] == rate)]
+        assert len(rows) == 3  # quick: 3 replications
+        np.testing.assert_allclose(ln.get_xdata(), rows[cols].mean(axis=0), rtol=1e-12)
+        assert ln.get_ydata()[0] == 0.0 and ln.get_ydata()[-1] == 1.0
 
 
 def test_cross_node_latency_above_same_node(headline) -> None:
@@ -156,9 +185,9 @@ def test_plot_redraws_from_stored_results(headline, tmp_path) -> None:
     shutil.rmtree(out / "plots")
     res = CliRunner().invoke(cli, ["plot", str(out)])
     assert res.exit_code == 0, res.output
-    for kind in PLOT_KINDS:
+    for stem in PLOT_STEMS:
         for ext in ("png", "svg"):
-            p = out / "plots" / f"{kind}.{ext}"
+            p = out / "plots" / f"{stem}.{ext}"
             assert p.is_file() and p.stat().st_size > 0, p
             assert str(p) in res.stdout
     # nothing but the plots was touched

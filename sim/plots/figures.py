@@ -17,25 +17,41 @@ from matplotlib.figure import Figure
 from sim.plots import draw
 from sim.plots.axes import metric_label
 from sim.plots.breakdown import bars
+from sim.plots.cdf import CDF_STEM, cdf_at, cdf_figure
 from sim.plots.results import Results, read_results
 from sim.plots.views import default_views, default_x, lines, make_view
+from sim.spec.experiment import PLOT_KINDS
 
 #: File name (no extension) of the per-station breakdown.
 BREAKDOWN_STEM = "station-breakdown"
 
 
-def figures(res: Results) -> Iterator[tuple[str, str, Figure]]:
-    """Yield ``(stem, caption, figure)`` for every default view and the breakdown.
+#: The ``[plots] kinds`` of an experiment file that each default figure belongs to.
+KIND_OF_METRIC = {"throughput_gbps": "throughput-vs-load", "drop_rate": "drops"}
 
-    The caller saves or embeds each figure and must close it (``plt.close``).
+
+def _kind(metric: str) -> str:
+    """Return the ``[plots] kinds`` entry of a view of ``metric`` (latency or RTT otherwise)."""
+    return KIND_OF_METRIC.get(metric, "latency-vs-load")
+
+
+def figures(res: Results) -> Iterator[tuple[str, str, Figure]]:
+    """Yield ``(stem, caption, figure)`` for every default view, the CDFs and the breakdown.
+
+    Only the kinds the experiment's ``[plots] kinds`` names are drawn (default:
+    all). The caller saves or embeds each figure and must close it (``plt.close``).
     """
     swept = res.manifest["swept"]
+    kinds = set(res.plots.get("kinds") or PLOT_KINDS)
     for view in default_views(res):
-        lns = lines(res, view)
+        lns = lines(res, view) if _kind(view.y) in kinds else []
         if lns:
             fig = draw.line_figure(view, lns, res.manifest, list(swept[view.x]))
             yield view.stem, f"{metric_label(view.y)} against {view.x}", fig
-    at, bs = bars(res)
+    cdf = cdf_figure(res) if "latency-cdf" in kinds else None
+    if cdf is not None:
+        yield CDF_STEM, f"latency CDF at {default_x(res)} in {cdf_at(res, default_x(res))}", cdf
+    at, bs = bars(res) if "station-breakdown" in kinds else (None, [])
     if bs:
         where = f" at {default_x(res)} = {at}" if at is not None else ""
         title = f"{res.manifest['experiment']}: where a packet spends its time{where}"
