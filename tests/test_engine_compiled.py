@@ -205,10 +205,12 @@ def test_shipped_experiment_quick_runs_identical(path: Path, tmp_path: Path, mon
     batch = load_experiment(path, quick=True)
     spec = batch.runs[0]
     scn = scenario_from_dict(spec.scenario_raw, spec.file, spec.overrides, Path(spec.base_dir))
-    if blocking_flow(scn) is not None:  # closed loop: auto falls back, compiled refuses
+    blocked = blocking_flow(scn)
+    if blocked is not None:  # closed loop or CPU path: auto falls back, compiled refuses
         assert choose(scn, "auto")[0] == "simpy"
-        with pytest.raises(UserError, match="closed-loop"):
+        with pytest.raises(UserError) as err:
             choose(scn, "compiled")
+        assert err.value.field == blocked[0]
         return
     run_experiment(path, tmp_path / "simpy", quick=True, plots=False)
     checked = []
