@@ -44,12 +44,9 @@ from sim.engine.compiled.cpu import (
     TCAP,
 )
 from sim.engine.compiled.kernel import (
-    BUSY,
     COUNT,
     EID,
     HEAD,
-    MAX_N,
-    N_ARR,
     N_DROP,
     N_EVENTS,
     N_HEAP,
@@ -60,8 +57,7 @@ from sim.engine.compiled.kernel import (
     P_ROUTE,
     P_SIZE,
     P_SOURCE,
-    SOJOURN,
-    WAIT,
+    _account,
     _emit,
     _pop,
     _push,
@@ -71,30 +67,6 @@ from sim.engine.compiled.kernel import (
 # integer state of a queue and of a thread
 QH_HEAD, QH_COUNT, QH_BYTES = range(3)
 TH_HEAD, TH_COUNT, TH_ARMED = range(3)
-
-
-@njit(cache=True)
-def _admit(q, now, size, q_i, qs, qt, qb):
-    """Prune queue ``q``'s held packets up to ``now``; whether ``size`` bytes fit."""
-    base, cap = q_i[q, Q0], q_i[q, QCAP]
-    head, n, nbytes = qs[q, QH_HEAD], qs[q, QH_COUNT], qs[q, QH_BYTES]
-    while n > 0 and qt[base + head] <= now:
-        nbytes -= qb[base + head]
-        head = head + 1 if head + 1 < cap else 0
-        n -= 1
-    qs[q, QH_HEAD], qs[q, QH_COUNT], qs[q, QH_BYTES] = head, n, nbytes
-    return n < q_i[q, Q_LIMIT] and nbytes + size <= q_i[q, Q_LIMIT_BYTES]
-
-
-@njit(cache=True)
-def _hold(q, until, size, q_i, qs, qt, qb):
-    """Keep a packet of ``size`` bytes in queue ``q`` until ``until``."""
-    base, cap = q_i[q, Q0], q_i[q, QCAP]
-    j = qs[q, QH_HEAD] + qs[q, QH_COUNT]
-    j = j - cap if j >= cap else j
-    qt[base + j], qb[base + j] = until, size
-    qs[q, QH_COUNT] += 1
-    qs[q, QH_BYTES] += size
 
 
 @njit(cache=True)
@@ -117,82 +89,57 @@ def _in_system(s, now, dep, st_i, ss, dt):
 
 
 @njit(cache=True)
-def _visit(pid, now, warm_s, tab, st, pk, p_done):
-    """Arrival of ``pid`` at its hop's core or wire; returns (next time, start, departure).
+def _core(i, s, now, size, free, hop_a, hop_b, hop_queue, q_i, qs, qt, qb):
+    """Take a segment arriving at core ``s`` (flat hop ``i``), as ``Core.arrive``.
 
-    Next time -1: dropped (recorded here).
+    Returns ``(why, start, departure, busy, next time)``; ``why`` is -1 when the
+    entry queue admits the packet, else the queue's drop reason.
     """
-    st_f, st_i, q_i, hop_station, hop_queue, hop_a, hop_b, rt_start = tab
-    ss, sf, free, dt, qs, qt, qb = st
-    i = rt_start[pk[pid, P_ROUTE]] + pk[pid, P_HOP]
-    s, size = hop_station[i], pk[pid, P_SIZE]
-    if st_i[s, IS_CORE]:
-        q = hop_queue[i]
-        if q >= 0 and not _admit(q, now, size, q_i, qs, qt, qb):
-            p_done[pid], pk[pid, P_REASON] = now, q_i[q, Q_REASON]
-            if now >= warm_s:
-                ss[s, N_DROP] += 1
-            return -1.0, 0.0, 0.0
-        start = now if now > free[s] else free[s]
-        dep = start + hop_a[i] + hop_b[i] * size
-        free[s] = dep
-        if q >= 0:
-            _hold(q, start if q_i[q, Q_UNTIL_START] else dep, size, q_i, qs, qt, qb)
-        n = _in_system(s, now, dep, st_i, ss, dt)
-        service, nxt = dep - start, dep
-    else:
-        n = _in_system(s, now, -1.0, st_i, ss, dt)
-        if n >= st_i[s, LIMIT]:
-            p_done[pid], pk[pid, P_REASON] = now, st_i[s, REASON]
-            if now >= warm_s:
-                ss[s, N_DROP] += 1
-            return -1.0, 0.0, 0.0
-        service = st_f[s, A_S] + st_f[s, B_S] * size
-        start = now if now > free[s] else free[s]
-        dep = start + service
-        free[s] = dep
-        _in_system(s, now, dep, st_i, ss, dt)
-        nxt = dep + st_f[s, PROP_S]
-    if now >= warm_s:
-        ss[s, N_ARR] += 1
-        sf[s, WAIT] += start - now
-        sf[s, BUSY] += service
-        sf[s, SOJOURN] += dep - now
-        if n >= ss[s, MAX_N]:
-            ss[s, MAX_N] = n + 1
-    return nxt, start, dep
+    q = hop_queue[i]
+    if q >= 0:  # the entry queue: prune held packets up to now, then admit
+        base, cap = q_i[q, Q0], q_i[q, QCAP]
+        head, n, nbytes = qs[q, QH_HEAD], qs[q, QH_COUNT], qs[q, QH_BYTES]
+        while n > 0 and qt[base + head] <= now:
+            nbytes -= qb[base + head]
+            head = head + 1 if head + 1 < cap else 0
+            n -= 1
+        qs[q, QH_HEAD], qs[q, QH_COUNT], qs[q, QH_BYTES] = head, n, nbytes
+        if not (n < q_i[q, Q_LIMIT] and nbytes + size <= q_i[q, Q_LIMIT_BYTES]):
+            return q_i[q, Q_REASON], 0.0, 0.0, 0.0, 0.0
+    start = now if now > free[s] else free[s]
+    dep = start + hop_a[i] + hop_b[i] * size
+    free[s] = dep
+    if q >= 0:  # held until the segment starts (backlog, ring) or ends (socket)
+        j = head + n
+        j = j - cap if j >= cap else j
+        qt[base + j], qb[base + j] = start if q_i[q, Q_UNTIL_START] else dep, size
+        qs[q, QH_COUNT], qs[q, QH_BYTES] = n + 1, nbytes + size
+    return -1, start, dep, dep - start, dep
 
 
 @njit(cache=True)
-def _step(pid, now, warm_s, tab, st, pk, p_done, rt, rows, n_rows, heap, n_heap, eid):
-    """Handle ``pid``'s arrival at a core or wire, then push its next hop or end it."""
-    rt_len, rt_end, rt_start, hop_station = rt
-    nxt, start, dep = _visit(pid, now, warm_s, tab, st, pk, p_done)
-    if nxt < 0.0:
-        return n_rows, n_heap, eid
-    r, h = pk[pid, P_ROUTE], pk[pid, P_HOP]
-    h_pkt, h_st, h_t = rows
-    if h_pkt.size:
-        _record(n_rows, pid, hop_station[rt_start[r] + h], now, start, dep, h_pkt, h_st, h_t)
-        n_rows += 1
-    if h + 1 < rt_len[r]:
-        pk[pid, P_HOP] = h + 1
-        n_heap = _push(heap[0], heap[1], heap[2], n_heap, nxt, eid, pid)
-        eid += 1
-    else:
-        p_done[pid], pk[pid, P_REASON] = nxt, rt_end[r]
-    return n_rows, n_heap, eid
+def _wire(s, n, now, size, st_f, st_i, free):
+    """Take a packet arriving at wire ``s`` with ``n`` in it, as ``Station``'s fast path.
+
+    Returns ``(why, start, departure, service, next time)`` as :func:`_core`.
+    """
+    if n >= st_i[s, LIMIT]:
+        return st_i[s, REASON], 0.0, 0.0, 0.0, 0.0
+    service = st_f[s, A_S] + st_f[s, B_S] * size
+    start = now if now > free[s] else free[s]
+    dep = start + service
+    free[s] = dep
+    return -1, start, dep, service, dep + st_f[s, PROP_S]
 
 
 @njit(cache=True)
-def _arm(g, busy, th_i, ts, tw, heap, n_heap, eid):
-    """Thread ``g`` schedules its first waiting send at its busy-until time."""
+def _take(g, th_i, ts, tw):
+    """Arm thread ``g``: remove and return its first waiting send."""
     base, cap, head = th_i[g, T0], th_i[g, TCAP], ts[g, TH_HEAD]
-    pid = tw[base + head]
     ts[g, TH_HEAD] = head + 1 if head + 1 < cap else 0
     ts[g, TH_COUNT] -= 1
     ts[g, TH_ARMED] = 1
-    return _push(heap[0], heap[1], heap[2], n_heap, busy[g], eid, -(pid + 1)), eid + 1
+    return tw[base + head]
 
 
 @njit(cache=True)
@@ -206,13 +153,36 @@ def _wait(g, pid, th_i, ts, tw):
 
 
 @njit(cache=True)
+def _gate(code, g, pid, now, th_i, ts, tw, busy):
+    """Pass an event by its sending thread: -1 run it, -2 it waits, else a send to arm."""
+    if code < 0:  # the thread's release of a waiting send
+        ts[g, TH_ARMED] = 0
+        return -1
+    if g < 0 or not (ts[g, TH_ARMED] or ts[g, TH_COUNT] or now < busy[g]):
+        return -1
+    base, cap = th_i[g, T0], th_i[g, TCAP]
+    j = ts[g, TH_HEAD] + ts[g, TH_COUNT]
+    tw[base + (j - cap if j >= cap else j)] = pid
+    ts[g, TH_COUNT] += 1
+    if ts[g, TH_ARMED]:
+        return -2
+    return _take(g, th_i, ts, tw)
+
+
+@njit(cache=True)
 def _loop(end_s, warm_s, arrivals, tab, rt, gates, st, packets, rows, heap, ctr):
-    """Run the event loop: see :func:`run_cpu_kernel` for the arguments."""
+    """Run the event loop: see :func:`run_cpu_kernel` for the arguments.
+
+    Every array is unpacked once here and the loop calls only leaf functions
+    (see :mod:`.kernel` on numba's reference counts).
+    """
     a_send, a_size, a_route, a_start, nxt = arrivals
     hop_gate, th_i, ts, tw, busy = gates
     rt_len, rt_end, rt_start, hop_station = rt
+    st_f, st_i, q_i, _, hop_queue, hop_a, hop_b, _ = tab
+    ss, sf, free, dt, qs, qt, qb = st
     pk, p_send, p_done = packets
-    free = st[2]
+    h_pkt, h_st, h_t = rows
     ht, he, hp = heap
     n_heap = eid = n_pid = n_rows = n_events = 0
     for src in range(nxt.size):  # each source's first packet
@@ -226,25 +196,44 @@ def _loop(end_s, warm_s, arrivals, tab, rt, gates, st, packets, rows, heap, ctr)
         n_events += 1
         pid = code if code >= 0 else -code - 1
         r, h = pk[pid, P_ROUTE], pk[pid, P_HOP]
-        g = hop_gate[rt_start[r] + h] if rt_len[r] else -1
-        run = True
-        if code < 0:  # the thread's release of a waiting send
-            ts[g, TH_ARMED] = 0
-        elif rt_len[r] == 0:  # dropped before the first element
-            p_done[pid], pk[pid, P_REASON], run = now, rt_end[r], False
-        elif g >= 0 and (ts[g, TH_ARMED] or ts[g, TH_COUNT] or now < busy[g]):
-            _wait(g, pid, th_i, ts, tw)
-            if not ts[g, TH_ARMED]:
-                n_heap, eid = _arm(g, busy, th_i, ts, tw, heap, n_heap, eid)
-            run = False
-        if run:
-            n_rows, n_heap, eid = _step(
-                pid, now, warm_s, tab, st, pk, p_done, rt, rows, n_rows, heap, n_heap, eid
-            )
-            if g >= 0:
-                busy[g] = free[hop_station[rt_start[r]]]
+        i = rt_start[r] + h
+        g = hop_gate[i] if rt_len[r] else -1
+        act = _gate(code, g, pid, now, th_i, ts, tw, busy)
+        if act >= 0:  # the thread arms: its first waiting send, at its busy-until time
+            n_heap = _push(ht, he, hp, n_heap, busy[g], eid, -(act + 1))
+            eid += 1
+        elif act == -1 and rt_len[r] == 0:  # dropped before the first element
+            p_done[pid], pk[pid, P_REASON] = now, rt_end[r]
+        elif act == -1:
+            s, size = hop_station[i], pk[pid, P_SIZE]
+            n = _in_system(s, now, -1.0, st_i, ss, dt)
+            if st_i[s, IS_CORE]:
+                why, start, dep, service, t_next = _core(
+                    i, s, now, size, free, hop_a, hop_b, hop_queue, q_i, qs, qt, qb
+                )
+            else:
+                why, start, dep, service, t_next = _wire(s, n, now, size, st_f, st_i, free)
+            if why >= 0:
+                p_done[pid], pk[pid, P_REASON] = now, why
+                ss[s, N_DROP] += 1 if now >= warm_s else 0
+            else:
+                _in_system(s, now, dep, st_i, ss, dt)
+                if now >= warm_s:
+                    _account(s, n, now, start, dep, service, ss, sf)
+                if h_pkt.size:
+                    _record(n_rows, pid, s, now, start, dep, h_pkt, h_st, h_t)
+                    n_rows += 1
+                if h + 1 < rt_len[r]:
+                    pk[pid, P_HOP] = h + 1
+                    n_heap = _push(ht, he, hp, n_heap, t_next, eid, pid)
+                    eid += 1
+                else:
+                    p_done[pid], pk[pid, P_REASON] = t_next, rt_end[r]
+            if g >= 0:  # Thread._run: busy until its segment ends; arm the next send
+                busy[g] = free[s]
                 if ts[g, TH_COUNT] and not ts[g, TH_ARMED]:
-                    n_heap, eid = _arm(g, busy, th_i, ts, tw, heap, n_heap, eid)
+                    n_heap = _push(ht, he, hp, n_heap, busy[g], eid, -(_take(g, th_i, ts, tw) + 1))
+                    eid += 1
         src = pk[pid, P_SOURCE]
         if code >= 0 and h == 0 and nxt[src] < a_start[src + 1]:  # a source's next packet
             _emit(n_pid, nxt[src], src, a_send, a_size, a_route, pk, p_send, p_done)
