@@ -83,3 +83,22 @@ def test_replica_and_gateway_cpu():
     flows = [poisson("f", "api", "web", 2e5), poisson("g", "client", "api", 2e5)]
     both(cpu_scenario(flows, topology="replica", cpus=2))
     both(cpu_scenario(flows, gateway="cpu", cpus=1))
+
+
+def test_trace_onoff_and_dropped_paths(tmp_path):
+    """A trace whose rows share the sending thread with an on/off flow, and a path
+    dropped after the sender's segment (no neighbour)."""
+    trace = tmp_path / "t.csv"
+    rows = [f"{i * 2e-6:.9f},{200 + (i % 7) * 100},client,web" for i in range(800)]
+    rows += [f"{0.0016 + i * 1e-6:.9f},1500,api,10.0.1.77" for i in range(300)]
+    rows.sort(key=lambda r: float(r.split(",")[0]))
+    trace.write_text("\n".join(["time_s,size_bytes,src,dst", *rows]) + "\n")
+    flows = [
+        {"name": "tr", "kind": "trace", "trace_file": str(trace)},
+        {"name": "burst", "kind": "onoff", "src": "client", "dst": "api", "rate_pps": 5e5},
+        poisson("nowhere", "web", "10.0.1.78", 1e5),
+    ]
+    res = both(cpu_scenario(flows, cpus=1), 0.004)
+    assert any(r.startswith("no neighbour") for r in res.reasons)
+    assert (res.packets["reason"] > 0).sum() > 300
+    assert res.in_flight_at_end > 0
