@@ -102,3 +102,20 @@ def test_trace_onoff_and_dropped_paths(tmp_path):
     assert any(r.startswith("no neighbour") for r in res.reasons)
     assert (res.packets["reason"] > 0).sum() > 300
     assert res.in_flight_at_end > 0
+
+
+def test_segment_ends_exactly_at_the_next_send():
+    """The sender's work equals the send gap exactly (4 us at 250 kpps, every other
+    cost 0), so each send reaches its thread the instant the previous send's segment
+    ends, and on the one core the receiver's segment arrives at that same instant:
+    the event order decides which runs first."""
+    zero = {
+        f"costs.{k}.{c}": 0.0 for k in ("veth", "bridge") for c in ("per_packet_us", "per_byte_ns")
+    }
+    flows = [{"name": "f", "kind": "constant", "src": "client", "dst": "web", "rate_pps": 2.5e5}]
+    dp = {"send_per_packet_us": 4.0, "send_per_byte_ns": 0.0, "recv_per_packet_us": 1.0}
+    res = both(cpu_scenario(flows, zero, cpus=1, **dp), 0.002, 0.0)
+    h = res.hops
+    sender_end = h["depart_s"][(h["packet"] == 0)][0]
+    assert sender_end == res.packets["send_s"][1]  # the tie this test is about
+    assert (h["start_s"] > h["arrive_s"]).any()  # and somebody waits for it
