@@ -265,6 +265,12 @@ def test_shared_core_overload_drops_at_the_socket_buffer_not_the_backlog() -> No
         cpu_scenario(flood, pin={"client": 0, "web": 1}), duration_s=0.02, warmup_s=0.005
     )
     assert res.packets["reason"].max() == 0
+    # a light flow on the shared core: the receiver waits out runs of sends, not slices
+    light = [poisson("f", "client", "web", 0.3e6 / (work_us + recv_us), size)]
+    res = simulate(cpu_scenario(light, pin={"client": 0, "web": 0}), duration_s=0.02)
+    p = res.packets
+    assert p["reason"].max() == 0
+    assert (p["done_s"] - p["send_s"])[p["done_s"] > 0].max() < 0.1 * slice_us * 1e-6
 
 
 def test_backlog_overflows_on_an_overloaded_receive_core() -> None:

@@ -245,7 +245,8 @@ class Thread:
 
     def holds(self, now_s: float) -> bool:
         """Whether the thread is in a run of back-to-back sends at ``now_s`` (holds the core)."""
-        return self.slice_start <= now_s and (bool(self.waiting) or now_s < self.busy_until)
+        busy = self.armed or bool(self.waiting) or now_s < self.busy_until
+        return busy and self.slice_start <= now_s
 
     def service_s(self, route: int, hop: int, size_bytes: float) -> float:
         """Work of the send segment, seconds (see :meth:`Core.service_s`)."""
@@ -284,8 +285,9 @@ class Reader:
     With no sending thread in a run of sends on its core, each datagram's
     ``recvfrom`` segment joins the core's FIFO on arrival (as any segment). While
     such a thread holds the core, datagrams wait in the socket buffer (their
-    bytes charged at once) until the thread's slice ends (one event); then all
-    of them are read back to back and the thread's next slice starts after them.
+    bytes charged at once) until the thread's slice ends or it stops sending
+    (one event per send segment meanwhile); then all of them are read back to
+    back and the thread's next slice starts after them.
 
     Parameters
     ----------
@@ -338,8 +340,21 @@ class Reader:
         self.holder = holder
         self.pending.append(ev)
         self.sock.reserve(charge)
-        end = holder.slice_start + self.slice_s
-        self.push(_Wake(core.net.env), end if end > now else now, self._drain)
+        self._arm(now)
+
+    def _arm(self, now_s: float) -> None:
+        """Wake up when the holder's send segment ends or its slice does, whichever first."""
+        h = self.holder
+        at = min(h.busy_until, h.slice_start + self.slice_s)
+        self.push(_Wake(self.core.net.env), at if at > now_s else now_s, self._wake)
+
+    def _wake(self, wake) -> None:
+        """Read now if the holder stopped sending or its slice is over; else wait on."""
+        h = self.holder
+        if h.holds(wake.at) and wake.at < h.slice_start + self.slice_s:
+            self._arm(wake.at)
+        else:
+            self._drain(wake)
 
     def _drain(self, wake) -> None:
         """Read every waiting datagram (the holder's slice is over), then let the holder resume."""
