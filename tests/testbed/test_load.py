@@ -68,21 +68,32 @@ def _misses(rows) -> list[str]:
     return out
 
 
-def test_held_out_saturation_and_loaded_p50_within_bounds(replica):
+@pytest.fixture(scope="module")
+def measured(replica):
+    """The loaded set, measured once (both tests read it)."""
+    return measure_loaded(replica, PAIRS["same"], PAIRS["cross"], PAIRS["background"])
+
+
+def test_held_out_saturation_and_loaded_p50_within_bounds(replica, measured):
     misses = []
-    for _ in range(ATTEMPTS):
-        measured = measure_loaded(replica, PAIRS["same"], PAIRS["cross"], PAIRS["background"])
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            measured = measure_loaded(replica, PAIRS["same"], PAIRS["cross"], PAIRS["background"])
         fit, rows = compare_loaded(ARTICLE, OVERRIDES, PAIRS, measured, cpus=2)
         misses = _misses(rows)
         if not misses:
             break
     assert not misses, misses
-    # The drop location: never the backlog, in the kernel or the model.
+
+
+def test_drop_location_matches_the_kernel(replica, measured):
+    """Floods on separate cores: never the backlog; the overload: the same place."""
+    fit, _ = compare_loaded(ARTICLE, OVERRIDES, PAIRS, measured, cpus=2)
     floods = [r for by in measured["saturation"].values() for r in by.values()]
     assert all(r["backlog_drops"] == 0 for r in [*floods, measured["overload"]])
     ov = {**OVERRIDES, **fit.overrides(replica.cluster)}
     model = predict_saturation(ARTICLE, ov, "client", "web", 64)
     assert not any("backlog" in why for why in model["drops"])
-    # The overload: the same place dominates in the kernel and the model.
+    # The overload (both ends on CPU 0): the same place dominates in kernel and model.
     where = compare_overload(ARTICLE, ov, PAIRS["same"], measured["overload"])
     assert where["kernel"] == where["model"] == "socket buffer", where
