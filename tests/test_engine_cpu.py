@@ -229,15 +229,48 @@ def test_same_node_saturates_at_the_sender_core_not_the_bridge() -> None:
     # within the packets straddling the window's ends (one work time each)
     assert got == pytest.approx(cap, rel=0.01)
     assert p["reason"].max() == 0  # an overloaded sender slows down: no drop
-    # one core for both pods: the sender's thread has one send on the core at a time,
-    # so the receiver's recvfrom is not starved: capacity 1 / (send work + recv work)
+
+
+def test_shared_core_overload_drops_at_the_socket_buffer_not_the_backlog() -> None:
+    """A flooding sender and its receiver on one core: the sender holds the core for a
+    scheduler slice L, its inline softirq fills the receiver's socket buffer (C
+    datagrams of truesize each), the rest of the slice's sends drop there; then the
+    receiver reads the C back to back (R each). Per cycle: C delivered in L + C R,
+    L / W sent. On separate cores the receiver keeps up: no drop anywhere.
+    """
+    size = 64  # IP bytes
+    c, dp = Costs(), cpu_scenario([]).datapath
+    work_us = (
+        dp.send_per_packet_us
+        + dp.send_per_byte_ns * size / 1e3
+        + 2 * c.veth.mean_service_us(size)
+        + c.bridge.mean_service_us(size)
+    )
     recv_us = dp.recv_per_packet_us + dp.recv_per_byte_ns * size / 1e3
-    scn = cpu_scenario([poisson("f", "client", "web", 1.5 * cap, size)], cpus=1)
-    res = simulate(scn, duration_s=0.02, warmup_s=0.005)
+    truesize = int(dp.skb_truesize_base_bytes + dp.skb_truesize_per_byte * size)
+    cap = dp.rmem_default_bytes // truesize  # datagrams the buffer holds
+    slice_us = dp.sched_slice_us
+    flood = [poisson("f", "client", "web", 1.2e6 / work_us, size)]
+    res = simulate(cpu_scenario(flood, pin={"client": 0, "web": 0}), duration_s=0.1, warmup_s=0.02)
     p = res.packets
-    got = ((p["reason"] == 0) & (p["done_s"] > 0.005) & (p["done_s"] <= 0.02)).sum() / 0.015
-    assert got == pytest.approx(1e6 / (work_us + recv_us), rel=0.01)
+    reasons = {res.reasons[i] for i in np.unique(p["reason"]) if i}
+    assert reasons == {"socket receive buffer full at web"}
+    # rates over whole cycles' worth of time (20 cycles of ~4.3 ms): ends cost < 1 cycle
+    got = ((p["reason"] == 0) & (p["done_s"] > 0.02) & (p["done_s"] <= 0.1)).sum() / 0.08
+    assert got == pytest.approx(1e6 * cap / (slice_us + cap * recv_us), rel=0.05)
+    win = (p["done_s"] > 0.02) & (p["done_s"] <= 0.1)  # sendto'd and gone in the window
+    frac = (win & (p["reason"] > 0)).sum() / win.sum()
+    assert frac == pytest.approx(1 - cap * work_us / slice_us, rel=0.05)
+    res = simulate(
+        cpu_scenario(flood, pin={"client": 0, "web": 1}), duration_s=0.02, warmup_s=0.005
+    )
+    assert res.packets["reason"].max() == 0
+    # a light flow on the shared core: the receiver waits out runs of sends, not slices
+    light = [poisson("f", "client", "web", 0.3e6 / (work_us + recv_us), size)]
+    res = simulate(cpu_scenario(light, pin={"client": 0, "web": 0}), duration_s=0.02)
+    p = res.packets
     assert p["reason"].max() == 0
+    assert (p["done_s"] - p["send_s"])[p["done_s"] > 0].max() < 0.1 * slice_us * 1e-6
 
 
 def test_backlog_overflows_on_an_overloaded_receive_core() -> None:

@@ -6,8 +6,8 @@ server, non-preemptive), so, as for a station, the departure is known on arrival
 (Lindley) and a segment costs one SimPy event. Cores are stations of kind ``cpu``
 in the results.
 
-Softirq and process context: no precedence
-------------------------------------------
+Softirq and process context: no precedence within a turn
+---------------------------------------------------------
 Softirq segments (backlog, NAPI) and process-context segments (a pod's
 ``sendto``/``recvfrom``) share the core's one FIFO, in the order they arrive.
 Why not give softirq priority: on the send path Linux runs the softirq that
@@ -20,6 +20,25 @@ the work-conserving order closest to both; priority would also cost a second
 event per segment (departures no longer known on arrival). Tested in
 ``tests/test_engine_cpu.py``.
 
+Threads sharing a core: the scheduler's slice
+----------------------------------------------
+Between threads the order is not FIFO: a thread that keeps its core busy (a
+flooding sender, :class:`Thread`) holds it for a time slice, and the receive
+work of a :class:`Reader` on that core (``recvfrom``, process context) waits
+until the slice ends, while the sender's own softirq (run inline, at
+``local_bh_enable``) keeps delivering into the reader's socket buffer. Linux
+6.x's EEVDF scheduler gives a task ``sched_base_slice`` = 0.75 ms x (1 +
+log2(min(cpus, 8))) and, without the high-resolution tick (sched feature
+``HRTICK`` off by default), takes the core back only at the scheduler tick
+after the slice is used (``CONFIG_HZ`` = 250 here: 4 ms); kernel
+``kernel/sched/fair.c`` (``update_curr``, ``update_deadline``) and
+``Documentation/scheduler/sched-eevdf.rst``. So the slice is a
+``[datapath]`` parameter (``sched_slice_us``). When it ends, the reader drains
+what its socket holds (each datagram one ``recvfrom`` segment, FIFO) and the
+sender gets a new slice after it. A sender that sends more per slice than the
+socket buffer holds loses the rest at the socket buffer (``UdpRcvbufErrors``),
+never at the backlog: what the kernel does with both ends on one core.
+
 Queues and drop reasons
 -----------------------
 A :class:`Queue` holds a packet from its enqueue until the segment that dequeues
@@ -31,6 +50,8 @@ The process-context send queue is the application's own: unlimited.
 from __future__ import annotations
 
 from collections import deque
+
+from simpy.events import Event
 
 from sim.engine.events import pusher
 from sim.engine.stations import UNLIMITED as _HUGE
@@ -79,6 +100,19 @@ class Queue:
             self.bytes -= held.popleft()[1]
         return len(held) < self.limit and self.bytes + size_bytes <= self.limit_bytes
 
+    def reserve(self, size_bytes: int) -> None:
+        """Hold a packet whose release time is not known yet (its reader is descheduled)."""
+        self.held.append((_HUGE, size_bytes))
+        self.bytes += size_bytes
+
+    def settle(self, until_s: float) -> None:
+        """Give the oldest reserved packet its release time (the reserved are the last)."""
+        held = self.held
+        i = len(held) - 1
+        while i > 0 and held[i - 1][0] == _HUGE:
+            i -= 1
+        held[i] = (until_s, held[i][1])
+
     def hold(self, until_s: float, size_bytes: int) -> None:
         """Keep a packet until ``until_s`` (non-decreasing: the core is FIFO)."""
         self.held.append((until_s, size_bytes))
@@ -120,6 +154,7 @@ class Core:
         self.busy_sum = 0.0
         self.sojourn_sum = 0.0
         self.max_in_system = 0
+        self.threads: list[Thread] = []  # sending threads on this core (scheduler slices)
 
     def bind(self, net, warmup_s: float, work: list) -> None:
         """Attach the core to a running network and its segment table."""
@@ -202,9 +237,16 @@ class Thread:
         self.core = core
         self.index = core.index  # routes list the core, whose work this is
         self.busy_until = 0.0
+        self.slice_start = 0.0  # start of the current run of back-to-back sends
         self.armed = False
         self.waiting: deque = deque()
         self.push = core.push
+        core.threads.append(self)
+
+    def holds(self, now_s: float) -> bool:
+        """Whether the thread is in a run of back-to-back sends at ``now_s`` (holds the core)."""
+        busy = self.armed or bool(self.waiting) or now_s < self.busy_until
+        return busy and self.slice_start <= now_s
 
     def service_s(self, route: int, hop: int, size_bytes: float) -> float:
         """Work of the send segment, seconds (see :meth:`Core.service_s`)."""
@@ -217,6 +259,8 @@ class Thread:
             if not self.armed:
                 self._arm()
             return
+        if ev.at > self.busy_until or not self.holds(ev.at):
+            self.slice_start = ev.at  # the thread was idle: a new run begins
         self._run(ev)
 
     def _arm(self) -> None:
@@ -233,3 +277,104 @@ class Thread:
         self.busy_until = core.free_at  # FIFO: the segment just queued ends last
         if self.waiting and not self.armed:
             self._arm()
+
+
+class Reader:
+    """A receiving thread: ``recvfrom`` of one socket, process context on its core.
+
+    With no sending thread in a run of sends on its core, each datagram's
+    ``recvfrom`` segment joins the core's FIFO on arrival (as any segment). While
+    such a thread holds the core, datagrams wait in the socket buffer (their
+    bytes charged at once) until the thread's slice ends or it stops sending
+    (one event per send segment meanwhile); then all of them are read back to
+    back and the thread's next slice starts after them.
+
+    Parameters
+    ----------
+    core : Core
+        The receiver's core.
+    sock : Queue
+        The socket receive buffer (bytes; ``until_start`` False).
+    slice_s : float
+        The scheduler's slice (``sched_slice_us``), seconds.
+    truesize : (float, float)
+        Bytes charged per datagram: ``a + b * size`` (the skb's truesize).
+    """
+
+    def __init__(self, core: Core, sock: Queue, slice_s: float, truesize: tuple) -> None:
+        self.core = core
+        self.index = core.index
+        self.sock = sock
+        self.slice_s = slice_s
+        self.truesize = truesize
+        self.pending: deque = deque()
+        self.holder: Thread | None = None
+        self.push = core.push
+
+    def service_s(self, route: int, hop: int, size_bytes: float) -> float:
+        """Work of the ``recvfrom`` segment, seconds (see :meth:`Core.service_s`)."""
+        return self.core.service_s(route, hop, size_bytes)
+
+    def _charge(self, pkt: int) -> int:
+        a, b = self.truesize
+        return int(a + b * self.core.p_size[pkt])
+
+    def arrive(self, ev) -> None:
+        """Admit a datagram to the socket buffer; read it now or after the holder's slice."""
+        now, core = ev.at, self.core
+        charge = self._charge(ev.pkt)
+        if not self.sock.admit(now, charge):
+            core.net.drop(ev.pkt, now, self.sock.reason)
+            if now >= core.warmup:
+                core.n_drops += 1
+            return
+        if self.pending:
+            self.pending.append(ev)
+            self.sock.reserve(charge)
+            return
+        holder = next((t for t in core.threads if t.holds(now)), None)
+        if holder is None:
+            core.arrive(ev)
+            self.sock.hold(core.free_at, charge)
+            return
+        self.holder = holder
+        self.pending.append(ev)
+        self.sock.reserve(charge)
+        self._arm(now)
+
+    def _arm(self, now_s: float) -> None:
+        """Wake up when the holder's send segment ends or its slice does, whichever first."""
+        h = self.holder
+        at = min(h.busy_until, h.slice_start + self.slice_s)
+        self.push(_Wake(self.core.net.env), at if at > now_s else now_s, self._wake)
+
+    def _wake(self, wake) -> None:
+        """Read now if the holder stopped sending or its slice is over; else wait on."""
+        h = self.holder
+        if h.holds(wake.at) and wake.at < h.slice_start + self.slice_s:
+            self._arm(wake.at)
+        else:
+            self._drain(wake)
+
+    def _drain(self, wake) -> None:
+        """Read every waiting datagram (the holder's slice is over), then let the holder resume."""
+        now, core = wake.at, self.core
+        while self.pending:
+            ev = self.pending.popleft()
+            ev.at = now
+            core.arrive(ev)
+            self.sock.settle(core.free_at)
+        if self.holder is not None:
+            self.holder.slice_start = core.free_at
+            self.holder = None
+
+
+class _Wake(Event):
+    """A bare triggered event for :class:`Reader`'s end-of-slice wake-up (no packet)."""
+
+    def __init__(self, env) -> None:
+        self.env = env
+        self.callbacks: list = []
+        self._value = None
+        self._ok = True
+        self.at = 0.0

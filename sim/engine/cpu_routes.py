@@ -22,8 +22,10 @@ Where each hop's work runs (``topology = "cluster"``)
   whose segment starts with the hop's cost and carries the packet on.
 * ``gateway``: line rate (no work, only its links) or CPU work on a gateway core
   picked by RSS, behind that queue's ring.
-* Delivery: the socket receive buffer (``rmem_default_bytes``) holds the packet until
-  the receiver's ``recvfrom`` on its pod's core has copied it.
+* Delivery: the socket receive buffer (``rmem_default_bytes``, charged each datagram's
+  skb truesize) holds the packet until the receiver's ``recvfrom`` on its pod's core
+  has copied it; that thread waits for the slice of a sender holding its core
+  (:class:`sim.engine.cpu.Reader`).
 
 ``topology = "replica"``: one host's ``cpus`` cores run everything (the replica
 built by :mod:`sim.testbed.render`: every node a namespace, the LAN a bridge in
@@ -42,7 +44,7 @@ from __future__ import annotations
 import zlib
 
 from sim.control.resolve import Endpoint, Hop, Route
-from sim.engine.cpu import Core, Queue, Thread
+from sim.engine.cpu import Core, Queue, Reader, Thread
 from sim.engine.stations import Station
 from sim.errors import ScenarioError
 from sim.spec.costs import StationCost
@@ -75,6 +77,7 @@ class CpuPlane:
         self.work: list[tuple] = []
         self.queues: dict[str, Queue] = {}
         self.threads: dict[str, Thread] = {}
+        self.readers: dict[str, Reader] = {}
         self.pod_core = self._place(cl, file)
 
     # -- placement and named objects ---------------------------------------------------
@@ -120,10 +123,23 @@ class CpuPlane:
             th = self.threads[ep.name] = Thread(self.core(core))
         return th
 
+    def reader(self, ep: Endpoint, core: str) -> Reader:
+        """Return the receiving thread of an endpoint, with its socket receive buffer."""
+        rd = self.readers.get(ep.name)
+        if rd is None:
+            dp = self.dp
+            sock = self.queue(ep.name, None, dp.rmem_default_bytes, "socket receive buffer full")
+            truesize = (dp.skb_truesize_base_bytes, dp.skb_truesize_per_byte)
+            rd = Reader(self.core(core), sock, dp.sched_slice_us * US, truesize)
+            self.readers[ep.name] = rd
+        return rd
+
     def held_packets(self, t_s: float) -> int:
-        """Packets sent by ``t_s`` that wait for their sending thread (no event pending)."""
+        """Packets sent by ``t_s`` held by a thread (sender's queue, unread socket): no event."""
         send = self.net.rec.send_s
-        return sum(1 for th in self.threads.values() for ev in th.waiting if send[ev.pkt] <= t_s)
+        waits = [th.waiting for th in self.threads.values()]
+        waits += [rd.pending for rd in self.readers.values()]
+        return sum(1 for w in waits for ev in w if send[ev.pkt] <= t_s)
 
     def queue(self, name: str, packets: int | None, nbytes: int | None, why: str) -> Queue:
         """Return a named queue (NIC ring, socket buffer), created on first use."""
@@ -189,11 +205,9 @@ class CpuPlane:
                 c.cluster_hop(hop)
         receiver = self.endpoint_core(path.dst) if path.verdict == "delivered" else None
         if receiver is not None:
-            sock = self.queue(
-                path.dst.name, None, self.dp.rmem_default_bytes, "socket receive buffer full"
-            )
             c.close()
-            c.start(receiver, self.dp.recv_per_packet_us * US, self.dp.recv_per_byte_ns * NS, sock)
+            c.start(receiver, self.dp.recv_per_packet_us * US, self.dp.recv_per_byte_ns * NS)
+            c.gate = self.reader(path.dst, receiver)  # it owns the socket receive buffer
         c.close()
         self.work.append(tuple(w for _, w in c.elems))
         return [e for e, _ in c.elems]
@@ -207,7 +221,7 @@ class _Compiler:
         self.costs = plane.costs
         self.elems: list[tuple[object, tuple | None]] = []
         self.seg: list | None = None
-        self.gate: Thread | None = None  # the sender's thread, in front of its first segment
+        self.gate: Thread | Reader | None = None  # the thread in front of the open segment
 
     def start(
         self, core: str, a_s: float, b_s: float, queue: Queue | None = None, inline: bool = False

@@ -14,6 +14,18 @@ Sources of the defaults
   ``tx_queue_len = DEFAULT_TX_QUEUE_LEN`` = 1000).
 * ``rmem_default_bytes`` = 212992: socket receive buffer (``net.core.rmem_default``,
   sysctl ``net.rst``; 212992 on common distributions).
+* ``skb_truesize_base_bytes`` = 730, ``skb_truesize_per_byte`` = 1.11: what a
+  datagram charges the receive buffer (``skb->truesize``: the data buffer, rounded
+  to its slab, plus ``struct sk_buff`` and ``skb_shared_info``; kernel
+  ``include/linux/skbuff.h`` ``SKB_TRUESIZE``), fitted to a measurement on this
+  machine's kernel (6.18): an unread UDP socket with the default 212992 B buffer
+  held 256 datagrams of 64 B payload (832 B each, IP size 92 B) and 92 of 1400 B
+  (2315 B each, IP size 1428 B); the line through both.
+* ``sched_slice_us`` = 4000: how long a thread that keeps its core busy holds it
+  while another thread of that core waits. EEVDF's base slice is 0.75 ms x (1 +
+  log2(min(cpus, 8))) (``sysctl_sched_base_slice``, ``kernel/sched/fair.c``), but
+  without ``HRTICK`` (off by default) the running task is only switched at a
+  scheduler tick: 4 ms at ``CONFIG_HZ`` = 250 (this machine's kernel).
 * ``tx_ring``/``rx_ring`` = 512 descriptors per queue: a common driver default
   (``ethtool -g``; e.g. ixgbe ``IXGBE_DEFAULT_TXD``/``IXGBE_DEFAULT_RXD`` = 512).
 * ``rx_queues``: one receive queue per CPU, the usual RSS set-up ("the number of
@@ -65,6 +77,12 @@ class Datapath(BaseModel):
         Sender's syscall cost (``sendto``), on the sending pod's core.
     recv_per_packet_us, recv_per_byte_ns : float
         Receiver's syscall cost (``recvfrom``), on the receiving pod's core.
+    skb_truesize_base_bytes, skb_truesize_per_byte : float
+        Bytes a datagram of IP size ``s`` charges the socket receive buffer:
+        ``base + per_byte * s`` (its skb truesize).
+    sched_slice_us : float
+        Time a thread in a run of sends holds its core while the core's receiving
+        thread waits (the scheduler's slice, to the tick), us.
     gateway : {"line-rate", "cpu"}
         The gateway forwards in hardware at line rate (only its links cost time),
         or as CPU work (``[costs.gateway]``) on its ``gateway_cpus`` cores.
@@ -89,6 +107,9 @@ class Datapath(BaseModel):
     send_per_byte_ns: float = Field(0.1, ge=0)
     recv_per_packet_us: float = Field(1.0, ge=0)
     recv_per_byte_ns: float = Field(0.1, ge=0)
+    skb_truesize_base_bytes: float = Field(730.0, ge=0)
+    skb_truesize_per_byte: float = Field(1.11, ge=0)
+    sched_slice_us: float = Field(4000.0, gt=0)
     gateway: Literal["line-rate", "cpu"] = "line-rate"
     gateway_cpus: int = Field(1, ge=1, le=1024)
 

@@ -6,8 +6,11 @@ saturation rates and the probe's p50 with a background flow on its core or on
 the other. The issue's targets are 20 % (saturation) and 25 % (loaded p50);
 the bounds here are looser (:data:`SAT_TOL`, :data:`P50_TOL`) so a shared, noisy
 machine does not fail them, and a failed attempt is measured again up to
-:data:`ATTEMPTS` times. Drops: under a flood, neither the kernel nor the model
-drops at the per-CPU backlog (the replica's path runs inline in the sender).
+:data:`ATTEMPTS` times. Drops: under a flood on separate cores, neither the
+kernel nor the model drops at the per-CPU backlog (the replica's path runs inline
+in the sender); in the overload (sender and receiver on one core, normal
+priority) both lose most at the same place: the socket buffer (the sender's
+scheduler slice fills it faster than the waiting receiver drains it).
 """
 
 import os
@@ -17,7 +20,7 @@ import pytest
 from sim.testbed import netns
 from sim.testbed.load import measure_loaded
 from sim.testbed.replica import build, load_replica
-from sim.validate.loaded import compare_loaded, predict_saturation
+from sim.validate.loaded import compare_loaded, compare_overload, predict_saturation
 
 from .kernel import PID, requires_kernel, root_state
 from .test_replica import ARTICLE
@@ -65,19 +68,32 @@ def _misses(rows) -> list[str]:
     return out
 
 
-def test_held_out_saturation_and_loaded_p50_within_bounds(replica):
+@pytest.fixture(scope="module")
+def measured(replica):
+    """The loaded set, measured once (both tests read it)."""
+    return measure_loaded(replica, PAIRS["same"], PAIRS["cross"], PAIRS["background"])
+
+
+def test_held_out_saturation_and_loaded_p50_within_bounds(replica, measured):
     misses = []
-    for _ in range(ATTEMPTS):
-        measured = measure_loaded(replica, PAIRS["same"], PAIRS["cross"], PAIRS["background"])
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            measured = measure_loaded(replica, PAIRS["same"], PAIRS["cross"], PAIRS["background"])
         fit, rows = compare_loaded(ARTICLE, OVERRIDES, PAIRS, measured, cpus=2)
         misses = _misses(rows)
         if not misses:
             break
     assert not misses, misses
-    # The drop location: never the backlog, in the kernel or the model.
+
+
+def test_drop_location_matches_the_kernel(replica, measured):
+    """Floods on separate cores: never the backlog; the overload: the same place."""
+    fit, _ = compare_loaded(ARTICLE, OVERRIDES, PAIRS, measured, cpus=2)
     floods = [r for by in measured["saturation"].values() for r in by.values()]
     assert all(r["backlog_drops"] == 0 for r in [*floods, measured["overload"]])
-    model = predict_saturation(
-        ARTICLE, {**OVERRIDES, **fit.overrides(replica.cluster)}, "client", "web", 64
-    )
+    ov = {**OVERRIDES, **fit.overrides(replica.cluster)}
+    model = predict_saturation(ARTICLE, ov, "client", "web", 64)
     assert not any("backlog" in why for why in model["drops"])
+    # The overload (both ends on CPU 0): the same place dominates in kernel and model.
+    where = compare_overload(ARTICLE, ov, PAIRS["same"], measured["overload"])
+    assert where["kernel"] == where["model"] == "socket buffer", where

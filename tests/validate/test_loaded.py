@@ -17,6 +17,8 @@ from sim.spec.load import load_scenario
 from sim.validate.loaded import (
     UDP_IP_HEADER_BYTES,
     LoadedFit,
+    compare_overload,
+    drop_location,
     fit_loaded,
     predict_loaded_p50,
     predict_saturation,
@@ -75,3 +77,26 @@ def test_background_on_another_core_leaves_the_probe_alone(model) -> None:
     shared = predict_loaded_p50(ARTICLE, ov, SAME, ("api", "sink"), 2e4, 0, 0)
     assert apart == pytest.approx(idle, rel=1e-9)
     assert shared > idle
+
+
+def test_overload_on_one_core_drops_at_the_socket_buffer(model) -> None:
+    """Sender and receiver on one core: per scheduler slice L the sender sends L / W,
+    the socket buffer keeps C (``rmem_default`` over the skb truesize), the rest is
+    lost there; then the receiver reads the C (R each). The model's run (40 ms after
+    warm-up, ~9 cycles of L + C R) is off by at most one partial cycle: 1/9.
+    """
+    cl, ov = model
+    dp = load_scenario(ARTICLE, ov).datapath
+    w_us = _sender_us(SAME, 64)
+    r_us = KNOWN.recv_us + KNOWN.per_byte_ns * 1e-3 * (64 + UDP_IP_HEADER_BYTES)
+    truesize = int(dp.skb_truesize_base_bytes + dp.skb_truesize_per_byte * 92)
+    cap = dp.rmem_default_bytes // truesize
+    slice_us = dp.sched_slice_us
+    kernel = {"rcvbuf_drops": 10, "backlog_drops": 0, "delivered": 90, "delivered_pps": 45.0}
+    got = compare_overload(ARTICLE, ov, SAME, kernel)
+    assert got["kernel"] == got["model"] == "socket buffer"
+    assert got["model_drop_fraction"] == pytest.approx(1 - cap * w_us / slice_us, rel=1 / 9)
+    expect_pps = 1e6 * cap / (slice_us + cap * r_us)
+    assert got["model_delivered_pps"] == pytest.approx(expect_pps, rel=1 / 9)
+    assert predict_saturation(ARTICLE, ov, *SAME, 64)["drops"] == {}  # separate cores
+    assert drop_location(0, 0) == "none" and drop_location(1, 2) == "backlog"
