@@ -27,6 +27,11 @@ def numba_available() -> bool:
 
 def blocking_flow(scenario: Scenario) -> tuple[str, str] | None:
     """Return what keeps the compiled engine from running ``scenario``: (field, why), or None."""
+    if scenario.datapath.model != "stations":
+        return "datapath.model", (
+            f"the {scenario.datapath.model!r} data path (cores revisited by a packet) "
+            "runs only on the SimPy engine so far"
+        )
     for kind in type(scenario.costs).model_fields:
         cost = getattr(scenario.costs, kind)
         if getattr(cost, "loss", 0.0) > 0:
