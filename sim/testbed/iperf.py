@@ -5,7 +5,8 @@ client in the source's, ``-P`` parallel connections for ``seconds``, JSON output
 (``-J``). The figure is the receiver's: ``end.sum_received.bits_per_second``
 (payload bits, i.e. goodput, like the simulator's ``throughput_gbps`` of a
 ``tcp`` flow). Offloads are left as the namespaces have them by default
-(veth: TSO/GSO/GRO on). Callers hold the kernel lock.
+(every veth of the replica: TSO and GSO on, GRO off; the bridges: GRO
+on; ``ethtool -k``, ``docs/testbed.md``). Callers hold the kernel lock.
 """
 
 from __future__ import annotations
