@@ -18,7 +18,7 @@ import time
 from sim.testbed.errors import ProbeError, one_line
 from sim.testbed.render import Replica
 
-__all__ = ["IPERF_PORT", "iperf3_gbps", "parse_iperf3"]
+__all__ = ["IPERF_PORT", "iperf3_gbps", "measure_tcp_set", "parse_iperf3"]
 
 IPERF_PORT = 5201
 """TCP port of the iperf3 server (iperf3's default)."""
@@ -148,3 +148,43 @@ def measure_tcp(
     finally:
         netns.down(prefix)
     return rows
+
+
+def measure_tcp_set(
+    replica: Replica,
+    pairs: dict[str, tuple[str, str]],
+    streams: tuple[int, ...] = (1, 4),
+    seconds: float = 3.0,
+) -> tuple[dict[str, float], dict[tuple[str, int], float]]:
+    """Idle 64 B round trips and ``iperf3`` goodput of a running replica, for the TCP fit.
+
+    Parameters
+    ----------
+    replica : Replica
+        A built replica.
+    pairs : dict
+        ``{"same": (src, dst), "cross": (src, dst)}``.
+    streams : tuple of int
+        Parallel connection counts.
+    seconds : float
+        Length of each ``iperf3`` test, seconds.
+
+    Returns
+    -------
+    (dict, dict)
+        ``{placement: p50_us}`` of a 1 s ``sockperf`` ping-pong, and
+        ``{(placement, streams): goodput_gbps}``
+        (the inputs of :func:`sim.validate.tcp.compare_tcp`).
+    """
+    from sim.testbed.timing import sockperf_rtt
+
+    idle = {}
+    for place, (src, dst) in pairs.items():
+        ns_s, ns_d, addr = replica.namespace(src), replica.namespace(dst), str(replica.address(dst))
+        idle[place] = sockperf_rtt(ns_s, ns_d, addr, duration_s=1.0, payload_bytes=64)["p50_us"]
+    gbps = {}
+    for n in streams:
+        for place, (src, dst) in pairs.items():
+            got = iperf3_gbps(replica, src, dst, streams=n, seconds=seconds)
+            gbps[(place, n)] = got["goodput_gbps"]
+    return idle, gbps

@@ -18,9 +18,8 @@ import shutil
 import pytest
 
 from sim.testbed import netns
-from sim.testbed.iperf import iperf3_gbps
+from sim.testbed.iperf import measure_tcp_set
 from sim.testbed.replica import build, load_replica
-from sim.testbed.timing import sockperf_rtt
 from sim.validate.tcp import compare_tcp
 
 from .kernel import PID, requires_kernel, root_state
@@ -55,18 +54,6 @@ def replica():
         assert root_state() == before, "the root namespace changed"
 
 
-def _measure(r) -> tuple[dict, dict]:
-    idle = {}
-    for place, (src, dst) in PAIRS.items():
-        ns_s, ns_d, addr = r.namespace(src), r.namespace(dst), str(r.address(dst))
-        idle[place] = sockperf_rtt(ns_s, ns_d, addr, duration_s=1.0, payload_bytes=64)["p50_us"]
-    gbps = {}
-    for n in (1, 4):
-        for place, (src, dst) in PAIRS.items():
-            gbps[(place, n)] = iperf3_gbps(r, src, dst, streams=n, seconds=SECONDS)["goodput_gbps"]
-    return idle, gbps
-
-
 def _misses(rows) -> list[str]:
     out = []
     for row in rows:
@@ -82,7 +69,7 @@ def _misses(rows) -> list[str]:
 def test_tcp_goodput_cross_over_same_within_bounds(replica):
     misses = []
     for _ in range(ATTEMPTS):
-        idle, gbps = _measure(replica)
+        idle, gbps = measure_tcp_set(replica, PAIRS, seconds=SECONDS)
         fit, rows = compare_tcp(ARTICLE, OVERRIDES, PAIRS, idle, gbps)
         misses = _misses(rows)
         if not misses:
