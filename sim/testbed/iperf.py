@@ -12,6 +12,7 @@ on; ``ethtool -k``, ``docs/testbed.md``). Callers hold the kernel lock.
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import time
 
@@ -155,6 +156,7 @@ def measure_tcp_set(
     pairs: dict[str, tuple[str, str]],
     streams: tuple[int, ...] = (1, 4),
     seconds: float = 3.0,
+    rounds: int = 3,
 ) -> tuple[dict[str, float], dict[tuple[str, int], float]]:
     """Idle 64 B round trips and ``iperf3`` goodput of a running replica, for the TCP fit.
 
@@ -168,23 +170,32 @@ def measure_tcp_set(
         Parallel connection counts.
     seconds : float
         Length of each ``iperf3`` test, seconds.
+    rounds : int
+        Rounds over all (placement, streams) cases, interleaved so that the
+        shared machine's changing load falls on every case alike; each case's
+        figure is the median of its rounds.
 
     Returns
     -------
     (dict, dict)
-        ``{placement: p50_us}`` of a 1 s ``sockperf`` ping-pong, and
-        ``{(placement, streams): goodput_gbps}``
+        ``{placement: p50_us}`` of a 1 s ``sockperf`` ping-pong per round, and
+        ``{(placement, streams): goodput_gbps}`` (medians)
         (the inputs of :func:`sim.validate.tcp.compare_tcp`).
     """
     from sim.testbed.timing import sockperf_rtt
 
-    idle = {}
-    for place, (src, dst) in pairs.items():
-        ns_s, ns_d, addr = replica.namespace(src), replica.namespace(dst), str(replica.address(dst))
-        idle[place] = sockperf_rtt(ns_s, ns_d, addr, duration_s=1.0, payload_bytes=64)["p50_us"]
-    gbps = {}
-    for n in streams:
+    idle: dict[str, list[float]] = {}
+    runs: dict[tuple[str, int], list[float]] = {}
+    for _ in range(max(1, rounds)):
         for place, (src, dst) in pairs.items():
-            got = iperf3_gbps(replica, src, dst, streams=n, seconds=seconds)
-            gbps[(place, n)] = got["goodput_gbps"]
-    return idle, gbps
+            ns_s, ns_d = replica.namespace(src), replica.namespace(dst)
+            rtt = sockperf_rtt(
+                ns_s, ns_d, str(replica.address(dst)), duration_s=1.0, payload_bytes=64
+            )
+            idle.setdefault(place, []).append(rtt["p50_us"])
+        for n in streams:
+            for place, (src, dst) in pairs.items():
+                got = iperf3_gbps(replica, src, dst, streams=n, seconds=seconds)
+                runs.setdefault((place, n), []).append(got["goodput_gbps"])
+    med = statistics.median
+    return {p: med(v) for p, v in idle.items()}, {c: med(v) for c, v in runs.items()}

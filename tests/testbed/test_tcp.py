@@ -32,7 +32,7 @@ ATTEMPTS = 3
 RATIO_TOL = 0.30
 ABS_TOL = 0.40
 FOUR_TOL = 0.80
-SECONDS = 3.0
+SECONDS = 2.0
 
 pytestmark = [
     requires_kernel,
