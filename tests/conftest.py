@@ -20,6 +20,7 @@ SLOW = (
     "test_shipped_experiments.py",
     "test_batch_worker_death.py",
     "test_batch_crn.py",
+    "validate/test_tcp_fit.py",
     "test_batch_dirs.py::test_second_writer_and_force_during_a_live_run",
     "test_batch_dirs.py::test_full_disk",
     "test_batch_run.py::test_plot_redraws_from_stored_results",

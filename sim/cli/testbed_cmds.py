@@ -1,6 +1,6 @@
 """CLI verbs of the real-kernel replica.
 
-The verbs are ``testbed up|down|status|measure``, ``calibrate`` and ``compare``.
+The verbs are ``testbed up|down|status|measure|tcp``, ``calibrate`` and ``compare``.
 
 Every verb turns a bad input or a testbed failure (all
 :class:`~sim.errors.UserError`) into one line on stderr and exit status 2,
@@ -360,3 +360,55 @@ def compare(scenario, measurements, params, sets, seed, as_json, strict) -> None
     bad |= bool(res.ratio_cross_same and not res.ratio_cross_same.within)
     if strict and bad:
         sys.exit(EXIT_FAILED)
+
+
+@testbed.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@SET_OPTION
+@_PREFIX
+@click.option("--same", nargs=2, required=True, help="Same-node SRC DST pods.")
+@click.option("--cross", nargs=2, required=True, help="Cross-node SRC DST pods.")
+@click.option("--seconds", default=3.0, show_default=True, help="Seconds per iperf3 test.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_errors_to_exit
+@shows_activity("testbed tcp: iperf3 on the replica, then the TCP fit")
+def tcp(scenario, sets, prefix, same, cross, seconds, as_json) -> None:
+    """Measure iperf3 goodput on SCENARIO's replica; fit on one point, predict the rest.
+
+    Builds the replica under --prefix, times the idle 64 B round trips and
+    runs iperf3 (1 and 4 streams, both pairs), removes the replica, fits the CPU
+    model's TCP costs on the same-node single stream and predicts the others
+    (docs/testbed.md, "TCP throughput").
+    """
+    from sim.testbed import netns
+    from sim.testbed.iperf import measure_tcp_set
+    from sim.testbed.replica import build
+    from sim.validate.tcp import compare_tcp
+
+    if not 0.1 <= seconds <= 60:
+        raise UserError("bad test length", field="--seconds", fix="use 0.1 to 60 seconds")
+    netns.require(("ip", "nft", "sysctl", "sockperf", "iperf3"))
+    replica, overrides = _replica(scenario, sets, prefix)
+    pairs = {"same": tuple(same), "cross": tuple(cross)}
+    for pod in (*same, *cross):
+        replica.namespace(pod)  # an unknown pod: one line naming it, exit 2
+    build(replica, replace=True)
+    try:
+        idle, gbps = measure_tcp_set(replica, pairs, seconds=seconds)
+    finally:
+        netns.down(prefix)
+    fit, rows = compare_tcp(scenario, overrides, pairs, idle, gbps)
+    if as_json:
+        click.echo(json.dumps({"fit": vars(fit.loaded), "idle_p50_us": idle, "rows": rows}))
+        return
+    f = fit.loaded
+    click.echo(
+        f"fit: element {f.element_us:.3f} us, syscall {f.send_us:.3f} us, "
+        f"copy {f.per_byte_ns:.3f} ns/B (idle p50 same {idle['same']:.1f} us, "
+        f"cross {idle['cross']:.1f} us)"
+    )
+    click.echo(f"{'case':<20} {'iperf3':>8} {'model':>8} {'model/iperf3':>13}")
+    for r in rows:
+        held = "held out" if r["held_out"] else "fitted"
+        nums = f"{r['measured']:>8.3f} {r['predicted']:>8.3f} {r['ratio']:>13.3f}"
+        click.echo(f"{r['case']:<20} {nums}  {held}")

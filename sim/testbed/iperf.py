@@ -5,19 +5,21 @@ client in the source's, ``-P`` parallel connections for ``seconds``, JSON output
 (``-J``). The figure is the receiver's: ``end.sum_received.bits_per_second``
 (payload bits, i.e. goodput, like the simulator's ``throughput_gbps`` of a
 ``tcp`` flow). Offloads are left as the namespaces have them by default
-(veth: TSO/GSO/GRO on). Callers hold the kernel lock.
+(every veth of the replica: TSO and GSO on, GRO off; the bridges: GRO
+on; ``ethtool -k``, ``docs/testbed.md``). Callers hold the kernel lock.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import time
 
 from sim.testbed.errors import ProbeError, one_line
 from sim.testbed.render import Replica
 
-__all__ = ["IPERF_PORT", "iperf3_gbps", "parse_iperf3"]
+__all__ = ["IPERF_PORT", "iperf3_gbps", "measure_tcp_set", "parse_iperf3"]
 
 IPERF_PORT = 5201
 """TCP port of the iperf3 server (iperf3's default)."""
@@ -147,3 +149,53 @@ def measure_tcp(
     finally:
         netns.down(prefix)
     return rows
+
+
+def measure_tcp_set(
+    replica: Replica,
+    pairs: dict[str, tuple[str, str]],
+    streams: tuple[int, ...] = (1, 4),
+    seconds: float = 3.0,
+    rounds: int = 3,
+) -> tuple[dict[str, float], dict[tuple[str, int], float]]:
+    """Idle 64 B round trips and ``iperf3`` goodput of a running replica, for the TCP fit.
+
+    Parameters
+    ----------
+    replica : Replica
+        A built replica.
+    pairs : dict
+        ``{"same": (src, dst), "cross": (src, dst)}``.
+    streams : tuple of int
+        Parallel connection counts.
+    seconds : float
+        Length of each ``iperf3`` test, seconds.
+    rounds : int
+        Rounds over all (placement, streams) cases, interleaved so that the
+        shared machine's changing load falls on every case alike; each case's
+        figure is the median of its rounds.
+
+    Returns
+    -------
+    (dict, dict)
+        ``{placement: p50_us}`` of a 1 s ``sockperf`` ping-pong per round, and
+        ``{(placement, streams): goodput_gbps}`` (medians)
+        (the inputs of :func:`sim.validate.tcp.compare_tcp`).
+    """
+    from sim.testbed.timing import sockperf_rtt
+
+    idle: dict[str, list[float]] = {}
+    runs: dict[tuple[str, int], list[float]] = {}
+    for _ in range(max(1, rounds)):
+        for place, (src, dst) in pairs.items():
+            ns_s, ns_d = replica.namespace(src), replica.namespace(dst)
+            rtt = sockperf_rtt(
+                ns_s, ns_d, str(replica.address(dst)), duration_s=1.0, payload_bytes=64
+            )
+            idle.setdefault(place, []).append(rtt["p50_us"])
+        for n in streams:
+            for place, (src, dst) in pairs.items():
+                got = iperf3_gbps(replica, src, dst, streams=n, seconds=seconds)
+                runs.setdefault((place, n), []).append(got["goodput_gbps"])
+    med = statistics.median
+    return {p: med(v) for p, v in idle.items()}, {c: med(v) for c, v in runs.items()}

@@ -32,6 +32,7 @@ def not_root(monkeypatch):
         ["down"],
         ["status"],
         ["measure", "ARTICLE"],
+        ["tcp", "ARTICLE", "--same", "client", "web", "--cross", "api", "web"],
     ],
 )
 def test_missing_privilege_is_one_clear_line(not_root, article_path, args):

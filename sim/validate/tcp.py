@@ -1,0 +1,220 @@
+"""Calibrate TCP throughput on the replica against ``iperf3`` and predict the rest.
+
+What the kernel does (measured on the replica, ``docs/testbed.md``, "TCP"): every
+veth of the replica has TSO, GSO and GRO on (``ethtool -k``), and the per-device
+counters during ``iperf3`` show super-segments of about 50-58 KB on EVERY device
+of both paths, same-node and cross-node (pod veths, node bridges, node
+``eth0``, the LAN bridge, the gateway): the replica never segments, because
+nothing in it is a real NIC. Each element of kernel work is therefore paid once
+per super-segment, and it touches no payload (checksums stay
+``CHECKSUM_PARTIAL`` across veths): per-element costs are per packet only. The
+payload is touched by the two copies, ``copy_from_user`` in the sender's
+``sendmsg`` and ``copy_to_user`` in the receiver's ``recvmsg``. ACKs (66 B on the
+wire) cross the reverse path, one per one or two super-segments.
+
+The fit (:func:`fit_tcp`):
+
+* ``element_us`` (each element, per packet or super-segment) from the idle
+  round trips, cross-node minus same-node, as :mod:`sim.validate.loaded` does;
+* ``send_us`` = ``recv_us``: what the idle same-node round trip leaves of its
+  half after the elements, split evenly between the two syscalls;
+* ``per_byte_ns``, the copy cost per byte on each syscall (the same on both),
+  from ONE ``iperf3`` point (same-node, one stream): the simulated goodput is
+  ``S / (A + B * per_byte)`` for a CPU-bound path, so two simulations give ``A``
+  and ``B`` and the measured goodput gives ``per_byte_ns``.
+
+The other placements and stream counts are predicted (:func:`compare_tcp`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sim.control.cluster import build_cluster
+from sim.spec.load import load_scenario
+from sim.validate.loaded import LoadedFit, _elements_one_way, _run
+
+__all__ = ["RCV_BUF_BYTES", "compare_tcp", "fit_tcp", "predict_tcp_gbps"]
+
+RCV_BUF_BYTES = 6291456
+"""Receive buffer of the simulated connections: Linux's autotuning limit
+(``net.ipv4.tcp_rmem`` max, 6 MB, kernel ``Documentation/networking/ip-sysctl.rst``),
+which the kernel's connections on the replica grow to."""
+
+DURATION_S = 0.03
+"""Simulated length of one prediction, seconds (a fifth of it warm-up)."""
+
+
+@dataclass(frozen=True)
+class TcpFit:
+    """The replica's CPU costs for TCP.
+
+    Attributes
+    ----------
+    loaded : LoadedFit
+        Per-element and per-syscall costs (us) and the per-byte copy cost (ns/B).
+    fit_gbps : float
+        The measured goodput the per-byte cost was fitted to, Gbit/s.
+    """
+
+    loaded: LoadedFit
+    fit_gbps: float
+
+
+def _flow(src: str, dst: str, streams: int) -> dict:
+    return {
+        "name": "tcp",
+        "kind": "tcp",
+        "src": src,
+        "dst": dst,
+        "streams": streams,
+        "tso": True,
+        "rcv_buf_bytes": RCV_BUF_BYTES,
+    }
+
+
+def predict_tcp_gbps(
+    scenario: str | Path, overrides: dict, src: str, dst: str, streams: int, pin: dict
+) -> float:
+    """Simulate the goodput (Gbit/s) of ``streams`` TCP connections ``src -> dst``.
+
+    Parameters
+    ----------
+    scenario : str or Path
+        The measured scenario file.
+    overrides : dict
+        Its overrides with the fitted costs (:meth:`LoadedFit.overrides`).
+    src, dst : str
+        Sending and receiving pods.
+    streams : int
+        Parallel connections (``iperf3 -P``).
+    pin : dict of str to int
+        Pod -> core (``iperf3`` is not pinned; the sender and receiver usually
+        run on different cores of the two).
+    """
+    ov = {**overrides, "datapath.pin": pin}
+    res = _run(scenario, ov, [_flow(src, dst, streams)], DURATION_S)
+    return float(res["flows"]["tcp"]["throughput_gbps"])
+
+
+def _base_fit(cl, same, cross, idle_p50_us: dict, cpus: int) -> LoadedFit:
+    n_same = _elements_one_way(cl, *same)
+    n_cross = _elements_one_way(cl, *cross)
+    rtt_s, rtt_c = idle_p50_us["same"], idle_p50_us["cross"]
+    element = max(0.0, (rtt_c - rtt_s) / 2 / (n_cross - n_same))
+    syscall = max(0.0, (rtt_s / 2 - n_same * element) / 2)
+    return LoadedFit(element, syscall, syscall, 0.0, cpus)
+
+
+def fit_tcp(
+    scenario: str | Path,
+    overrides: dict,
+    same: tuple[str, str],
+    cross: tuple[str, str],
+    idle_p50_us: dict[str, float],
+    same_gbps: float,
+    cpus: int,
+    pin: dict,
+) -> TcpFit:
+    """Fit the TCP costs to the idle round trips and one same-node ``iperf3`` goodput.
+
+    Parameters
+    ----------
+    scenario : str or Path
+        The measured scenario file.
+    overrides : dict
+        Its overrides as measured (the pods added).
+    same, cross : (str, str)
+        The same-node and cross-node pod pairs.
+    idle_p50_us : dict
+        ``{"same": p50, "cross": p50}`` of the idle 64 B probe, us.
+    same_gbps : float
+        Measured goodput of one same-node stream, Gbit/s.
+    cpus : int
+        The host's cores.
+    pin : dict of str to int
+        Pod -> core in the simulation.
+    """
+    cl = build_cluster(load_scenario(scenario, overrides), str(scenario))
+    base = _base_fit(cl, same, cross, idle_p50_us, cpus)
+
+    def inverse(per_byte_ns: float) -> float:
+        fit = replace(base, per_byte_ns=per_byte_ns)
+        ov = {**overrides, **fit.overrides(cl)}
+        return 1.0 / predict_tcp_gbps(scenario, ov, *same, 1, pin)
+
+    # 1/goodput is linear in the per-byte cost while one core is the bottleneck.
+    a, b = inverse(0.0), inverse(1.0) - inverse(0.0)
+    per_byte = max(0.0, (1.0 / same_gbps - a) / b) if b > 0 else 0.0
+    return TcpFit(replace(base, per_byte_ns=per_byte), same_gbps)
+
+
+def compare_tcp(
+    scenario: str | Path,
+    overrides: dict,
+    pairs: dict[str, tuple[str, str]],
+    idle_p50_us: dict[str, float],
+    measured_gbps: dict[tuple[str, int], float],
+    cpus: int = 2,
+) -> tuple[TcpFit, list[dict]]:
+    """Fit on same-node one stream; predict every measured (placement, streams).
+
+    Parameters
+    ----------
+    scenario, overrides
+        The measured scenario and its overrides.
+    pairs : dict
+        ``{"same": (src, dst), "cross": (src, dst)}``.
+    idle_p50_us : dict
+        ``{"same": p50, "cross": p50}``, idle 64 B probe, us.
+    measured_gbps : dict
+        ``{(placement, streams): goodput}`` from ``iperf3``, Gbit/s.
+    cpus : int
+        The host's cores.
+
+    Returns
+    -------
+    (TcpFit, list of dict)
+        The fit and one row per measured figure: ``case``, ``measured``,
+        ``predicted`` (Gbit/s), ``ratio`` (predicted / measured), ``held_out``;
+        then, per stream count, the cross/same ratio rows (``case`` ``"ratio N
+        streams"``).
+    """
+    pin = {pairs["same"][0]: 0, pairs["cross"][0]: 0, pairs["same"][1]: 1}
+    fit = fit_tcp(
+        scenario,
+        overrides,
+        pairs["same"],
+        pairs["cross"],
+        idle_p50_us,
+        measured_gbps[("same", 1)],
+        cpus,
+        pin,
+    )
+    cl = build_cluster(load_scenario(scenario, overrides), str(scenario))
+    ov = {**overrides, **fit.loaded.overrides(cl)}
+    pred = {
+        key: predict_tcp_gbps(scenario, ov, *pairs[key[0]], key[1], pin) for key in measured_gbps
+    }
+    rows = [
+        _row(f"{p} {n} stream(s)", m, pred[(p, n)], (p, n) != ("same", 1))
+        for (p, n), m in measured_gbps.items()
+    ]
+    for n in sorted({n for _, n in measured_gbps}):
+        if ("same", n) in measured_gbps and ("cross", n) in measured_gbps:
+            m = measured_gbps[("cross", n)] / measured_gbps[("same", n)]
+            rows.append(
+                _row(f"ratio {n} stream(s)", m, pred[("cross", n)] / pred[("same", n)], True)
+            )
+    return fit, rows
+
+
+def _row(case: str, measured: float, predicted: float, held_out: bool) -> dict:
+    return {
+        "case": case,
+        "measured": measured,
+        "predicted": predicted,
+        "ratio": predicted / measured,
+        "held_out": held_out,
+    }
