@@ -144,10 +144,30 @@ def fit_tcp(
         ov = {**overrides, **fit.overrides(cl)}
         return 1.0 / predict_tcp_gbps(scenario, ov, *same, 1, pin)
 
-    # 1/goodput is linear in the per-byte cost while one core is the bottleneck.
-    a, b = inverse(0.0), inverse(1.0) - inverse(0.0)
-    per_byte = max(0.0, (1.0 / same_gbps - a) / b) if b > 0 else 0.0
+    per_byte = _solve(inverse, 1.0 / same_gbps)
     return TcpFit(replace(base, per_byte_ns=per_byte), same_gbps)
+
+
+def _solve(inverse, target: float, rtol: float = 1e-3, steps: int = 6) -> float:
+    """Return the per-byte cost (ns, >= 0) at which ``inverse`` meets ``target``.
+
+    1/goodput is nearly linear in the per-byte cost while one core is the
+    bottleneck (exactly, without scheduler slices); secant steps from the linear
+    estimate absorb the rest. At most ``steps`` more simulations.
+    """
+    xs, ys = [0.0, 1.0], [inverse(0.0), inverse(1.0)]
+    for _ in range(steps):
+        slope = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
+        if not slope > 0:
+            break
+        x = max(0.0, xs[-1] + (target - ys[-1]) / slope)
+        if x == xs[-1]:
+            break
+        xs.append(x)
+        ys.append(inverse(x))
+        if abs(ys[-1] - target) <= rtol * target:
+            break
+    return xs[-1] if len(xs) > 2 else max(0.0, xs[0] + (target - ys[0]) / (ys[1] - ys[0]))
 
 
 def compare_tcp(
