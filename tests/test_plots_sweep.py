@@ -238,3 +238,21 @@ def test_damaged_tidy_results_are_one_line(linear, tmp_path, case) -> None:
     lines_ = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines_) == 1 and name in lines_[0] and "Fix:" in lines_[0], res.stderr
     assert not (root / "plots").exists()
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(6.5, 17.0), (3.7, 19.4), (120.0, 900.0), (1.0, 5000.0)])
+def test_short_log_axis_still_labels_at_least_three_numbers(lo, hi) -> None:
+    # nat-vs-no-nat --quick: a mean latency from 6.5 to 17 µs had only "10" on its axis
+    fig, ax = draw.plt.subplots()
+    ax.plot([1.0, 2.0], [lo, hi])
+    ax.set_yscale("log")
+    draw.plain_log(ax.yaxis)
+    draw.label_enough(ax.yaxis, ax.get_ylim())
+    fig.canvas.draw()
+    y0, y1 = ax.get_ylim()
+    shown = [
+        t.get_text() for t in ax.get_yticklabels() if y0 <= t.get_position()[1] <= y1 and t.get_text()
+    ]
+    assert len(shown) >= 3, shown
+    assert all(float(v) > 0 for v in shown)  # plain numbers, no 10^k notation
+    draw.plt.close(fig)

@@ -29,6 +29,8 @@ STYLES = (
     {"ls": "-.", "marker": "D"},
 )
 LEGEND_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
+#: Fewest labelled ticks inside a log axis; with fewer at 1, 2, 5 x 10^k, label 1-9 x 10^k.
+MIN_LOG_LABELS = 3
 
 
 def plain_log(axis) -> None:
@@ -36,6 +38,25 @@ def plain_log(axis) -> None:
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
+
+
+def label_enough(axis, lims: tuple[float, float]) -> None:
+    """Label every 1-9 x 10^k tick of a log axis too short for 1, 2, 5 to give 3 labels.
+
+    A log axis from 6.5 to 17 holds only the 10 of 1, 2, 5, 10, 20: one number
+    cannot be read as a scale, so 7, 8, 9, 10 are labelled instead.
+
+    Parameters
+    ----------
+    axis : matplotlib.axis.Axis
+        A log-scaled axis set up by :func:`plain_log`.
+    lims : tuple of float
+        Its data limits (low, high), after autoscaling.
+    """
+    lo, hi = sorted(lims)
+    ticks = np.asarray(axis.get_major_locator().tick_values(lo, hi))
+    if np.count_nonzero((ticks >= lo) & (ticks <= hi)) < MIN_LOG_LABELS:
+        axis.set_major_locator(LogLocator(base=10, subs=np.arange(1.0, 10.0)))
 
 
 def subtitle(manifest: dict) -> str:
@@ -98,9 +119,11 @@ def _scales(ax, view: View, numeric: bool) -> None:
     if view.logx and numeric:
         ax.set_xscale("log")
         plain_log(ax.xaxis)
+        label_enough(ax.xaxis, ax.get_xlim())
     if view.logy:
         ax.set_yscale("log")
         plain_log(ax.yaxis)
+        label_enough(ax.yaxis, ax.get_ylim())
     elif view.y == "drop_rate" or view.y.startswith("throughput"):
         ax.set_ylim(bottom=0)
 
