@@ -251,7 +251,9 @@ def test_short_log_axis_still_labels_at_least_three_numbers(lo, hi) -> None:
     fig.canvas.draw()
     y0, y1 = ax.get_ylim()
     shown = [
-        t.get_text() for t in ax.get_yticklabels() if y0 <= t.get_position()[1] <= y1 and t.get_text()
+        t.get_text()
+        for t in ax.get_yticklabels()
+        if y0 <= t.get_position()[1] <= y1 and t.get_text()
     ]
     assert len(shown) >= 3, shown
     assert all(float(v) > 0 for v in shown)  # plain numbers, no 10^k notation
