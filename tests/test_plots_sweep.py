@@ -258,3 +258,46 @@ def test_short_log_axis_still_labels_at_least_three_numbers(lo, hi) -> None:
     assert len(shown) >= 3, shown
     assert all(float(v) > 0 for v in shown)  # plain numbers, no 10^k notation
     draw.plt.close(fig)
+
+
+def _with_quantiles(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    """Synthetic results with cdf_at = [1, 4] and stored quantiles: q% -> (q + 1 + rep) us."""
+    root = write_results(tmp_path / "res", plots={"cdf_at": [1.0, 4.0]})
+    runs = pd.read_parquet(root / "runs.parquet")
+    ids = ["run_id", "config", "replication", "seed", "placement", RATE, "flow", "role"]
+    q = runs[ids].copy()
+    cols = [f"cdf.q{p:05.1f}" for p in range(0, 101)] + ["cdf.q099.9"]
+    vals = {c: float(c[len("cdf.q") :]) + 1.0 + q["replication"] for c in cols}
+    q = pd.concat([q, pd.DataFrame(vals)], axis=1)
+    q.to_parquet(root / "latency_quantiles.parquet", index=False)
+    return root, q
+
+
+def test_latency_cdf_at_cdf_at_averages_quantiles_over_replications(tmp_path) -> None:
+    # cdf_at was documented (docs/experiments.md) but no figure drew it
+    from sim.plots import cdf
+    from sim.plots.figures import CDF_STEM, figures
+
+    root, q = _with_quantiles(tmp_path)
+    res = read_results(root)
+    cs = cdf.curves(res)
+    measured = q[q["role"] == "measured"]
+    want = measured[measured[RATE].isin([1.0, 4.0])].groupby(["placement", RATE, "flow"]).ngroups
+    assert len(cs) == want and {c.at for c in cs} == {1.0, 4.0}
+    reps = q["replication"].nunique()
+    for c in cs:
+        assert np.all(np.diff(c.fraction) >= 0) and c.fraction[-1] == 1.0
+        # mean over replications r = 0..R-1 of (q + 1 + r) is q + 1 + (R - 1) / 2
+        np.testing.assert_allclose(c.latency_us, 100 * c.fraction + 1 + (reps - 1) / 2)
+    made = {stem: fig for stem, _, fig in figures(res)}
+    ax = made[CDF_STEM].axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "one-way latency (µs)"
+    assert len(ax.get_legend().get_texts()) == len(cs)
+    for fig in made.values():
+        draw.plt.close(fig)
+
+
+def test_no_cdf_figure_without_cdf_at_or_stored_quantiles(linear) -> None:
+    from sim.plots import cdf
+
+    assert cdf.curves(read_results(linear)) == []

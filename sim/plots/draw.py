@@ -128,6 +128,30 @@ def _scales(ax, view: View, numeric: bool) -> None:
         ax.set_ylim(bottom=0)
 
 
+def cdf_figure(cs: list, title: str) -> plt.Figure:
+    """Latency CDFs (:class:`sim.plots.cdf.Curve`), latency on a log axis.
+
+    Colour tells configurations and flows apart, line style the x value.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    groups = list(dict.fromkeys(c.group for c in cs))
+    ats = list(dict.fromkeys(c.at for c in cs))
+    for c in cs:
+        style = STYLES[ats.index(c.at) % len(STYLES)]["ls"]
+        ax.plot(c.latency_us, c.fraction, ls=style, label=c.label,
+                color=f"C{groups.index(c.group) % 10}")  # fmt: skip
+    ax.set_xscale("log")
+    plain_log(ax.xaxis)
+    label_enough(ax.xaxis, ax.get_xlim())
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("one-way latency (µs)")
+    ax.set_ylabel("fraction of packets with latency <= x")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, **LEGEND_OUTSIDE)
+    return fig
+
+
 def breakdown_figure(bars: list[Bar], title: str) -> plt.Figure:
     """Stacked horizontal bars: each station's mean time along each flow's path.
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from sim.plots import draw
+from sim.plots import cdf, draw
 from sim.plots.axes import metric_label
 from sim.plots.breakdown import bars
 from sim.plots.results import Results, read_results
@@ -22,6 +22,8 @@ from sim.plots.views import default_views, default_x, lines, make_view
 
 #: File name (no extension) of the per-station breakdown.
 BREAKDOWN_STEM = "station-breakdown"
+#: File name (no extension) of the latency CDFs at ``[plots] cdf_at``.
+CDF_STEM = "latency-cdf"
 
 
 def figures(res: Results) -> Iterator[tuple[str, str, Figure]]:
@@ -35,6 +37,12 @@ def figures(res: Results) -> Iterator[tuple[str, str, Figure]]:
         if lns:
             fig = draw.line_figure(view, lns, res.manifest, list(swept[view.x]))
             yield view.stem, f"{metric_label(view.y)} against {view.x}", fig
+    cs = cdf.curves(res)
+    if cs:
+        title = f"{res.manifest['experiment']}: one-way latency distribution"
+        where = ", ".join(f"{a:g}" for a in dict.fromkeys(c.at for c in cs))
+        caption = f"latency CDF at {default_x(res)} = {where} (quantiles averaged over runs)"
+        yield CDF_STEM, caption, draw.cdf_figure(cs, title)
     at, bs = bars(res)
     if bs:
         where = f" at {default_x(res)} = {at}" if at is not None else ""
