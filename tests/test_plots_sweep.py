@@ -301,3 +301,23 @@ def test_no_cdf_figure_without_cdf_at_or_stored_quantiles(linear) -> None:
     from sim.plots import cdf
 
     assert cdf.curves(read_results(linear)) == []
+
+
+def test_pod_pairs_copies_plot_the_first_pair_not_one_line_per_copy(tmp_path) -> None:
+    # pods-per-node --quick: 32 lines (probe-1 ... probe-16, two placements) per figure
+    import dataclasses
+
+    swept = {"placement": ["same-node", "cross-node"], "pod_pairs": [1, 8, 16]}
+    res = read_results(write_results(tmp_path / "res", swept=swept))
+    s = res.summary
+    probe = s[s["flow"] == "probe"]
+    copies = [probe[probe["pod_pairs"] >= k].assign(flow=f"probe-{k}") for k in range(1, 17)]
+    res = dataclasses.replace(res, summary=pd.concat([s[s["flow"] != "probe"], *copies]))
+    views = default_views(res)
+    assert views and all("probe-2" not in v.flows for v in views)
+    assert all("probe-1" in v.flows for v in views if not v.y.startswith("rtt"))
+    tput = next(v for v in views if v.y == "throughput_gbps")
+    assert set(tput.flows) == set(res.summary["flow"]) - {f"probe-{k}" for k in range(2, 17)}
+    # the first pair's line is the summary's numbers at every pod_pairs value
+    got = lines(res, next(v for v in views if v.y == "latency_mean_us"))
+    assert len(got) == 2 and all(len(ln.x) == 3 for ln in got)
