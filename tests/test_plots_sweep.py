@@ -321,3 +321,25 @@ def test_pod_pairs_copies_plot_the_first_pair_not_one_line_per_copy(tmp_path) ->
     # the first pair's line is the summary's numbers at every pod_pairs value
     got = lines(res, next(v for v in views if v.y == "latency_mean_us"))
     assert len(got) == 2 and all(len(ln.x) == 3 for ln in got)
+
+
+def test_tcp_throughput_axis_says_goodput(linear) -> None:
+    # same-vs-cross-throughput: a tcp flow's throughput_gbps is its goodput
+    import dataclasses
+
+    res = read_results(linear)
+    s = res.summary.copy()
+    view = make_view(res, y="throughput_gbps", flow="neighbour")
+    fig = _figure(res, view)
+    assert fig.axes[0].get_ylabel() == "delivered throughput (Gbit/s)"
+    draw.plt.close(fig)
+    s.loc[s["flow"] == "neighbour", "kind"] = "tcp"
+    res = dataclasses.replace(res, summary=s)
+    fig = _figure(res, view)
+    assert fig.axes[0].get_ylabel() == "TCP goodput (payload delivered in order) (Gbit/s)"
+    draw.plt.close(fig)
+    # a figure mixing tcp with other kinds keeps the general name
+    both = make_view(res, y="throughput_gbps")
+    fig = _figure(res, both)
+    assert fig.axes[0].get_ylabel() == "delivered throughput (Gbit/s)"
+    draw.plt.close(fig)

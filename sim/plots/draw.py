@@ -102,11 +102,12 @@ def line_figure(view: View, lns: list[Line], manifest: dict, order: list) -> plt
     unit = units.get(view.x) if units.get(view.x) not in (None, "none") else None
     label = manifest["plots"].get("x_label") if view.x == manifest["plots"].get("x") else None
     ax.set_xlabel(param_label(view.x, unit, label))
-    ax.set_ylabel(metric_label(view.y))
+    ylabel = metric_label(view.y, [ln.kind for ln in lns])
+    ax.set_ylabel(ylabel)
     _scales(ax, view, numeric)
     note = f"\nlower half of the band not drawn at {dropped} points (mean - ci95 <= 0)"
     ax.set_title(
-        f"{manifest['experiment']}: {metric_label(view.y)}\n{subtitle(manifest)}"
+        f"{manifest['experiment']}: {ylabel}\n{subtitle(manifest)}"
         + (note if dropped else ""),
         fontsize=9,
     )

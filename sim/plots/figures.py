@@ -36,7 +36,8 @@ def figures(res: Results) -> Iterator[tuple[str, str, Figure]]:
         lns = lines(res, view)
         if lns:
             fig = draw.line_figure(view, lns, res.manifest, list(swept[view.x]))
-            yield view.stem, f"{metric_label(view.y)} against {view.x}", fig
+            name = metric_label(view.y, [ln.kind for ln in lns])
+            yield view.stem, f"{name} against {view.x}", fig
     cs = cdf.curves(res)
     if cs:
         title = f"{res.manifest['experiment']}: one-way latency distribution"

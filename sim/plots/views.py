@@ -56,7 +56,8 @@ class View:
 class Line:
     """One line of a view: x values, means and CI half-widths, sorted by x.
 
-    ``flow`` and ``group`` (the other parameters' values) pick its style and colour.
+    ``flow`` and ``group`` (the other parameters' values) pick its style and colour;
+    ``kind`` is the flow's kind (``tcp``, ``poisson`` ...).
     """
 
     label: str
@@ -65,6 +66,7 @@ class Line:
     x: np.ndarray
     mean: np.ndarray
     ci95: np.ndarray
+    kind: str = ""
 
 
 def default_x(res: Results) -> str:
@@ -205,6 +207,7 @@ def lines(res: Results, view: View) -> list[Line]:
                 sub[view.x].to_numpy(),
                 sub[f"{view.y}.mean"].to_numpy(dtype=float),
                 sub[f"{view.y}.ci95"].to_numpy(dtype=float),
+                str(sub["kind"].iloc[0]),
             )
         )
     return [ln for ln in out if not np.all(np.isnan(ln.mean))]
