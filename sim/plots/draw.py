@@ -107,8 +107,7 @@ def line_figure(view: View, lns: list[Line], manifest: dict, order: list) -> plt
     _scales(ax, view, numeric)
     note = f"\nlower half of the band not drawn at {dropped} points (mean - ci95 <= 0)"
     ax.set_title(
-        f"{manifest['experiment']}: {ylabel}\n{subtitle(manifest)}"
-        + (note if dropped else ""),
+        f"{manifest['experiment']}: {ylabel}\n{subtitle(manifest)}" + (note if dropped else ""),
         fontsize=9,
     )
     ax.grid(True, which="both", alpha=0.3)
