@@ -6,6 +6,7 @@ axes, files, lines and bands are checked against the tables they come from.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -342,4 +343,20 @@ def test_tcp_throughput_axis_says_goodput(linear) -> None:
     both = make_view(res, y="throughput_gbps")
     fig = _figure(res, both)
     assert fig.axes[0].get_ylabel() == "delivered throughput (Gbit/s)"
+    draw.plt.close(fig)
+
+
+def test_coinciding_lines_stay_visible(linear) -> None:
+    # cpu-saturation: cross-node with 1 and 2 cores gave equal numbers and one line hid the other
+    res = read_results(linear)
+    view = make_view(res, y="throughput_gbps", flow="neighbour")
+    lns = lines(res, view)
+    same = [dataclasses.replace(lns[0], label=f"copy {k}") for k in range(3)]
+    fig = draw.line_figure(view, same, res.manifest, list(res.manifest["swept"][view.x]))
+    drawn = fig.axes[0].get_lines()
+    widths = [ln.get_linewidth() for ln in drawn]
+    sizes = [ln.get_markersize() for ln in drawn]
+    assert widths == sorted(widths, reverse=True) and len(set(widths)) == 3
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 3
+    assert min(widths) >= 1.5
     draw.plt.close(fig)

@@ -40,6 +40,17 @@ def plain_log(axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def halo(i: int, n: int) -> tuple[float, float]:
+    """Return the line width and marker size (points) of line ``i`` of ``n``.
+
+    Earlier lines are drawn wider (3.5 down to 1.5 pt, markers 7 down to 4 pt), so
+    a later line that coincides with one (same values: e.g. cross-node with 1 and
+    2 cores) leaves a visible halo of it instead of hiding it.
+    """
+    f = (n - 1 - i) / (n - 1) if n > 1 else 0.0
+    return 1.5 + 2.0 * f, 4.0 + 3.0 * f
+
+
 def label_enough(axis, lims: tuple[float, float]) -> None:
     """Label every 1-9 x 10^k tick of a log axis too short for 1, 2, 5 to give 3 labels.
 
@@ -88,11 +99,12 @@ def line_figure(view: View, lns: list[Line], manifest: dict, order: list) -> plt
     names = [str(v) for v in order]  # CSV gives strings; the manifest, TOML values
     for ln in lns:
         names += [str(v) for v in ln.x if str(v) not in names]
-    for ln in lns:
+    for i, ln in enumerate(lns):
         xs = ln.x.astype(float) if numeric else np.array([names.index(str(v)) for v in ln.x], float)
         color = f"C{groups.index(ln.group) % 10}"
         style = STYLES[flows.index(ln.flow) % len(STYLES)]
-        ax.plot(xs, ln.mean, color=color, label=ln.label, ms=4, **style)
+        lw, ms = halo(i, len(lns))
+        ax.plot(xs, ln.mean, color=color, label=ln.label, lw=lw, ms=ms, **style)
         lo, hi, n = band(ln.mean, ln.ci95, view.logy)
         dropped += n
         ax.fill_between(xs, lo, hi, color=color, alpha=0.2, linewidth=0)
