@@ -128,22 +128,20 @@ def test_every_plot_as_png_and_svg(headline, stem: str) -> None:
 
 
 def test_cdf_lines_are_the_quantiles_averaged_over_replications(headline) -> None:
-    from sim.plots.cdf import cdf_figure
+    from sim.plots.cdf import curves
     from sim.plots.results import read_results
 
     out, _ = headline
-    fig = cdf_figure(read_results(out))
-    lines = fig.axes[0].get_lines()
-    assert len(lines) == 4  # 2 placements x cdf_at [1.0, 7.5]
+    cs = curves(read_results(out))
+    assert len(cs) == 4  # 2 placements x cdf_at [1.0, 7.5]
     q = pd.read_parquet(out / "latency_quantiles.parquet")
     cols = sorted((c for c in q.columns if c.startswith("cdf.q")), key=lambda c: float(c[5:]))
-    for ln in lines:
-        label = ln.get_label()  # "probe cross-node, rate_gbps = 7.5"
-        placement, rate = label.split()[1].rstrip(","), float(label.split("= ")[1])
-        rows = q[(q["placement"] == placement) & (q[X] == rate)]
+    for c in cs:
+        placement, flow = c.group
+        rows = q[(q["placement"] == placement) & (q[X] == c.at) & (q["flow"] == flow)]
         assert len(rows) == 3  # quick: 3 replications
-        np.testing.assert_allclose(ln.get_xdata(), rows[cols].mean(axis=0), rtol=1e-12)
-        assert ln.get_ydata()[0] == 0.0 and ln.get_ydata()[-1] == 1.0
+        np.testing.assert_allclose(c.latency_us, rows[cols].mean(axis=0), rtol=1e-12)
+        assert c.fraction[0] == 0.0 and c.fraction[-1] == 1.0
 
 
 def test_cross_node_latency_above_same_node(headline) -> None:

@@ -6,6 +6,7 @@ axes, files, lines and bands are checked against the tables they come from.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -238,3 +239,124 @@ def test_damaged_tidy_results_are_one_line(linear, tmp_path, case) -> None:
     lines_ = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines_) == 1 and name in lines_[0] and "Fix:" in lines_[0], res.stderr
     assert not (root / "plots").exists()
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(6.5, 17.0), (3.7, 19.4), (120.0, 900.0), (1.0, 5000.0)])
+def test_short_log_axis_still_labels_at_least_three_numbers(lo, hi) -> None:
+    # nat-vs-no-nat --quick: a mean latency from 6.5 to 17 µs had only "10" on its axis
+    fig, ax = draw.plt.subplots()
+    ax.plot([1.0, 2.0], [lo, hi])
+    ax.set_yscale("log")
+    draw.plain_log(ax.yaxis)
+    draw.label_enough(ax.yaxis, ax.get_ylim())
+    fig.canvas.draw()
+    y0, y1 = ax.get_ylim()
+    shown = [
+        t.get_text()
+        for t in ax.get_yticklabels()
+        if y0 <= t.get_position()[1] <= y1 and t.get_text()
+    ]
+    assert len(shown) >= 3, shown
+    assert all(float(v) > 0 for v in shown)  # plain numbers, no 10^k notation
+    draw.plt.close(fig)
+
+
+def _with_quantiles(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    """Synthetic results with cdf_at = [1, 4] and stored quantiles: q% -> (q + 1 + rep) us."""
+    root = write_results(tmp_path / "res", plots={"cdf_at": [1.0, 4.0]})
+    runs = pd.read_parquet(root / "runs.parquet")
+    ids = ["run_id", "config", "replication", "seed", "placement", RATE, "flow", "role"]
+    q = runs[ids].copy()
+    cols = [f"cdf.q{p:05.1f}" for p in range(0, 101)] + ["cdf.q099.9"]
+    vals = {c: float(c[len("cdf.q") :]) + 1.0 + q["replication"] for c in cols}
+    q = pd.concat([q, pd.DataFrame(vals)], axis=1)
+    q.to_parquet(root / "latency_quantiles.parquet", index=False)
+    return root, q
+
+
+def test_latency_cdf_at_cdf_at_averages_quantiles_over_replications(tmp_path) -> None:
+    # cdf_at was documented (docs/experiments.md) but no figure drew it
+    from sim.plots import cdf
+    from sim.plots.figures import CDF_STEM, figures
+
+    root, q = _with_quantiles(tmp_path)
+    res = read_results(root)
+    cs = cdf.curves(res)
+    measured = q[q["role"] == "measured"]
+    want = measured[measured[RATE].isin([1.0, 4.0])].groupby(["placement", RATE, "flow"]).ngroups
+    assert len(cs) == want and {c.at for c in cs} == {1.0, 4.0}
+    reps = q["replication"].nunique()
+    for c in cs:
+        assert np.all(np.diff(c.fraction) >= 0) and c.fraction[-1] == 1.0
+        # mean over replications r = 0..R-1 of (q + 1 + r) is q + 1 + (R - 1) / 2
+        np.testing.assert_allclose(c.latency_us, 100 * c.fraction + 1 + (reps - 1) / 2)
+    made = {stem: fig for stem, _, fig in figures(res)}
+    ax = made[CDF_STEM].axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "one-way latency (µs)"
+    assert len(ax.get_legend().get_texts()) == len(cs)
+    for fig in made.values():
+        draw.plt.close(fig)
+
+
+def test_no_cdf_figure_without_cdf_at_or_stored_quantiles(linear) -> None:
+    from sim.plots import cdf
+
+    assert cdf.curves(read_results(linear)) == []
+
+
+def test_pod_pairs_copies_plot_the_first_pair_not_one_line_per_copy(tmp_path) -> None:
+    # pods-per-node --quick: 32 lines (probe-1 ... probe-16, two placements) per figure
+    import dataclasses
+
+    swept = {"placement": ["same-node", "cross-node"], "pod_pairs": [1, 8, 16]}
+    res = read_results(write_results(tmp_path / "res", swept=swept))
+    s = res.summary
+    probe = s[s["flow"] == "probe"]
+    copies = [probe[probe["pod_pairs"] >= k].assign(flow=f"probe-{k}") for k in range(1, 17)]
+    res = dataclasses.replace(res, summary=pd.concat([s[s["flow"] != "probe"], *copies]))
+    views = default_views(res)
+    assert views and all("probe-2" not in v.flows for v in views)
+    assert all("probe-1" in v.flows for v in views if not v.y.startswith("rtt"))
+    tput = next(v for v in views if v.y == "throughput_gbps")
+    assert set(tput.flows) == set(res.summary["flow"]) - {f"probe-{k}" for k in range(2, 17)}
+    # the first pair's line is the summary's numbers at every pod_pairs value
+    got = lines(res, next(v for v in views if v.y == "latency_mean_us"))
+    assert len(got) == 2 and all(len(ln.x) == 3 for ln in got)
+
+
+def test_tcp_throughput_axis_says_goodput(linear) -> None:
+    # same-vs-cross-throughput: a tcp flow's throughput_gbps is its goodput
+    import dataclasses
+
+    res = read_results(linear)
+    s = res.summary.copy()
+    view = make_view(res, y="throughput_gbps", flow="neighbour")
+    fig = _figure(res, view)
+    assert fig.axes[0].get_ylabel() == "delivered throughput (Gbit/s)"
+    draw.plt.close(fig)
+    s.loc[s["flow"] == "neighbour", "kind"] = "tcp"
+    res = dataclasses.replace(res, summary=s)
+    fig = _figure(res, view)
+    assert fig.axes[0].get_ylabel() == "TCP goodput (payload delivered in order) (Gbit/s)"
+    draw.plt.close(fig)
+    # a figure mixing tcp with other kinds keeps the general name
+    both = make_view(res, y="throughput_gbps")
+    fig = _figure(res, both)
+    assert fig.axes[0].get_ylabel() == "delivered throughput (Gbit/s)"
+    draw.plt.close(fig)
+
+
+def test_coinciding_lines_stay_visible(linear) -> None:
+    # cpu-saturation: cross-node with 1 and 2 cores gave equal numbers and one line hid the other
+    res = read_results(linear)
+    view = make_view(res, y="throughput_gbps", flow="neighbour")
+    lns = lines(res, view)
+    same = [dataclasses.replace(lns[0], label=f"copy {k}") for k in range(3)]
+    fig = draw.line_figure(view, same, res.manifest, list(res.manifest["swept"][view.x]))
+    drawn = fig.axes[0].get_lines()
+    widths = [ln.get_linewidth() for ln in drawn]
+    sizes = [ln.get_markersize() for ln in drawn]
+    assert widths == sorted(widths, reverse=True) and len(set(widths)) == 3
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 3
+    assert min(widths) >= 1.5
+    draw.plt.close(fig)

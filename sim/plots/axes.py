@@ -76,9 +76,19 @@ def metric_unit(metric: str) -> str | None:
     return None
 
 
-def metric_label(metric: str) -> str:
-    """Axis label of a metric with its unit, e.g. ``round-trip time, mean (µs)``."""
+#: Flow kinds whose ``throughput_gbps`` is goodput (payload delivered in order).
+GOODPUT_KINDS = ("tcp",)
+
+
+def metric_label(metric: str, kinds=()) -> str:
+    """Axis label of a metric with its unit, e.g. ``round-trip time, mean (µs)``.
+
+    ``throughput_gbps`` of flows that are all of :data:`GOODPUT_KINDS` is their
+    goodput (``sim/analysis/summary.py``) and says so.
+    """
     name = METRIC_NAMES.get(metric, metric)
+    if metric == "throughput_gbps" and kinds and all(k in GOODPUT_KINDS for k in kinds):
+        name = "TCP goodput (payload delivered in order)"
     unit = metric_unit(metric)
     return f"{name} ({unit})" if unit else name
 

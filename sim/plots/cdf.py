@@ -1,104 +1,87 @@
-"""Latency CDFs at chosen values of x, from ``latency_quantiles.parquet``.
+"""Latency distributions at chosen x values (``[plots] cdf_at``), from stored quantiles.
 
-Each run stores its measured flows' one-way latency quantiles (0, 1, ..., 100
-and 99.9 percent, us). A configuration's CDF is the quantile average over its
-replications (Vincentization: the mean of each quantile, which is again a
-quantile function, unlike a mean of CDF values at fixed latencies; Ratcliff,
-Psychological Bulletin 86(3), 1979). Drawn at ``[plots] cdf_at`` (default: the
-lowest and the highest swept x), one line per measured flow and value of the
-other swept parameters, a line style per x.
+The batch stores each run's one-way latency quantiles (0, 1 ... 100 % and
+99.9 %) in ``latency_quantiles.parquet``. A curve is one configuration and
+measured flow at one ``cdf_at`` value of x: each quantile is averaged over the
+replications (quantile averaging, "Vincentizing": Ratcliff 1979, Psychological
+Bulletin 86(3)), so the curve is the distribution of a typical replication.
 """
 
 from __future__ import annotations
 
-import matplotlib
+from dataclasses import dataclass
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from sim.plots.axes import param_label  # noqa: E402
-from sim.plots.draw import LEGEND_OUTSIDE, plain_log  # noqa: E402
-from sim.plots.results import Results, damaged  # noqa: E402
-from sim.plots.views import default_x  # noqa: E402
+from sim.plots.results import Results, damaged
+from sim.plots.views import default_x
 
-#: File name (no extension) of the CDF figure.
-CDF_STEM = "latency-cdf"
-QUANTILES_FILE = "latency_quantiles.parquet"
-_STYLES = ("-", "--", ":", "-.")
+#: Stored quantile columns: ``cdf.q050.0`` is the 50 % quantile.
+PREFIX = "cdf.q"
+#: File of the stored quantiles, in a results directory.
+FILE = "latency_quantiles.parquet"
 
 
-def cdf_at(res: Results, x: str) -> list:
-    """Return the x values to draw CDFs at: ``[plots] cdf_at`` or the sweep's ends."""
-    values = list(res.manifest["swept"][x])
-    chosen = list(res.plots.get("cdf_at") or [])
-    if chosen:
-        return [v for v in values if any(str(v) == str(c) or v == c for c in chosen)]
-    return [values[0], values[-1]] if len(values) > 1 else values
+@dataclass(frozen=True)
+class Curve:
+    """One latency CDF: ``fraction`` of packets at or below ``latency_us``.
+
+    ``group`` (the other swept parameters' values and the flow) picks its colour,
+    ``at`` (the x value) its line style.
+    """
+
+    label: str
+    group: tuple
+    at: float
+    latency_us: np.ndarray
+    fraction: np.ndarray
 
 
-def read_quantiles(res: Results) -> pd.DataFrame | None:
-    """Read the measured flows' quantile rows (None when the batch wrote none).
+def curves(res: Results) -> list[Curve]:
+    """Return a CDF per configuration and measured flow at every ``cdf_at`` value of x.
+
+    Empty when the experiment sets no ``cdf_at``, the directory has no stored
+    quantiles, or no measured flow has a one-way latency there.
 
     Raises
     ------
     UserError
-        The file exists but cannot be read (one line naming it).
+        The quantile file is damaged (one line naming it).
     """
-    path = res.root / QUANTILES_FILE
-    if not path.is_file():
-        return None
+    at_values = [float(v) for v in res.plots.get("cdf_at") or []]
+    path = res.root / FILE
+    if not at_values or not path.is_file():
+        return []
     try:
         q = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many types for a damaged file
-        raise damaged(path, f"cannot be read ({str(exc).splitlines()[0]})") from None
-    if "role" in q.columns:
-        q = q[q["role"] == "measured"]
-    return q
-
-
-def cdf_figure(res: Results) -> plt.Figure | None:
-    """Draw the latency CDFs of ``res`` (None when there is nothing to draw)."""
-    q = read_quantiles(res)
+        raise damaged(path, f"cannot be read ({exc})") from None
     x = default_x(res)
-    if q is None or q.empty or x not in q.columns:
-        return None
-    cols = sorted((c for c in q.columns if c.startswith("cdf.q")), key=lambda c: float(c[5:]))
-    pct = np.array([float(c[5:]) for c in cols])
+    cols = sorted((c for c in q.columns if c.startswith(PREFIX)), key=_fraction)
+    if x not in q.columns or not cols:
+        raise damaged(path, f"has no column {x!r} or no {PREFIX}* columns")
+    if "role" in q.columns and (q["role"] == "measured").any():
+        q = q[q["role"] == "measured"]
     others = [p for p in res.params if p != x and p in q.columns]
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    groups: list = []
-    drawn = 0
-    for i, at in enumerate(cdf_at(res, x)):
-        rows = q[q[x].astype(str) == str(at)]
-        for key, g in rows.groupby(["flow", *others], sort=False):
-            key = key if isinstance(key, tuple) else (key,)
-            mean_us = g[cols].mean(axis=0).to_numpy()
-            if not np.isfinite(mean_us).any():
+    out = []
+    for at in at_values:
+        rows = q[np.isclose(pd.to_numeric(q[x], errors="coerce"), at)]
+        for key, g in rows.groupby([*others, "flow"], sort=False):
+            lat = g[cols].mean(axis=0).to_numpy(dtype=float)
+            if np.all(np.isnan(lat)):
                 continue
-            if key not in groups:
-                groups.append(key)
-            label = " ".join(str(k) for k in key) + f", {x.split('.')[-1]} = {at}"
-            color = f"C{groups.index(key) % 10}"
-            ax.plot(mean_us, pct / 100, color=color, ls=_STYLES[i % len(_STYLES)], label=label)
-            drawn += 1
-    if not drawn:
-        plt.close(fig)
-        return None
-    if res.plots.get("log_latency", True):
-        ax.set_xscale("log")
-        plain_log(ax.xaxis)
-    ax.set_xlabel("one-way latency (us)")
-    ax.set_ylabel("fraction of packets delivered within")
-    ax.set_ylim(0, 1.01)
-    ax.grid(True, alpha=0.3)
-    unit = res.manifest.get("units", {}).get(x)
-    ax.set_title(
-        f"{res.manifest['experiment']}: latency CDF at {param_label(x, unit)} in "
-        f"{cdf_at(res, x)}\nquantiles averaged over replications",
-        fontsize=9,
-    )
-    ax.legend(fontsize=7, **LEGEND_OUTSIDE)
-    fig.tight_layout()
-    return fig
+            out.append(Curve(_label(others, key, x, at), key, at, lat,
+                             np.array([_fraction(c) for c in cols])))  # fmt: skip
+    return out
+
+
+def _fraction(col: str) -> float:
+    return float(col[len(PREFIX) :]) / 100.0
+
+
+def _label(others: list[str], key: tuple, x: str, at: float) -> str:
+    parts = [f"{v}" if p == "placement" else f"{p.rsplit('.', 1)[-1]}={v}"
+             for p, v in zip(others, key[:-1], strict=True)]  # fmt: skip
+    parts.append(str(key[-1]))
+    return ", ".join(parts) + f" @ {x.rsplit('.', 1)[-1]}={at:g}"

@@ -29,6 +29,8 @@ STYLES = (
     {"ls": "-.", "marker": "D"},
 )
 LEGEND_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
+#: Fewest labelled ticks inside a log axis; with fewer at 1, 2, 5 x 10^k, label 1-9 x 10^k.
+MIN_LOG_LABELS = 3
 
 
 def plain_log(axis) -> None:
@@ -36,6 +38,36 @@ def plain_log(axis) -> None:
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
+
+
+def halo(i: int, n: int) -> tuple[float, float]:
+    """Return the line width and marker size (points) of line ``i`` of ``n``.
+
+    Earlier lines are drawn wider (4.5 down to 1.5 pt, markers 8 down to 4 pt), so
+    a later line that coincides with one (same values: e.g. cross-node with 1 and
+    2 cores) leaves a visible halo of it instead of hiding it.
+    """
+    f = (n - 1 - i) / (n - 1) if n > 1 else 0.0
+    return 1.5 + 3.0 * f, 4.0 + 4.0 * f
+
+
+def label_enough(axis, lims: tuple[float, float]) -> None:
+    """Label every 1-9 x 10^k tick of a log axis too short for 1, 2, 5 to give 3 labels.
+
+    A log axis from 6.5 to 17 holds only the 10 of 1, 2, 5, 10, 20: one number
+    cannot be read as a scale, so 7, 8, 9, 10 are labelled instead.
+
+    Parameters
+    ----------
+    axis : matplotlib.axis.Axis
+        A log-scaled axis set up by :func:`plain_log`.
+    lims : tuple of float
+        Its data limits (low, high), after autoscaling.
+    """
+    lo, hi = sorted(lims)
+    ticks = np.asarray(axis.get_major_locator().tick_values(lo, hi))
+    if np.count_nonzero((ticks >= lo) & (ticks <= hi)) < MIN_LOG_LABELS:
+        axis.set_major_locator(LogLocator(base=10, subs=np.arange(1.0, 10.0)))
 
 
 def subtitle(manifest: dict) -> str:
@@ -67,11 +99,12 @@ def line_figure(view: View, lns: list[Line], manifest: dict, order: list) -> plt
     names = [str(v) for v in order]  # CSV gives strings; the manifest, TOML values
     for ln in lns:
         names += [str(v) for v in ln.x if str(v) not in names]
-    for ln in lns:
+    for i, ln in enumerate(lns):
         xs = ln.x.astype(float) if numeric else np.array([names.index(str(v)) for v in ln.x], float)
         color = f"C{groups.index(ln.group) % 10}"
         style = STYLES[flows.index(ln.flow) % len(STYLES)]
-        ax.plot(xs, ln.mean, color=color, label=ln.label, ms=4, **style)
+        lw, ms = halo(i, len(lns))
+        ax.plot(xs, ln.mean, color=color, label=ln.label, lw=lw, ms=ms, **style)
         lo, hi, n = band(ln.mean, ln.ci95, view.logy)
         dropped += n
         ax.fill_between(xs, lo, hi, color=color, alpha=0.2, linewidth=0)
@@ -81,12 +114,12 @@ def line_figure(view: View, lns: list[Line], manifest: dict, order: list) -> plt
     unit = units.get(view.x) if units.get(view.x) not in (None, "none") else None
     label = manifest["plots"].get("x_label") if view.x == manifest["plots"].get("x") else None
     ax.set_xlabel(param_label(view.x, unit, label))
-    ax.set_ylabel(metric_label(view.y))
+    ylabel = metric_label(view.y, [ln.kind for ln in lns])
+    ax.set_ylabel(ylabel)
     _scales(ax, view, numeric)
     note = f"\nlower half of the band not drawn at {dropped} points (mean - ci95 <= 0)"
     ax.set_title(
-        f"{manifest['experiment']}: {metric_label(view.y)}\n{subtitle(manifest)}"
-        + (note if dropped else ""),
+        f"{manifest['experiment']}: {ylabel}\n{subtitle(manifest)}" + (note if dropped else ""),
         fontsize=9,
     )
     ax.grid(True, which="both", alpha=0.3)
@@ -98,11 +131,37 @@ def _scales(ax, view: View, numeric: bool) -> None:
     if view.logx and numeric:
         ax.set_xscale("log")
         plain_log(ax.xaxis)
+        label_enough(ax.xaxis, ax.get_xlim())
     if view.logy:
         ax.set_yscale("log")
         plain_log(ax.yaxis)
+        label_enough(ax.yaxis, ax.get_ylim())
     elif view.y == "drop_rate" or view.y.startswith("throughput"):
         ax.set_ylim(bottom=0)
+
+
+def cdf_figure(cs: list, title: str) -> plt.Figure:
+    """Latency CDFs (:class:`sim.plots.cdf.Curve`), latency on a log axis.
+
+    Colour tells configurations and flows apart, line style the x value.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    groups = list(dict.fromkeys(c.group for c in cs))
+    ats = list(dict.fromkeys(c.at for c in cs))
+    for c in cs:
+        style = STYLES[ats.index(c.at) % len(STYLES)]["ls"]
+        ax.plot(c.latency_us, c.fraction, ls=style, label=c.label,
+                color=f"C{groups.index(c.group) % 10}")  # fmt: skip
+    ax.set_xscale("log")
+    plain_log(ax.xaxis)
+    label_enough(ax.xaxis, ax.get_xlim())
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("one-way latency (µs)")
+    ax.set_ylabel("fraction of packets with latency <= x")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, **LEGEND_OUTSIDE)
+    return fig
 
 
 def breakdown_figure(bars: list[Bar], title: str) -> plt.Figure:

@@ -14,25 +14,21 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from sim.plots import draw
+from sim.plots import cdf, draw
 from sim.plots.axes import metric_label
 from sim.plots.breakdown import bars
-from sim.plots.cdf import CDF_STEM, cdf_at, cdf_figure
 from sim.plots.results import Results, read_results
 from sim.plots.views import default_views, default_x, lines, make_view
 from sim.spec.experiment import PLOT_KINDS
 
 #: File name (no extension) of the per-station breakdown.
 BREAKDOWN_STEM = "station-breakdown"
+#: File name (no extension) of the latency CDFs at ``[plots] cdf_at``.
+CDF_STEM = "latency-cdf"
 
 
-#: The ``[plots] kinds`` of an experiment file that each default figure belongs to.
+#: The ``[plots] kinds`` entry of each default figure's metric (latency or RTT otherwise).
 KIND_OF_METRIC = {"throughput_gbps": "throughput-vs-load", "drop_rate": "drops"}
-
-
-def _kind(metric: str) -> str:
-    """Return the ``[plots] kinds`` entry of a view of ``metric`` (latency or RTT otherwise)."""
-    return KIND_OF_METRIC.get(metric, "latency-vs-load")
 
 
 def figures(res: Results) -> Iterator[tuple[str, str, Figure]]:
@@ -44,13 +40,18 @@ def figures(res: Results) -> Iterator[tuple[str, str, Figure]]:
     swept = res.manifest["swept"]
     kinds = set(res.plots.get("kinds") or PLOT_KINDS)
     for view in default_views(res):
-        lns = lines(res, view) if _kind(view.y) in kinds else []
+        wanted = KIND_OF_METRIC.get(view.y, "latency-vs-load") in kinds
+        lns = lines(res, view) if wanted else []
         if lns:
             fig = draw.line_figure(view, lns, res.manifest, list(swept[view.x]))
-            yield view.stem, f"{metric_label(view.y)} against {view.x}", fig
-    cdf = cdf_figure(res) if "latency-cdf" in kinds else None
-    if cdf is not None:
-        yield CDF_STEM, f"latency CDF at {default_x(res)} in {cdf_at(res, default_x(res))}", cdf
+            name = metric_label(view.y, [ln.kind for ln in lns])
+            yield view.stem, f"{name} against {view.x}", fig
+    cs = cdf.curves(res) if "latency-cdf" in kinds else []
+    if cs:
+        title = f"{res.manifest['experiment']}: one-way latency distribution"
+        where = ", ".join(f"{a:g}" for a in dict.fromkeys(c.at for c in cs))
+        caption = f"latency CDF at {default_x(res)} = {where} (quantiles averaged over runs)"
+        yield CDF_STEM, caption, draw.cdf_figure(cs, title)
     at, bs = bars(res) if "station-breakdown" in kinds else (None, [])
     if bs:
         where = f" at {default_x(res)} = {at}" if at is not None else ""

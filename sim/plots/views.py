@@ -56,7 +56,8 @@ class View:
 class Line:
     """One line of a view: x values, means and CI half-widths, sorted by x.
 
-    ``flow`` and ``group`` (the other parameters' values) pick its style and colour.
+    ``flow`` and ``group`` (the other parameters' values) pick its style and colour;
+    ``kind`` is the flow's kind (``tcp``, ``poisson`` ...).
     """
 
     label: str
@@ -65,6 +66,7 @@ class Line:
     x: np.ndarray
     mean: np.ndarray
     ci95: np.ndarray
+    kind: str = ""
 
 
 def default_x(res: Results) -> str:
@@ -92,13 +94,30 @@ def _flows(res: Results, kinds=None, role: str | None = None) -> tuple[str, ...]
     return tuple(dict.fromkeys(s.loc[keep, "flow"]))
 
 
+def _first_pairs(res: Results, flows: tuple[str, ...]) -> tuple[str, ...]:
+    """Keep, when ``pod_pairs`` is swept, the flows present at every value of it.
+
+    ``pod_pairs = N`` copies each placed flow N times (``probe-1`` ... ``probe-N``);
+    a line per copy would give 2 x 16 legend entries for one question. The copies
+    are symmetric, so the first pair, present at every N, answers it; the other
+    copies stay in the tables and in ``podnetsim plot --flow``.
+    """
+    if "pod_pairs" not in res.params:
+        return flows
+    s = res.summary
+    n_values = s["pod_pairs"].nunique()
+    counts = s.drop_duplicates(["flow", "pod_pairs"])["flow"].value_counts()
+    keep = tuple(f for f in flows if counts.get(f, 0) == n_values)
+    return keep or flows
+
+
 def default_views(res: Results) -> list[View]:
     """Return the figures an experiment gets by default (see the module docstring)."""
     x = default_x(res)
     by = tuple(p for p in res.params if p != x)
     logx = is_numeric(res.summary[x]) and is_geometric(res.summary[x])
     log_delay = bool(res.plots.get("log_latency", True))
-    measured = _flows(res, role="measured") or _flows(res)
+    measured = _first_pairs(res, _flows(res, role="measured") or _flows(res))
     rtt = tuple(f for f in measured if f in _flows(res, kinds=RTT_KINDS))
     one_way = tuple(f for f in measured if f not in rtt)
     views = []
@@ -106,7 +125,7 @@ def default_views(res: Results) -> list[View]:
                            (rtt, ("rtt_mean_us", "rtt_p99_us"))):  # fmt: skip
         if flows:
             views += [View(x, m, by, flows, logx, log_delay) for m in metrics]
-    everyone = _flows(res)
+    everyone = _first_pairs(res, _flows(res))
     views.append(View(x, "throughput_gbps", by, everyone, logx, False))
     views.append(View(x, "drop_rate", by, everyone, logx, False))
     return [v for v in views if f"{v.y}.mean" in res.summary.columns]
@@ -188,6 +207,7 @@ def lines(res: Results, view: View) -> list[Line]:
                 sub[view.x].to_numpy(),
                 sub[f"{view.y}.mean"].to_numpy(dtype=float),
                 sub[f"{view.y}.ci95"].to_numpy(dtype=float),
+                str(sub["kind"].iloc[0]),
             )
         )
     return [ln for ln in out if not np.all(np.isnan(ln.mean))]
