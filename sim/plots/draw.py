@@ -43,12 +43,12 @@ def plain_log(axis) -> None:
 def halo(i: int, n: int) -> tuple[float, float]:
     """Return the line width and marker size (points) of line ``i`` of ``n``.
 
-    Earlier lines are drawn wider (4.5 down to 1.5 pt, markers 8 down to 4 pt), so
+    Earlier lines are drawn wider (3 down to 1.5 pt, markers 6.5 down to 4 pt), so
     a later line that coincides with one (same values: e.g. cross-node with 1 and
     2 cores) leaves a visible halo of it instead of hiding it.
     """
     f = (n - 1 - i) / (n - 1) if n > 1 else 0.0
-    return 1.5 + 3.0 * f, 4.0 + 4.0 * f
+    return 1.5 + 1.5 * f, 4.0 + 2.5 * f
 
 
 def label_enough(axis, lims: tuple[float, float]) -> None:
