@@ -112,6 +112,7 @@ def build_report(results_dir: str | Path, out: str | Path | None = None) -> Path
     UserError
         No or damaged results, or ``out`` cannot be written.
     """
+    read_results(results_dir)  # no or damaged results: say so before blaming the output
     target = Path(out) if out is not None else Path(results_dir) / "report.html"
     if target.is_dir():
         raise UserError(f"{str(target)!r} is a directory", field="-o", fix="give a file name")
