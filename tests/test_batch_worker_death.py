@@ -36,10 +36,17 @@ def test_killed_worker_is_retried_and_batch_equals_serial(tmp_path: Path):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "batch did not start"
         time.sleep(0.05)
-    # the pool's workers are the forkserver's children
-    workers = [g for c in _children(proc.pid) for g in _children(c)]
-    assert workers, "no worker processes found"
-    os.kill(workers[0], signal.SIGKILL)
+    # the pool's workers are the forkserver's children; one may be ending (a new one
+    # being forked) between pgrep and the kill: look again
+    killed = False
+    while not killed:
+        assert time.monotonic() < deadline, "no worker process found"
+        workers = [g for c in _children(proc.pid) for g in _children(c)]
+        try:
+            os.kill(workers[0], signal.SIGKILL)
+            killed = True
+        except (IndexError, ProcessLookupError):
+            time.sleep(0.01)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
     assert "12 runs done" in stdout

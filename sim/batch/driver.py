@@ -157,6 +157,10 @@ def _run_batch(
                 report.failures.append((spec.run_id, spec.params, err or "unknown error"))
             if on_done:
                 on_done(spec, err)
+    failed = {run_id for run_id, _, _ in report.failures}
+    for spec in todo:  # an executor must answer for every run; never drop one silently
+        if spec.run_id not in rows and spec.run_id not in failed:
+            report.failures.append((spec.run_id, spec.params, "no outcome (internal error)"))
     written = store.write_tables(batch, rows)
     info["failures"] = [{"run_id": i, "params": p, "error": e} for i, p, e in report.failures]
     store.write_manifest(batch, started, len(rows), info)

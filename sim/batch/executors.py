@@ -146,9 +146,11 @@ def run_processes(specs: Sequence[RunSpec], jobs: int) -> Iterator[Outcome]:
         try:
             while pending or running:
                 while pending and len(running) < 2 * jobs:
-                    spec = pending.pop()
+                    # taken off ``pending`` only once submitted: a broken pool raises
+                    # in ``submit``, and the spec must stay to be retried
                     with signals_deferred():  # may start a worker: never half-started
-                        running[pool.submit(_safe_execute, spec)] = spec
+                        fut = pool.submit(_safe_execute, pending[-1])
+                    running[fut] = pending.pop()
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in sorted(done, key=lambda f: running[f].run_id):
                     spec = running.pop(fut)
