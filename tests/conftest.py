@@ -53,6 +53,7 @@ SLOW = (
     "test_engine_queueing.py::test_mm1k_blocking_probability[1.2]",
     "test_engine_queueing.py::test_md1_mean_wait_pollaczek_khinchine[0.8-0.4]",
     "test_engine_cpu.py::test_one_segment_sojourn_is_pollaczek_khinchine",
+    "test_engine_cpu.py::test_realtime_thread_preempts_normal_work_preemptive_priority_mg1",
     "test_engine_compiled.py::test_bench_reports_both_engines",
     "test_batch_errors.py::test_bad_experiment_subprocess",
     "test_batch_resume.py::test_second_run_into_same_dir_is_refused",

@@ -329,3 +329,60 @@ def test_station_model_scenarios_keep_their_digest() -> None:
     scn = load_scenario(ARTICLE)
     assert scn.datapath.model == "stations"
     assert cpu_scenario([]).digest() != load_scenario(ARTICLE, {"flows": []}).digest()
+
+
+# -- real-time threads: preemptive priority -----------------------------------------------
+
+RT_PODS = [
+    {"name": "web", "node": "node1"},
+    {"name": "client", "node": "node1"},
+    {"name": "api", "node": "node2"},
+    {"name": "sink", "node": "node1"},
+]
+
+
+def _two_class(rates_pps: tuple[float, float], duration_s: float, realtime: list[str]):
+    """client -> web (class 1) and api -> sink (class 2), both senders on core 0 of the
+    replica, the receivers on core 1 with free ``recvfrom`` (no wait there)."""
+    flows = [
+        poisson("one", "client", "web", rates_pps[0]),
+        poisson("two", "api", "sink", rates_pps[1]),
+    ]
+    over = {
+        "pods": RT_PODS,
+        "flows": flows,
+        "datapath.model": "cpu",
+        "datapath.topology": "replica",
+        "datapath.cpus": 2,
+        "datapath.pin": {"client": 0, "api": 0, "web": 1, "sink": 1},
+        "datapath.realtime": realtime,
+        "datapath.recv_per_packet_us": 0.0,
+        "datapath.recv_per_byte_ns": 0.0,
+    }
+    res = simulate(load_scenario(ARTICLE, over), duration_s=duration_s, warmup_s=WARM_S)
+    p = res.packets
+    keep = (p["send_s"] >= WARM_S) & (p["done_s"] <= duration_s) & (p["reason"] == 0)
+    lat = p["done_s"] - p["send_s"]
+    return [lat[keep & (p["route"] == r)] for r in (0, 1)]
+
+
+def test_realtime_thread_preempts_normal_work_preemptive_priority_mg1() -> None:
+    """Class 1 real-time, class 2 normal, Poisson, deterministic work S_i on one core:
+    the M/G/1 preemptive-resume priority means (Kleinrock, Queueing Systems Vol. 2,
+    sec. 3.7): T1 = S1 + l1 S1^2 / (2 (1 - r1)) (class 1 sees only itself) and
+    T2 = S2 / (1 - r1) + (l1 S1^2 + l2 S2^2) / (2 (1 - r1) (1 - r1 - r2)). The work
+    S_i is each class's smallest latency (a packet finding the core empty)."""
+    one, two = _two_class((2e3, 2e3), 0.02, ["client"])
+    s1, s2 = float(one.min()), float(two.min())
+    r1, r2 = 0.3, 0.4
+    l1, l2 = r1 / s1, r2 / s2
+    one, two = _two_class((l1, l2), 0.4, ["client"])
+    assert float(one.min()) == pytest.approx(s1) and float(two.min()) == pytest.approx(s2)
+    w0 = (l1 * s1**2 + l2 * s2**2) / 2
+    t1 = s1 + l1 * s1**2 / (2 * (1 - r1))
+    t2 = s2 / (1 - r1) + w0 / ((1 - r1) * (1 - r1 - r2))
+    assert_in_ci(one, t1, 0.03, "real-time class sojourn")
+    assert_in_ci(two, t2, 0.08, "normal class sojourn")
+    # without priority both classes see the FIFO M/G/1 wait: far from T1 and T2
+    fifo_wait = w0 / (1 - r1 - r2)
+    assert t1 < 0.8 * (s1 + fifo_wait) and t2 > 1.1 * (s2 + fifo_wait)

@@ -39,6 +39,30 @@ sender gets a new slice after it. A sender that sends more per slice than the
 socket buffer holds loses the rest at the socket buffer (``UdpRcvbufErrors``),
 never at the backlog: what the kernel does with both ends on one core.
 
+Real-time threads: preemptive priority
+--------------------------------------
+A pod listed in ``[datapath] realtime`` runs its threads at real-time priority
+(``chrt --fifo``, ``SCHED_FIFO``): the scheduler runs such a thread as soon as it
+is runnable, preempting any normal-priority thread (``sched(7)``: "a
+SCHED_FIFO thread that becomes runnable ... will always immediately preempt any
+currently running SCHED_OTHER ... thread"). Its segments (its syscalls and the
+softirq they run inline) therefore wait only for other real-time work: on a
+core, real-time segments are served FIFO among themselves, ahead of every
+normal segment, preempt-resume. Departures stay exact without a second event
+per segment in the common case: a real-time segment's departure is known on
+arrival (Lindley over real-time work alone); a normal segment on a core that
+has real-time work gets the departure its core's whole unfinished work gives
+(work conservation) and, when that time comes, is pushed back by the real-time
+work that arrived meanwhile (one more event per such arrival), which is exactly
+when it ends under preempt-resume priority (tested against the M/G/1
+preemptive-priority formulas in ``tests/test_engine_cpu.py``). Simplifications:
+softirq sections are not preemptible in Linux, so a real-time thread can wait
+for the residual of one normal segment, not modelled; a normal segment's queue
+occupancy (backlog, socket buffer) is released at its departure as first
+computed, so a queue may free a preempted packet's space up to the preempting
+work early; a real-time reader does not wait for a normal sender's slice (it
+preempts it), but does for a real-time sender's slice.
+
 Queues and drop reasons
 -----------------------
 A :class:`Queue` holds a packet from its enqueue until the segment that dequeues
@@ -155,6 +179,11 @@ class Core:
         self.sojourn_sum = 0.0
         self.max_in_system = 0
         self.threads: list[Thread] = []  # sending threads on this core (scheduler slices)
+        self.last_dep = 0.0  # departure of the segment last taken (as first computed)
+        self.has_rt = False  # a real-time thread runs here: normal work can be preempted
+        self.rt_free_at = 0.0  # when the real-time work taken so far is done
+        self.rt_work_s = 0.0  # real-time work taken so far, s
+        self.preempted: dict[int, tuple] = {}  # packet -> (rt_work_s then, arrival, start, counted)
 
     def bind(self, net, warmup_s: float, work: list) -> None:
         """Attach the core to a running network and its segment table."""
@@ -171,8 +200,16 @@ class Core:
         a_s, b_s, _ = self.work[route][hop]
         return a_s + b_s * size_bytes
 
-    def arrive(self, ev) -> None:
-        """Take an arriving segment: queue check, FIFO start, schedule the next element."""
+    def arrive(self, ev, rt: bool = False) -> None:
+        """Take an arriving segment: queue check, FIFO start, schedule the next element.
+
+        Parameters
+        ----------
+        ev : Arrival
+            The packet's event, at the segment's arrival time.
+        rt : bool, default False
+            The segment runs in a real-time thread: it waits for real-time work only.
+        """
         pkt = ev.pkt
         now = ev.at
         r = self.p_route[pkt]
@@ -184,10 +221,15 @@ class Core:
             if now >= self.warmup:
                 self.n_drops += 1
             return
-        free = self.free_at
+        free = self.rt_free_at if rt else self.free_at
         start = now if now > free else free
         dep = start + a_s + b_s * size
-        self.free_at = dep
+        if rt:
+            self._take_rt(now, dep - start)
+            self.rt_free_at = dep
+        else:
+            self.free_at = dep
+        self.last_dep = dep
         if q is not None:
             q.hold(start if q.until_start else dep, size)
         deps = self.deps
@@ -202,16 +244,46 @@ class Core:
             self.sojourn_sum += dep - now
             if n >= self.max_in_system:
                 self.max_in_system = n + 1
-        net = self.net
+        if self.has_rt and not rt:  # real-time work arriving meanwhile pushes it back
+            self.preempted[pkt] = (self.rt_work_s, now, start, now >= self.warmup)
+            self.push(ev, dep, self._settle)
+            return
+        self._forward(ev, now, start, dep)
+
+    def _take_rt(self, now_s: float, work_s: float) -> None:
+        """Add real-time work to the core's unfinished work (normal work waits for it)."""
+        free = self.free_at
+        self.free_at = (now_s if now_s > free else free) + work_s
+        self.rt_work_s += work_s
+
+    def _settle(self, ev) -> None:
+        """End a normal segment, or push it back by the real-time work since its last check."""
+        pkt = ev.pkt
+        seen, arrive, start, counted = self.preempted[pkt]
+        extra = self.rt_work_s - seen
+        if extra > 0.0:
+            self.preempted[pkt] = (self.rt_work_s, arrive, start, counted)
+            if counted:
+                self.wait_sum += extra
+                self.sojourn_sum += extra
+            self.push(ev, ev.at + extra, self._settle)
+            return
+        del self.preempted[pkt]
+        self._forward(ev, arrive, start, ev.at)
+
+    def _forward(self, ev, arrive_s: float, start_s: float, dep_s: float) -> None:
+        """Send the packet on to its route's next element at ``dep_s`` (or end the route)."""
+        pkt, net = ev.pkt, self.net
+        r = self.p_route[pkt]
         if net.hops_on:
-            net.record_hop(pkt, self.index, now, start, dep)
-        h += 1
+            net.record_hop(pkt, self.index, arrive_s, start_s, dep_s)
+        h = self.p_hop[pkt] + 1
         nxt = net.route_arrive[r]
         if h < len(nxt):
             self.p_hop[pkt] = h
-            self.push(ev, dep, nxt[h])
+            self.push(ev, dep_s, nxt[h])
         else:
-            net.route_end[r](pkt, dep)
+            net.route_end[r](pkt, dep_s)
 
     def pending(self, t_s: float) -> int:
         """Segments on the core at ``t_s`` (waiting or in service)."""
@@ -231,10 +303,14 @@ class Thread:
     ----------
     core : Core
         The core the thread runs on (``pin``/``placement``).
+    rt : bool, default False
+        The thread runs at real-time priority (``[datapath] realtime``).
     """
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, rt: bool = False) -> None:
         self.core = core
+        self.rt = rt
+        core.has_rt = core.has_rt or rt
         self.index = core.index  # routes list the core, whose work this is
         self.busy_until = 0.0
         self.slice_start = 0.0  # start of the current run of back-to-back sends
@@ -273,8 +349,8 @@ class Thread:
 
     def _run(self, ev) -> None:
         core = self.core
-        core.arrive(ev)
-        self.busy_until = core.free_at  # FIFO: the segment just queued ends last
+        core.arrive(ev, self.rt)
+        self.busy_until = core.last_dep
         if self.waiting and not self.armed:
             self._arm()
 
@@ -299,10 +375,17 @@ class Reader:
         The scheduler's slice (``sched_slice_us``), seconds.
     truesize : (float, float)
         Bytes charged per datagram: ``a + b * size`` (the skb's truesize).
+    rt : bool, default False
+        The thread runs at real-time priority: it preempts normal-priority senders
+        instead of waiting for their slice.
     """
 
-    def __init__(self, core: Core, sock: Queue, slice_s: float, truesize: tuple) -> None:
+    def __init__(
+        self, core: Core, sock: Queue, slice_s: float, truesize: tuple, rt: bool = False
+    ) -> None:
         self.core = core
+        self.rt = rt
+        core.has_rt = core.has_rt or rt
         self.index = core.index
         self.sock = sock
         self.slice_s = slice_s
@@ -332,10 +415,10 @@ class Reader:
             self.pending.append(ev)
             self.sock.reserve(charge)
             return
-        holder = next((t for t in core.threads if t.holds(now)), None)
+        holder = next((t for t in core.threads if t.holds(now) and t.rt >= self.rt), None)
         if holder is None:
-            core.arrive(ev)
-            self.sock.hold(core.free_at, charge)
+            core.arrive(ev, self.rt)
+            self.sock.hold(core.last_dep, charge)
             return
         self.holder = holder
         self.pending.append(ev)
@@ -362,10 +445,10 @@ class Reader:
         while self.pending:
             ev = self.pending.popleft()
             ev.at = now
-            core.arrive(ev)
-            self.sock.settle(core.free_at)
+            core.arrive(ev, self.rt)
+            self.sock.settle(core.last_dep)
         if self.holder is not None:
-            self.holder.slice_start = core.free_at
+            self.holder.slice_start = core.last_dep
             self.holder = None
 
 

@@ -92,6 +92,14 @@ class CpuPlane:
                     field=f"datapath.pin.{pod}",
                     fix=f"pin pods of the scenario to cores 0..{dp.cpus - 1}",
                 )
+        for i, pod in enumerate(dp.realtime):
+            if pod not in cl.pods:
+                raise ScenarioError(
+                    f"realtime lists {pod!r}, which is not a pod of the scenario",
+                    file=file,
+                    field=f"datapath.realtime[{i}]",
+                    fix=f"list pods of the scenario ({', '.join(sorted(cl.pods))})",
+                )
         out: dict[str, str] = {}
         count: dict[str, int] = {}
         for pod in cl.scenario.pods:
@@ -120,7 +128,7 @@ class CpuPlane:
         """Return the sending thread of an endpoint (one per pod, container, node or host)."""
         th = self.threads.get(ep.name)
         if th is None:
-            th = self.threads[ep.name] = Thread(self.core(core))
+            th = self.threads[ep.name] = Thread(self.core(core), self._rt(ep))
         return th
 
     def reader(self, ep: Endpoint, core: str) -> Reader:
@@ -130,9 +138,13 @@ class CpuPlane:
             dp = self.dp
             sock = self.queue(ep.name, None, dp.rmem_default_bytes, "socket receive buffer full")
             truesize = (dp.skb_truesize_base_bytes, dp.skb_truesize_per_byte)
-            rd = Reader(self.core(core), sock, dp.sched_slice_us * US, truesize)
+            rd = Reader(self.core(core), sock, dp.sched_slice_us * US, truesize, self._rt(ep))
             self.readers[ep.name] = rd
         return rd
+
+    def _rt(self, ep: Endpoint) -> bool:
+        """Whether an endpoint's threads run at real-time priority (``realtime``)."""
+        return ep.pod is not None and ep.pod in self.dp.realtime
 
     def held_packets(self, t_s: float) -> int:
         """Packets sent by ``t_s`` held by a thread (sender's queue, unread socket): no event."""

@@ -210,7 +210,7 @@ def loaded_rtt(
     dict
         ``p50_us``, ``p99_us``, ``samples`` of the probe; the background's
         ``bg_sent_pps``, ``bg_delivered_pps`` and counter deltas (as
-        :func:`saturation`); ``loadavg_1min``.
+        :func:`saturation`); ``realtime`` (the probe's priority); ``loadavg_1min``.
     """
     addr, dns = str(replica.address(probe[1])), replica.namespace(probe[1])
     procs: list[subprocess.Popen] = []
@@ -244,7 +244,7 @@ def loaded_rtt(
     if client.returncode != 0 or res["p50_us"] is None:
         tail = one_line(client.stderr or client.stdout)[-300:]
         raise ProbeError(f"sockperf {probe[0]} -> {probe[1]} failed: {tail}")
-    return {**res, **out, "loadavg_1min": round(os.getloadavg()[0], 2)}
+    return {**res, **out, "realtime": realtime, "loadavg_1min": round(os.getloadavg()[0], 2)}
 
 
 def _start_background(

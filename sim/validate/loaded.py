@@ -164,11 +164,14 @@ def predict_saturation(
     dst: str,
     payload_bytes: int,
     cpus: tuple[int, int] = (0, 1),
+    realtime: bool = True,
 ) -> dict:
     """Delivered rate (packets/s) and drops of one flooding UDP flow in the model.
 
     The flow offers 1 Mpacket/s (more than any path of the replica carries); its
     sender's thread sends as fast as its core allows (:class:`sim.engine.cpu.Thread`).
+    With ``realtime`` both ends run at real-time priority, as
+    :func:`sim.testbed.load.saturation` runs them by default.
     Returns ``delivered_pps``, ``drops`` (``{reason: count}``) and
     ``drop_fraction`` (of the packets delivered or lost after the warm-up).
     """
@@ -176,6 +179,7 @@ def predict_saturation(
     flow = {"name": "flood", "kind": "constant", "src": src, "dst": dst}
     flow.update({"rate_pps": 1e6, "size_bytes": ip})
     ov = {**overrides, "flows": [flow], "datapath.pin": {src: cpus[0], dst: cpus[1]}}
+    ov["datapath.realtime"] = [src, dst] if realtime else []
     ov["simulation.seed"] = 1
     res = simulate(load_scenario(scenario, ov), duration_s=0.05, warmup_s=0.01)
     # Counted by when packets were delivered or lost: a flood offered far beyond its
@@ -229,7 +233,7 @@ def compare_overload(scenario: str | Path, overrides: dict, pair: tuple, overloa
         fractions of packets dropped (``kernel_drop_fraction``,
         ``model_drop_fraction``) and the delivered rates, packets/s.
     """
-    model = predict_saturation(scenario, overrides, *pair, SMALL, cpus=(0, 0))
+    model = predict_saturation(scenario, overrides, *pair, SMALL, cpus=(0, 0), realtime=False)
     sock = sum(n for why, n in model["drops"].items() if why.startswith("socket receive"))
     back = sum(n for why, n in model["drops"].items() if why.startswith("backlog full"))
     k_sock, k_back = overload["rcvbuf_drops"], overload["backlog_drops"]
@@ -253,13 +257,15 @@ def predict_loaded_p50(
     probe_cpu: int,
     bg_cpu: int,
     payload_bytes: int = SMALL,
+    realtime: bool = True,
 ) -> float:
     """Predict the probe's p50 round trip (us) with a constant-rate background flow.
 
     The probe is one request in flight (``request-response``, no think time: the
-    fitted syscall costs hold the tool's work), its two ends on ``probe_cpu``;
-    the background's two ends on ``bg_cpu`` (``sockperf --mps`` paces at even
-    intervals: a ``constant`` flow).
+    fitted syscall costs hold the tool's work), its two ends on ``probe_cpu``
+    (at real-time priority if ``realtime``, as :func:`sim.testbed.load.loaded_rtt`
+    runs them by default); the background's two ends on ``bg_cpu`` at normal
+    priority (``sockperf --mps`` paces at even intervals: a ``constant`` flow).
     """
     ip = payload_bytes + UDP_IP_HEADER_BYTES
     flows = [
@@ -286,7 +292,8 @@ def predict_loaded_p50(
         )
     pin = {probe[0]: probe_cpu, probe[1]: probe_cpu}
     pin.update({background[0]: bg_cpu, background[1]: bg_cpu})
-    res = _run(scenario, {**overrides, "datapath.pin": pin}, flows, 0.2)
+    rt = list(probe) if realtime else []
+    res = _run(scenario, {**overrides, "datapath.pin": pin, "datapath.realtime": rt}, flows, 0.2)
     return float(res["flows"]["probe"]["rtt_us"]["p50"])
 
 
@@ -348,7 +355,8 @@ def compare_loaded(
     for place, r in measured["loaded"].items():
         cpu = 0 if place == "shared" else 1
         bg_pps = r["bg_delivered_pps"]  # what the background achieved, not what it asked
-        pred = predict_loaded_p50(scenario, ov, pairs["same"], bg, bg_pps, 0, cpu)
+        rt = r["runs"][0].get("realtime", True)  # the probe's priority as measured
+        pred = predict_loaded_p50(scenario, ov, pairs["same"], bg, bg_pps, 0, cpu, realtime=rt)
         st_p = base + predict_loaded_p50(scenario, st, pairs["same"], bg, bg_pps, 0, cpu) - st_idle
         rows.append(_row(f"probe p50, background {place} core", r["p50_us"], pred, st_p, True))
     return fit, rows
