@@ -323,6 +323,8 @@ def test_pin_errors_name_the_field() -> None:
         simulate(cpu_scenario([], pin={"web": 5}))
     with pytest.raises(ScenarioError, match=r"datapath\.cpus"):
         cpu_scenario([], cpus=0)
+    with pytest.raises(ScenarioError, match=r"datapath\.realtime\.nope.*client"):
+        simulate(cpu_scenario([], realtime={"nope": True}))
 
 
 def test_station_model_scenarios_keep_their_digest() -> None:
@@ -341,7 +343,7 @@ RT_PODS = [
 ]
 
 
-def _two_class(rates_pps: tuple[float, float], duration_s: float, realtime: list[str]):
+def _two_class(rates_pps: tuple[float, float], duration_s: float, realtime: dict):
     """client -> web (class 1) and api -> sink (class 2), both senders on core 0 of the
     replica, the receivers on core 1 with free ``recvfrom`` (no wait there)."""
     flows = [
@@ -372,11 +374,11 @@ def test_realtime_thread_preempts_normal_work_preemptive_priority_mg1() -> None:
     sec. 3.7): T1 = S1 + l1 S1^2 / (2 (1 - r1)) (class 1 sees only itself) and
     T2 = S2 / (1 - r1) + (l1 S1^2 + l2 S2^2) / (2 (1 - r1) (1 - r1 - r2)). The work
     S_i is each class's smallest latency (a packet finding the core empty)."""
-    one, two = _two_class((2e3, 2e3), 0.02, ["client"])
+    one, two = _two_class((2e3, 2e3), 0.02, {"client": True})
     s1, s2 = float(one.min()), float(two.min())
     r1, r2 = 0.3, 0.4
     l1, l2 = r1 / s1, r2 / s2
-    one, two = _two_class((l1, l2), 0.4, ["client"])
+    one, two = _two_class((l1, l2), 0.4, {"client": True})
     assert float(one.min()) == pytest.approx(s1) and float(two.min()) == pytest.approx(s2)
     w0 = (l1 * s1**2 + l2 * s2**2) / 2
     t1 = s1 + l1 * s1**2 / (2 * (1 - r1))

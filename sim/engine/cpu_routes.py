@@ -92,13 +92,13 @@ class CpuPlane:
                     field=f"datapath.pin.{pod}",
                     fix=f"pin pods of the scenario to cores 0..{dp.cpus - 1}",
                 )
-        for i, pod in enumerate(dp.realtime):
+        for pod in dp.realtime:
             if pod not in cl.pods:
                 raise ScenarioError(
-                    f"realtime lists {pod!r}, which is not a pod of the scenario",
+                    f"realtime names {pod!r}, which is not a pod of the scenario",
                     file=file,
-                    field=f"datapath.realtime[{i}]",
-                    fix=f"list pods of the scenario ({', '.join(sorted(cl.pods))})",
+                    field=f"datapath.realtime.{pod}",
+                    fix=f"name pods of the scenario ({', '.join(sorted(cl.pods))})",
                 )
         out: dict[str, str] = {}
         count: dict[str, int] = {}
@@ -144,7 +144,7 @@ class CpuPlane:
 
     def _rt(self, ep: Endpoint) -> bool:
         """Whether an endpoint's threads run at real-time priority (``realtime``)."""
-        return ep.pod is not None and ep.pod in self.dp.realtime
+        return ep.pod is not None and self.dp.realtime.get(ep.pod, False)
 
     def held_packets(self, t_s: float) -> int:
         """Packets sent by ``t_s`` held by a thread (sender's queue, unread socket): no event."""

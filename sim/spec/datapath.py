@@ -27,7 +27,7 @@ Sources of the defaults
   without ``HRTICK`` (off by default) the running task is only switched at a
   scheduler tick: 4 ms at ``CONFIG_HZ`` = 250 (this machine's kernel).
 * ``realtime`` = none: pods' threads run at normal priority (``SCHED_OTHER``, the
-  default policy, ``sched(7)``); list a pod to model it under ``chrt --fifo``.
+  default policy, ``sched(7)``); ``{pod = true}`` models the pod under ``chrt --fifo``.
 * ``tx_ring``/``rx_ring`` = 512 descriptors per queue: a common driver default
   (``ethtool -g``; e.g. ixgbe ``IXGBE_DEFAULT_TXD``/``IXGBE_DEFAULT_RXD`` = 512).
 * ``rx_queues``: one receive queue per CPU, the usual RSS set-up ("the number of
@@ -67,9 +67,11 @@ class Datapath(BaseModel):
         order) on core ``k mod cpus``; ``packed`` puts them all on core 0.
     pin : dict of str to int
         Pod name -> core index, overriding ``placement`` (like ``taskset``).
-    realtime : list of str
-        Pods whose threads run at real-time priority (like ``chrt --fifo``): their
-        work on a core preempts normal-priority work (:mod:`sim.engine.cpu`).
+    realtime : dict of str to bool
+        Pod name -> whether its threads run at real-time priority (like ``chrt
+        --fifo``): their work on a core preempts normal-priority work
+        (:mod:`sim.engine.cpu`). A dict, like ``pin``, so a sweep can vary one
+        pod's priority (``"datapath.realtime.client" = [false, true]``).
     netdev_max_backlog : int
         Per-CPU backlog limit, packets waiting for softirq.
     txqueuelen : int
@@ -103,7 +105,7 @@ class Datapath(BaseModel):
     rx_queues: int | None = Field(None, ge=1, le=1024)
     placement: Literal["spread", "packed"] = "spread"
     pin: dict[str, int] = Field(default_factory=dict)
-    realtime: list[str] = Field(default_factory=list)
+    realtime: dict[str, bool] = Field(default_factory=dict)
     netdev_max_backlog: int = Field(1000, ge=1)
     txqueuelen: int = Field(1000, ge=1)
     tx_ring: int = Field(512, ge=1)

@@ -179,7 +179,7 @@ def predict_saturation(
     flow = {"name": "flood", "kind": "constant", "src": src, "dst": dst}
     flow.update({"rate_pps": 1e6, "size_bytes": ip})
     ov = {**overrides, "flows": [flow], "datapath.pin": {src: cpus[0], dst: cpus[1]}}
-    ov["datapath.realtime"] = [src, dst] if realtime else []
+    ov["datapath.realtime"] = {src: realtime, dst: realtime}
     ov["simulation.seed"] = 1
     res = simulate(load_scenario(scenario, ov), duration_s=0.05, warmup_s=0.01)
     # Counted by when packets were delivered or lost: a flood offered far beyond its
@@ -292,7 +292,7 @@ def predict_loaded_p50(
         )
     pin = {probe[0]: probe_cpu, probe[1]: probe_cpu}
     pin.update({background[0]: bg_cpu, background[1]: bg_cpu})
-    rt = list(probe) if realtime else []
+    rt = {probe[0]: realtime, probe[1]: realtime}
     res = _run(scenario, {**overrides, "datapath.pin": pin, "datapath.realtime": rt}, flows, 0.2)
     return float(res["flows"]["probe"]["rtt_us"]["p50"])
 
