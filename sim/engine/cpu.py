@@ -248,7 +248,16 @@ class Core:
             self.preempted[pkt] = (self.rt_work_s, now, start, now >= self.warmup)
             self.push(ev, dep, self._settle)
             return
-        self._forward(ev, now, start, dep)
+        net = self.net  # _forward, inlined: this is the per-segment hot path
+        if net.hops_on:
+            net.record_hop(pkt, self.index, now, start, dep)
+        h += 1
+        nxt = net.route_arrive[r]
+        if h < len(nxt):
+            self.p_hop[pkt] = h
+            self.push(ev, dep, nxt[h])
+        else:
+            net.route_end[r](pkt, dep)
 
     def _take_rt(self, now_s: float, work_s: float) -> None:
         """Add real-time work to the core's unfinished work (normal work waits for it)."""
