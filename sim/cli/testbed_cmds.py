@@ -1,6 +1,6 @@
 """CLI verbs of the real-kernel replica.
 
-The verbs are ``testbed up|down|status|measure|tcp``, ``calibrate`` and ``compare``.
+The verbs are ``testbed up|down|status|measure|tcp|load``, ``calibrate`` and ``compare``.
 
 Every verb turns a bad input or a testbed failure (all
 :class:`~sim.errors.UserError`) into one line on stderr and exit status 2,
@@ -412,3 +412,106 @@ def tcp(scenario, sets, prefix, same, cross, seconds, as_json) -> None:
         held = "held out" if r["held_out"] else "fitted"
         nums = f"{r['measured']:>8.3f} {r['predicted']:>8.3f} {r['ratio']:>13.3f}"
         click.echo(f"{r['case']:<20} {nums}  {held}")
+
+
+@testbed.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@SET_OPTION
+@_PREFIX
+@click.option("--same", nargs=2, required=True, help="Same-node SRC DST pods (probe, floods).")
+@click.option("--cross", nargs=2, required=True, help="Cross-node SRC DST pods (floods).")
+@click.option(
+    "--background", nargs=2, required=True, help="Background SRC DST pods, apart from --same's."
+)
+@click.option(
+    "--load", "load_frac", default=0.5, show_default=True, help="Background rate / its saturation."
+)
+@click.option("--duration", default=2.0, show_default=True, help="Seconds per sockperf run.")
+@click.option("--repeats", default=3, show_default=True, help="Rounds over every case.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also write the JSON here.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_errors_to_exit
+@shows_activity("testbed load: sockperf under load on the replica, then the CPU fit")
+def load(
+    scenario, sets, prefix, same, cross, background, load_frac, duration, repeats, output, as_json
+):
+    """Measure SCENARIO's replica under load; fit the CPU data path, predict the rest.
+
+    Builds the replica under --prefix and takes the loaded set
+    (``sim.testbed.load.measure_loaded``): idle 64 B and 1400 B round trips and
+    saturation floods of both pairs, the probe (--same, real-time priority, CPU
+    0) with a background at --load of its saturation on CPU 0 or CPU 1, and a
+    same-node overload on one core; removes the replica; fits the CPU model on
+    the idle round trips and the same-node 64 B saturation and predicts the rest,
+    with the overload's drop location in kernel and model (docs/testbed.md,
+    "Under load"). Needs two CPUs; takes about 11 x --repeats x --duration s.
+    """
+    import os
+
+    from sim.testbed import netns
+    from sim.testbed.load import measure_loaded
+    from sim.testbed.replica import build
+
+    _check_load_args(load_frac, duration, repeats)
+    netns.require(("ip", "nft", "sysctl", "sockperf", "taskset", "chrt"))
+    cpus = len(os.sched_getaffinity(0))
+    if cpus < 2:
+        raise UserError("one CPU", field="CPUs", fix="run on a machine with two CPUs or more")
+    replica, overrides = _replica(scenario, sets, prefix)
+    for pod in (*same, *cross, *background):
+        replica.namespace(pod)  # an unknown pod: one line naming it, exit 2
+    build(replica, replace=True)
+    try:
+        pairs = {"same": tuple(same), "cross": tuple(cross), "background": tuple(background)}
+        measured = measure_loaded(
+            replica, *pairs.values(), load=load_frac, repeats=repeats, duration_s=duration
+        )
+    finally:
+        netns.down(prefix)
+    _report_load(scenario, overrides, pairs, measured, cpus, output, as_json)
+
+
+def _check_load_args(load_frac: float, duration: float, repeats: int) -> None:
+    """Bound the work of ``testbed load`` before it starts (one line per bad option)."""
+    if not 0.05 <= load_frac <= 1.0:
+        raise UserError("bad background load", field="--load", fix="use 0.05 to 1.0")
+    if not (1 <= duration <= 30 and duration == int(duration)):  # sockperf -t: whole seconds
+        raise UserError("bad run length", field="--duration", fix="use 1 to 30 whole seconds")
+    if not 1 <= repeats <= 10:
+        raise UserError("bad number of rounds", field="--repeats", fix="use 1 to 10")
+
+
+def _report_load(scenario, overrides, pairs, measured, cpus, output, as_json) -> None:
+    """Compare ``testbed load``'s measurements with the model; print (and write) them."""
+    from sim.validate.loaded import compare_loaded, compare_overload
+
+    fit, rows = compare_loaded(scenario, overrides, pairs, measured, cpus=cpus)
+    ov = {**overrides, **fit.overrides(_cluster(scenario, overrides))}
+    where = compare_overload(scenario, ov, pairs["same"], measured["overload"])
+    doc = {"fit": vars(fit), "rows": rows, "overload": where, "measured": measured}
+    if output:
+        try:
+            Path(output).write_text(json.dumps(doc, default=str, indent=1), encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot write: {exc.strerror}", file=output) from None
+    if as_json:
+        click.echo(json.dumps(doc, default=str))
+        return
+    click.echo(f"{'case':<42} {'kernel':>10} {'CPU model':>10} {'ratio':>6} {'stations':>10}")
+    for r in rows:
+        held = "held out" if r["held_out"] else "fitted"
+        nums = f"{r['measured']:>10.5g} {r['predicted']:>10.5g} {r['ratio']:>6.3f}"
+        click.echo(f"{r['case']:<42} {nums} {r['stations']:>10.5g}  {held}")
+    click.echo(
+        f"overload (same-node 64 B flood, both ends on CPU 0): kernel drops "
+        f"{where['kernel_drop_fraction']:.1%} at {where['kernel']}, model "
+        f"{where['model_drop_fraction']:.1%} at {where['model']}"
+    )
+
+
+def _cluster(scenario: str, overrides: dict):
+    """Return the built cluster of ``scenario`` with ``overrides`` (for the fit's overrides)."""
+    from sim.control.cluster import build_cluster
+    from sim.spec.load import load_scenario
+
+    return build_cluster(load_scenario(scenario, overrides), str(scenario))
