@@ -251,12 +251,16 @@ class Sender:
         self._transmit(self.snd_una, end, t)
 
     # -- acknowledgements ---------------------------------------------------------------
-    def on_ack(self, ack: int, rwnd: int, t: float) -> None:
-        """Process an ACK of everything below ``ack`` advertising ``rwnd`` bytes, at ``t``."""
+    def on_ack(self, ack: int, rwnd: int, t: float, carries_data: bool = False) -> None:
+        """Process an ACK of everything below ``ack`` advertising ``rwnd`` bytes, at ``t``.
+
+        ``carries_data``: the ACK rides on a data segment of the other direction,
+        which is never a duplicate ACK (RFC 5681 section 2).
+        """
         self.rwnd = rwnd
         if ack > self.snd_una:
             self._new_ack(ack, t)
-        elif ack == self.snd_una and self.snd_una < self.snd_max:
+        elif ack == self.snd_una and self.snd_una < self.snd_max and not carries_data:
             self._dup_ack(t)
         self._record_cwnd(t)
         self.send_more(t)
