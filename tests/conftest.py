@@ -54,6 +54,8 @@ SLOW = (
     "test_engine_queueing.py::test_md1_mean_wait_pollaczek_khinchine[0.8-0.4]",
     "test_engine_cpu.py::test_one_segment_sojourn_is_pollaczek_khinchine",
     "test_engine_compiled.py::test_bench_reports_both_engines",
+    "test_tcp_rr.py::test_n_connections_match_mean_value_analysis[4]",
+    "test_tcp_rr.py::test_n_connections_match_mean_value_analysis[8]",
     "test_batch_errors.py::test_bad_experiment_subprocess",
     "test_batch_resume.py::test_second_run_into_same_dir_is_refused",
     "test_bad_input.py::test_bench_runs_without_the_source_tree",

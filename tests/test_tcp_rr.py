@@ -204,3 +204,52 @@ def test_n_connections_match_mean_value_analysis(article_raw, n: int) -> None:
     assert abs(m.mean() - cycle_s) <= half, (m.mean() * 1e6, cycle_s * 1e6, half * 1e6)
     tps = summarize(res)["flows"]["rr"]["transactions_per_s"]
     assert abs(tps - x) / x <= half / cycle_s + n / (x * (t1 - t0)), (tps, x)
+
+
+# -- losses and the work estimate -------------------------------------------------------
+
+
+def test_a_lost_message_is_recovered_at_the_rto(article_raw) -> None:
+    """2 % loss at the gateway link (client on node1 to api on node2): a one-segment
+    message that is lost has no later data to raise duplicate ACKs, so its sender's
+    RTO resends it 200 ms (Linux's minimum, RFC 6298 with no sample near it) after
+    it was sent. Each round trip is the idle one, or the idle one plus 200 ms times
+    a sum of backed-off timeouts; every transaction completes."""
+    costs = {"gateway_link": {"loss": 0.02}}
+    scn = scenario(article_raw, [rr_flow(dst="api")], costs)
+    res = simulate(scn, seed=3, duration_s=5.0, warmup_s=0.0)
+    rtt = np.asarray(res.flows[0].rtt_s)
+    base = rtt.min()
+    extra = (rtt - base) / 0.2
+    late = extra > 1e-6
+    assert 10 < late.sum() < rtt.size / 2
+    assert np.all(extra[late] >= 1 - 1e-6)  # never recovered before the minimum RTO
+    assert np.any(np.abs(extra - 1) < 1e-6)  # one timeout: exactly 200 ms later
+    f = summarize(res)["flows"]["rr"]
+    assert f["timeouts"] >= late.sum() * 0.5 and f["retransmissions"] >= f["timeouts"]
+    # the connection never stalls: the last transaction ended within the last 2 s
+    assert res.flows[0].rtt_done_s[-1] > 3.0
+
+
+@pytest.mark.parametrize(
+    ("extra", "costs", "duration_s"),
+    [
+        ({}, None, 0.01),
+        ({"reply_bytes": 5000, "streams": 3}, None, 0.01),
+        ({"think_us": 50_000.0}, None, 0.3),
+        ({"dst": "api"}, {"gateway_link": {"loss": 0.05}}, 0.3),
+    ],
+)
+def test_work_estimate_bounds_the_packets(article_raw, extra, costs, duration_s) -> None:
+    """The estimate is at least what the run sends, and within 10x of it on a lossless
+    path (a lossy one spends most of its time waiting for timeouts); 10x, not 3x:
+    three connections queue behind each other on a shared path."""
+    from sim.engine.budget import estimate_work
+
+    scn = scenario(article_raw, [rr_flow(**extra)], costs)
+    est = estimate_work(scn, duration_s=duration_s).packets
+    res = simulate(scn, seed=2, duration_s=duration_s, warmup_s=0.0)
+    sent = res.packets["send_s"].size
+    assert sent <= est, (sent, est)
+    if costs is None:
+        assert est <= 10 * sent + 20, (sent, est)
