@@ -42,11 +42,11 @@ from pathlib import Path
 
 from sim.control.cluster import Cluster, build_cluster
 from sim.engine.network import US, Network
-from sim.engine.tcp import ACK_BYTES, RTO_MIN_S
+from sim.engine.tcp import ACK_BYTES, RTO_MIN_S, series_intervals
 from sim.engine.workloads import flow_routes, offered_pps
-from sim.errors import UserError
+from sim.errors import ScenarioError, UserError
 from sim.spec.scenario import Scenario
-from sim.spec.workload import Flow
+from sim.spec.workload import MAX_SERIES_ROWS, Flow
 
 DEFAULT_MAX_PACKETS = 10_000_000
 DEFAULT_MAX_HOP_RECORDS = 10_000_000
@@ -176,6 +176,20 @@ def _tcp_rr(net: Network, f: Flow, fwd: int, rep: int, window_s: float) -> tuple
     return f.streams * per_stream, why
 
 
+def _check_series(f: Flow, end_s: float, file: str, fld: str) -> None:
+    """Refuse a cwnd/goodput series of more than :data:`MAX_SERIES_ROWS` rows."""
+    rows = f.streams * series_intervals(end_s, f.series_interval_us * US)
+    if rows > MAX_SERIES_ROWS:
+        least_us = f.streams * end_s / MAX_SERIES_ROWS / US
+        raise ScenarioError(
+            f"flow {f.name!r} would keep {rows:.3g} series rows ({f.streams} connection(s) "
+            f"x {end_s:.3g} s / {f.series_interval_us:.3g} us), over {MAX_SERIES_ROWS:,}",
+            file=file,
+            field=f"{fld}.series_interval_us",
+            fix=f"give series_interval_us >= {least_us:.3g}, or a shorter run",
+        )
+
+
 def _trace_rows(f: Flow) -> float:
     """Newlines in the trace file (its rows, plus the header), without parsing it."""
     n = 0
@@ -197,6 +211,8 @@ def _flow_work(net: Network, cl: Cluster, i: int, f: Flow, end_s: float, hops: b
         rows = _trace_rows(f)
         return FlowWork(fld, rows, rows * TRACE_HOPS if hops else 0.0, 0.0, "rows of its file")
     fwd, rep = flow_routes(net, cl, i, f)
+    if f.record_cwnd and (f.kind == "tcp" or f.tcp_rr()):
+        _check_series(f, end_s, cl.file, fld)
     if f.kind == "tcp" or f.tcp_rr():
         est = _tcp if f.kind == "tcp" else _tcp_rr
         packets, why = est(net, f, fwd, rep, window_s)

@@ -54,6 +54,8 @@ from bisect import insort
 from collections import deque
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from sim.engine.network import US, Network
 from sim.engine.tcp_cc import NewReno, controller
 from sim.spec.workload import TCP_IP_HEADER_BYTES, TSO_MAX_BYTES, Flow
@@ -70,6 +72,11 @@ DUPACK_THRESHOLD = 3
 ACK_BYTES = TCP_IP_HEADER_BYTES
 #: Tolerance of a timer's deadline against the clock, seconds.
 _EPS_S = 1e-12
+
+
+def series_intervals(end_s: float, bin_s: float) -> int:
+    """Intervals of ``bin_s`` seconds that cover a run of ``end_s`` seconds (at least 1)."""
+    return max(1, math.ceil(end_s / bin_s * (1 - 1e-12)))
 
 
 @dataclass
@@ -91,6 +98,13 @@ class TcpStats:
         window (bytes) and connection index.
     completed_s : list of float
         Time each connection's receiver got its last byte (flows with ``bytes``).
+    series_bin_s : float
+        Interval of the goodput series, seconds (NaN without ``record_cwnd``).
+    series_goodput_bytes : ndarray or None
+        Payload delivered in order per (connection, interval ``[k, k+1) x
+        series_bin_s``), bytes; None without ``record_cwnd``.
+    init_cwnd_bytes : float
+        Initial congestion window, bytes (the series' value before any change).
     """
 
     goodput_bytes: int = 0
@@ -102,6 +116,21 @@ class TcpStats:
     cwnd_bytes: list[float] = field(default_factory=list)
     cwnd_stream: list[int] = field(default_factory=list)
     completed_s: list[float] = field(default_factory=list)
+    series_bin_s: float = math.nan
+    series_goodput_bytes: np.ndarray | None = None
+    init_cwnd_bytes: float = 0.0
+
+    def start_series(self, streams: int, bin_s: float, end_s: float, init_cwnd_bytes: float):
+        """Keep goodput per ``bin_s`` seconds for ``streams`` connections until ``end_s``."""
+        self.series_bin_s = bin_s
+        self.series_goodput_bytes = np.zeros((streams, series_intervals(end_s, bin_s)))
+        self.init_cwnd_bytes = init_cwnd_bytes
+
+    def add_goodput(self, stream: int, t: float, nbytes: int) -> None:
+        """Count ``nbytes`` delivered in order to connection ``stream`` at ``t`` (series)."""
+        g = self.series_goodput_bytes
+        if g is not None:
+            g[stream, min(int(t / self.series_bin_s), g.shape[1] - 1)] += nbytes
 
 
 class Timer:
@@ -215,6 +244,7 @@ class Sender:
         self.recover = -1  # RFC 6582 "recover"
         self.partial_seen = False  # a partial ACK seen in this recovery
         self.karn_mark = -1  # snd_max at the last retransmission
+        self.record = f.record_cwnd  # keep the window after every change
         self.timing: deque[tuple[int, float]] = deque()  # (end seq, send time), new data
 
     # -- sending ----------------------------------------------------------------------
@@ -342,7 +372,7 @@ class Sender:
         self.send_more(now)
 
     def _record_cwnd(self, t: float) -> None:
-        if self.flow.spec.record_cwnd:
+        if self.record:
             st = self.flow.stats
             st.cwnd_at_s.append(t)
             st.cwnd_bytes.append(self.cc.cwnd)
@@ -442,6 +472,10 @@ class TcpFlow:
         self.acks: dict[int, tuple[Sender, int, int]] = {}  # ack packet -> (sender, ack, wnd)
         self.senders = [Sender(self, i) for i in range(spec.streams)]
         self.receivers = [Receiver(self, i) for i in range(spec.streams)]
+        if spec.record_cwnd:
+            self.stats.start_series(
+                spec.streams, spec.series_interval_us * US, end_s, self.senders[0].cc.cwnd
+            )
         if net.routes[data].verdict == "delivered":
             net.route_end[data] = self._segment_arrived
         if net.routes[ack].verdict == "delivered":
@@ -466,6 +500,7 @@ class TcpFlow:
         """Count ``nbytes`` delivered in order at ``t`` (goodput, completion)."""
         if self.window[0] <= t < self.window[1]:
             self.stats.goodput_bytes += nbytes
+        self.stats.add_goodput(receiver.index, t, nbytes)
         if receiver.rcv_nxt + nbytes >= receiver.total:
             self.stats.completed_s.append(t)
 

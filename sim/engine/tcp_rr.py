@@ -29,7 +29,7 @@ Requests are resent by TCP itself after a loss (fast retransmit or the RTO), so 
 loss adds the recovery time to that transaction's round trip. Requests start
 only before the flow's ``stop_s`` (or the run's end); responses to them are
 always sent. Goodput is request payload delivered in order in the measurement
-window.
+window; with ``record_cwnd`` the series are those of the requests' direction.
 """
 
 from __future__ import annotations
@@ -97,8 +97,13 @@ class TcpRrFlow:
         self.half_of: dict[object, _Half] = {}
         self.conns = [_Connection(self, i, req, rep) for i in range(spec.streams)]
         for c in self.conns:
+            c.down.tx.record = False  # the series is the client's (requests') window
             for h in (c.up, c.down):
                 self.half_of[h.tx] = self.half_of[h.rx] = h
+        if spec.record_cwnd:
+            self.stats.start_series(
+                spec.streams, spec.series_interval_us * US, end_s, self.conns[0].up.tx.cc.cwnd
+            )
         for r in (req, rep):
             if net.routes[r].verdict == "delivered":
                 net.route_end[r] = self._arrived
@@ -152,8 +157,11 @@ class TcpRrFlow:
 
     def delivered(self, receiver: Receiver, nbytes: int, t: float) -> None:
         """Count request payload delivered in order at ``t`` (the goodput)."""
-        if self.window[0] <= t < self.window[1] and self.half_of[receiver] is self._up(receiver):
+        if self.half_of[receiver] is not self._up(receiver):
+            return
+        if self.window[0] <= t < self.window[1]:
             self.stats.goodput_bytes += nbytes
+        self.stats.add_goodput(receiver.index, t, nbytes)
 
     def _up(self, receiver: Receiver) -> _Half:
         return self.conns[receiver.index].up

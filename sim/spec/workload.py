@@ -47,6 +47,10 @@ TCP_RMEM_DEFAULT_BYTES = 131072
 DELACK_US = 40000.0
 #: Most parallel connections of one tcp flow (``iperf3 -P`` allows 128).
 MAX_STREAMS = 128
+#: Default interval of a tcp flow's cwnd/goodput series, microseconds (10 ms).
+SERIES_INTERVAL_US = 10000.0
+#: Most rows (connections x intervals) of one flow's series in one run.
+MAX_SERIES_ROWS = 1_000_000
 
 
 class Flow(BaseModel):
@@ -120,6 +124,9 @@ class Flow(BaseModel):
         path super-segments of up to 64 KB, each one packet at every station.
     record_cwnd : bool
         Keep each connection's congestion window after every change (a time series).
+    series_interval_us : float
+        Interval of the congestion-window and goodput time series kept with
+        ``record_cwnd`` (the ``tcp_series`` results table), microseconds.
     transport : {"udp", "tcp"}
         Transport of a ``request-response`` flow: ``udp`` (one packet each way, resent
         after ``rto_us``) or ``tcp`` (``streams`` connections with one transaction in
@@ -160,6 +167,7 @@ class Flow(BaseModel):
     delack_us: float = Field(DELACK_US, gt=0)
     tso: bool = False
     record_cwnd: bool = False
+    series_interval_us: float = Field(SERIES_INTERVAL_US, gt=0)
     transport: Literal["udp", "tcp"] = "udp"
 
     @model_validator(mode="after")
