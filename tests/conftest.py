@@ -56,6 +56,7 @@ SLOW = (
     "test_engine_compiled.py::test_bench_reports_both_engines",
     "test_tcp_rr.py::test_n_connections_match_mean_value_analysis[4]",
     "test_tcp_rr.py::test_n_connections_match_mean_value_analysis[8]",
+    "test_tcp_series.py::test_batch_writes_the_series_table_its_figure_and_report",
     "test_batch_errors.py::test_bad_experiment_subprocess",
     "test_batch_resume.py::test_second_run_into_same_dir_is_refused",
     "test_bad_input.py::test_bench_runs_without_the_source_tree",

@@ -128,3 +128,64 @@ def test_request_response_series_is_the_requests_direction(article_raw) -> None:
     got_bytes = (df["goodput_gbps"] * 1e9 * 1e-3 / 8).sum()
     assert got_bytes == pytest.approx(3 * MSS * len(res.flows[0].rtt_s), abs=2 * 3 * MSS)
     assert (df["cwnd_bytes"] >= 10 * MSS).all()  # never a loss: slow start only
+
+
+# -- the results table, the figure and the report --------------------------------------
+
+EXPERIMENT = """
+name = "series-demo"
+description = "a tcp flow's window and a TCP request/response flow"
+question = "Does the series reach the results, the figure and the report?"
+scenario = "{scenario}"
+replications = 2
+duration_s = 0.003
+warmup_s = 0.001
+seed = 3
+replace_flows = true
+
+[[flows]]
+name = "rr"
+kind = "request-response"
+transport = "tcp"
+size_bytes = 100
+reply_bytes = 2000
+
+[[flows]]
+name = "bulk"
+kind = "tcp"
+streams = 2
+record_cwnd = true
+series_interval_us = 500
+
+[sweep]
+placement = ["same-node", "cross-node"]
+"""
+
+
+def test_batch_writes_the_series_table_its_figure_and_report(tmp_path, article_path) -> None:
+    """tcp_series.parquet: one row per (run, connection, interval) with the run's
+    identity and parameters; the figure is drawn and the report embeds it; a resume
+    of the finished batch rewrites the same table from the stored runs."""
+    from sim.api import load_results, run_experiment
+    from sim.report.build import build_report
+
+    exp = tmp_path / "e.toml"
+    exp.write_text(EXPERIMENT.format(scenario=article_path), encoding="utf-8")
+    out = run_experiment(exp, tmp_path / "out")
+    tables = load_results(out)
+    s = tables["tcp_series"]
+    ids = ["run_id", "config", "replication", "seed", "placement"]
+    assert list(s.columns) == [*ids, "flow", "stream", "time_s", "cwnd_bytes", "goodput_gbps"]
+    assert len(s) == 4 * 2 * 6 and set(s["flow"]) == {"bulk"}
+    runs = tables["runs"].set_index(["run_id", "flow"])
+    window = s[s["time_s"] > 0.001].groupby("run_id")["goodput_gbps"].sum() / 4
+    for run_id, gbps in window.items():  # the series adds up to the run's goodput
+        assert gbps == pytest.approx(runs.loc[(run_id, "bulk"), "throughput_gbps"], rel=1e-9)
+    rr = tables["runs"][tables["runs"]["flow"] == "rr"]
+    assert (rr["rtt_mean_us"] > 0).all() and (rr["transactions_per_s"] > 0).all()
+    assert (out / "plots" / "tcp-series.png").is_file()
+    assert "tcp-series" in build_report(out).read_text(encoding="utf-8")
+    before = (out / "tcp_series.parquet").read_bytes()
+    (out / "tcp_series.parquet").unlink()
+    run_experiment(exp, out, resume=True, plots=False)
+    assert (out / "tcp_series.parquet").read_bytes() == before

@@ -129,8 +129,14 @@ class TcpStats:
     def add_goodput(self, stream: int, t: float, nbytes: int) -> None:
         """Count ``nbytes`` delivered in order to connection ``stream`` at ``t`` (series)."""
         g = self.series_goodput_bytes
-        if g is not None:
-            g[stream, min(int(t / self.series_bin_s), g.shape[1] - 1)] += nbytes
+        if g is None:
+            return
+        b = self.series_bin_s
+        k = int(t / b)
+        k += (k + 1) * b <= t  # interval k is [k b, (k + 1) b), whatever the rounding of t / b
+        k -= k * b > t
+        if k < g.shape[1]:  # a delivery at the run's very end belongs to no interval
+            g[stream, k] += nbytes
 
 
 class Timer:
