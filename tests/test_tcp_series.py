@@ -189,3 +189,22 @@ def test_batch_writes_the_series_table_its_figure_and_report(tmp_path, article_p
     (out / "tcp_series.parquet").unlink()
     run_experiment(exp, out, resume=True, plots=False)
     assert (out / "tcp_series.parquet").read_bytes() == before
+
+
+def test_a_window_the_receiver_limits_stops_growing(article_raw) -> None:
+    """Linux grows cwnd only while it limits sending (tcp_is_cwnd_limited: in slow
+    start while cwnd < 2 x the largest flight of the window). A 128 KiB receive
+    buffer (90 segments) holds the flight, so cwnd stops under 2 x 128 KiB + 2 MSS
+    (one ACK's growth past it), instead of growing by every ACK for the whole run.
+    A request/response flow of one-segment messages never fills IW10: it keeps it."""
+    scn = scenario(article_raw, {"rcv_buf_bytes": 131072}, duration_s=2.0)
+    res = simulate(scn, seed=1)
+    cwnd = np.asarray(res.flows[0].tcp.cwnd_bytes)
+    assert cwnd.max() <= 2 * 131072 + 2 * MSS
+    assert cwnd.max() >= 131072  # it did grow to the receive window
+    flow = {"name": "rr", "kind": "request-response", "transport": "tcp", "src": "client",
+            "dst": "web", "size_bytes": 100, "reply_bytes": 100, "record_cwnd": True}  # fmt: skip
+    rr = scenario_from_dict(dict(article_raw, flows=[flow]), "rr.toml")
+    res = simulate(rr, seed=1, duration_s=0.002, warmup_s=0.0)
+    assert len(res.flows[0].rtt_s) > 100
+    assert set(res.flows[0].tcp.cwnd_bytes) == {10.0 * MSS}

@@ -14,7 +14,11 @@ What is modelled (sources)
   and its advertised window (``rcv_buf_bytes`` less the out-of-order bytes it holds;
   the application reads in-order data at once). No handshake, no SACK, no timestamps.
 * Slow start, congestion avoidance, loss reactions: :mod:`sim.engine.tcp_cc`
-  (RFC 5681, RFC 3465, RFC 9438).
+  (RFC 5681, RFC 3465, RFC 9438). The window grows only while it limits sending,
+  as Linux's ``tcp_is_cwnd_limited`` decides (in slow start: ``cwnd`` under twice
+  the largest flight of the current window; in avoidance: the window was filled),
+  so a sender held back by the receive window or the application (request/response)
+  keeps its window (RFC 7661's concern).
 * Fast retransmit on the third duplicate ACK and NewReno fast recovery
   (RFC 6582 section 3.2: ``recover``, partial ACKs retransmit the next hole and
   deflate the window, a full ACK sets ``cwnd = min(ssthresh, FlightSize + SMSS)``;
@@ -251,6 +255,9 @@ class Sender:
         self.partial_seen = False  # a partial ACK seen in this recovery
         self.karn_mark = -1  # snd_max at the last retransmission
         self.record = f.record_cwnd  # keep the window after every change
+        self.cwnd_limited = False  # the current window was filled (Linux is_cwnd_limited)
+        self.max_flight = 0  # largest flight of the current window, bytes
+        self.usage_seq = 0  # snd_nxt when that window began (Linux cwnd_usage_seq)
         self.timing: deque[tuple[int, float]] = deque()  # (end seq, send time), new data
 
     # -- sending ----------------------------------------------------------------------
@@ -258,6 +265,7 @@ class Sender:
         """Send what the congestion and receive windows allow at ``t``."""
         right = self.snd_una + min(self.cc.cwnd, self.rwnd)
         end = self.total if t < self.flow.stop_s else self.snd_max
+        sent = False
         while self.snd_nxt < end:
             remaining = end - self.snd_nxt
             length = min(self.unit, remaining, right - self.snd_nxt)
@@ -269,6 +277,40 @@ class Sender:
             self._transmit(self.snd_nxt, self.snd_nxt + length, t)
             self.snd_nxt += length
             self.snd_max = max(self.snd_max, self.snd_nxt)
+            sent = True
+        self._cwnd_validate(sent)
+
+    def _cwnd_validate(self, sent: bool) -> None:
+        """Track how fully the window is used (Linux ``tcp_cwnd_validate``).
+
+        Cwnd-limited: what is in flight leaves less than a segment of ``cwnd``.
+        Per window of data (until ``snd_una`` passes ``usage_seq``) the sender
+        keeps whether it was cwnd-limited and its largest flight.
+        """
+        flight = self.snd_nxt - self.snd_una
+        limited = self.cc.cwnd - flight < self.mss
+        if not (sent or limited):
+            return
+        if (
+            self.snd_una >= self.usage_seq
+            or limited
+            or (not self.cwnd_limited and flight > self.max_flight)
+        ):
+            self.cwnd_limited = limited
+            self.max_flight = flight
+            self.usage_seq = self.snd_nxt
+
+    def is_cwnd_limited(self) -> bool:
+        """Whether the window may grow (Linux ``tcp_is_cwnd_limited``, RFC 7661's aim).
+
+        In slow start while ``cwnd`` is under twice the largest flight of the
+        current window; in congestion avoidance if the window was filled in it.
+        A sender held back by the receive window or the application does not grow
+        ``cwnd`` without bound.
+        """
+        if self.cc.in_slow_start():
+            return self.cc.cwnd < 2 * self.max_flight
+        return self.cwnd_limited
 
     def _transmit(self, seq: int, end: int, t: float) -> None:
         """Put bytes ``[seq, end)`` on the path at ``t`` (a retransmission if sent before)."""
@@ -310,7 +352,8 @@ class Sender:
         if self.in_recovery:
             restart = self._recovery_ack(ack, acked, t)
         else:
-            self.cc.on_ack(acked, t, self.rtt.srtt_s or 0.0)
+            if self.is_cwnd_limited():
+                self.cc.on_ack(acked, t, self.rtt.srtt_s or 0.0)
         self.dupacks = 0
         if self.snd_una >= self.snd_max:
             self.timer.cancel()  # RFC 6298 (5.2)
