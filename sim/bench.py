@@ -92,7 +92,10 @@ def _tcp_cases(duration_s: float, repeats: int, bare: list[float]) -> dict:
 
     ``bare`` holds the bare SimPy rate of each repeat of the Poisson case, the
     denominator of each repeat's ratio. A TCP case's packet is a segment (a
-    super-segment with ``tso``) or an ACK.
+    super-segment with ``tso``) or an ACK. Each case gives ``duration_s``,
+    ``packets``, ``packet_hops``, ``simpy_events`` (scheduled: timers and the
+    packets in flight at the end included), ``events_per_packet_hop``,
+    ``packet_hops_per_s`` and ``ratio`` (to the same repeat's bare SimPy rate).
     """
     out = {}
     for name, flow in BENCH_TCP_FLOWS.items():
@@ -159,12 +162,8 @@ def run_bench(duration_s: float = 0.6, repeats: int = 3) -> dict:
         compiled / SimPy engine ratios, compilation excluded), ``compile_s`` (first
         call: compile or cache load), ``compile_from_cache`` and
         ``compiled_peak_bytes_per_packet``; else these are None.
-        ``events_per_packet_hop``: SimPy events scheduled per packet-hop (1 plus
-        the sources' own). ``tcp`` and ``tcp_tso``: the TCP cases
-        (:data:`~sim.spec.bench_case.BENCH_TCP_FLOWS`, a tenth of ``duration_s``)
-        on the SimPy engine: ``duration_s``, ``packets``, ``packet_hops``,
-        ``simpy_events``, ``events_per_packet_hop`` (timers included),
-        ``packet_hops_per_s`` and ``ratio`` (to the same repeat's bare SimPy rate).
+        ``events_per_packet_hop``: SimPy events per packet-hop; ``tcp``,
+        ``tcp_tso``: the TCP cases (:func:`_tcp_cases`).
     """
     scn = scenario_from_dict(BENCH_SCENARIO, "<bench>")
     check_work(estimate_work(scn, duration_s=duration_s), file="podnetsim bench --duration")
