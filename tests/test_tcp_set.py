@@ -1,4 +1,4 @@
-"""A measured TCP set (``testbed tcp --out``) and ``podnetsim compare`` of it.
+"""A measured TCP set (``testbed tcp -o``) and ``podnetsim compare`` of it.
 
 The fit and predictions themselves are tested in ``tests/validate/test_tcp_fit.py``
 (slow) and against the kernel in ``tests/testbed/test_tcp.py``; here the file, its
@@ -94,7 +94,7 @@ def test_compare_takes_a_tcp_set(tmp_path, article_path, monkeypatch) -> None:
 
 def test_testbed_tcp_checks_out_before_measuring(tmp_path, article_path) -> None:
     args = ["testbed", "tcp", str(article_path), "--same", "client", "web", "--cross", "api",
-            "web", "--out", str(tmp_path / "no" / "tcp.json")]  # fmt: skip
+            "web", "-o", str(tmp_path / "no" / "tcp.json")]  # fmt: skip
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 2
-    assert "--out: its folder does not exist" in r.output and "Fix: create it first" in r.output
+    assert "--output: its folder does not exist" in r.output and "Fix: create it first" in r.output

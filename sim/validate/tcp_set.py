@@ -1,4 +1,4 @@
-"""A measured TCP set (``testbed tcp --out FILE``), read back by ``podnetsim compare``.
+"""A measured TCP set (``testbed tcp -o FILE``), read back by ``podnetsim compare``.
 
 The file keeps what :func:`sim.testbed.iperf.measure_tcp_set` measured on the
 replica (idle round trips and ``iperf3`` goodputs per placement and stream
@@ -24,7 +24,7 @@ TCP_SET_VERSION = 1
 ABS_TOLERANCE = 0.25
 #: ... and of a predicted cross-node / same-node ratio.
 RATIO_TOLERANCE = 0.15
-_FIX = "give a file written by `podnetsim testbed tcp --out FILE`"
+_FIX = "give a file written by `podnetsim testbed tcp -o FILE`"
 
 
 class Goodput(BaseModel):
@@ -38,7 +38,7 @@ class Goodput(BaseModel):
 
 
 class TcpSet(BaseModel):
-    """A ``testbed tcp --out`` file."""
+    """A ``testbed tcp -o`` file."""
 
     model_config = ConfigDict(extra="forbid")
 
