@@ -6,6 +6,8 @@ second. Memory is the peak traced allocation of a whole run and its summary
 divided by packets (beside the packet columns alone). With numba installed, the
 compiled engine runs the same case in the same repeats, right after the SimPy
 engine; its ratio to the SimPy engine excludes compilation, reported apart.
+Two TCP cases (one CUBIC connection, without and with TSO) run on the SimPy
+engine after them, with their SimPy events per packet-hop (segment-hop).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import simpy
 
 from sim.control.cluster import build_cluster
 from sim.engine.budget import check_work, estimate_work
+from sim.engine.events import events_scheduled
 from sim.engine.network import Network
 from sim.engine.workloads import install_flows
-from sim.spec.bench_case import BENCH_SCENARIO
+from sim.spec.bench_case import BENCH_SCENARIO, BENCH_TCP_DURATION_FRACTION, BENCH_TCP_FLOWS
 from sim.spec.load import scenario_from_dict
 
 
@@ -38,8 +41,9 @@ def bare_simpy_events_per_s(n_events: int) -> float:
     return n_events / (time.perf_counter() - t)
 
 
-def _network(duration_s: float) -> Network:
-    scn = scenario_from_dict(BENCH_SCENARIO, "<bench>")
+def _network(duration_s: float, flow: dict | None = None) -> Network:
+    raw = BENCH_SCENARIO if flow is None else {**BENCH_SCENARIO, "flows": [flow]}
+    scn = scenario_from_dict(raw, "<bench>")
     cl = build_cluster(scn, "<bench>")
     net = Network(scn.costs, 1, 0.0, False)
     install_flows(net, cl, duration_s, [])
@@ -67,8 +71,12 @@ def _compiled_rate(duration_s: float) -> float:
     return hops / wall
 
 
-def _engine(duration_s: float) -> tuple[int, int, float]:
-    net = _network(duration_s)
+def _engine(duration_s: float, flow: dict | None = None) -> tuple[int, int, float, int]:
+    """Run the bench case (``flow`` instead of the Poisson one if given).
+
+    Returns packets, packet-hops, wall seconds and SimPy events scheduled.
+    """
+    net = _network(duration_s, flow)
     t = time.perf_counter()
     net.env.run(until=duration_s)
     wall = time.perf_counter() - t
@@ -76,7 +84,39 @@ def _engine(duration_s: float) -> tuple[int, int, float]:
     hops = sum(int(h) for h in net.rec.hop) + sum(
         1 for d in net.rec.done_s if d == d
     )  # hop index of the last station reached, +1 for packets that finished it
-    return n_pkts, hops, wall
+    return n_pkts, hops, wall, events_scheduled(net.env)
+
+
+def _tcp_cases(duration_s: float, repeats: int, bare: list[float]) -> dict:
+    """Run each TCP case of :data:`BENCH_TCP_FLOWS` ``repeats`` times (medians).
+
+    ``bare`` holds the bare SimPy rate of each repeat of the Poisson case, the
+    denominator of each repeat's ratio. A TCP case's packet is a segment (a
+    super-segment with ``tso``) or an ACK. Each case gives ``duration_s``,
+    ``packets``, ``packet_hops``, ``simpy_events`` (scheduled: timers and the
+    packets in flight at the end included), ``events_per_packet_hop``,
+    ``packet_hops_per_s`` and ``ratio`` (to the same repeat's bare SimPy rate).
+    """
+    out = {}
+    for name, flow in BENCH_TCP_FLOWS.items():
+        scn = scenario_from_dict({**BENCH_SCENARIO, "flows": [flow]}, "<bench>")
+        check_work(estimate_work(scn, duration_s=duration_s), file="podnetsim bench --duration")
+        rates, ratios = [], []
+        n_pkts = hops = events = 0
+        for i in range(repeats):
+            n_pkts, hops, wall, events = _engine(duration_s, flow)
+            rates.append(hops / wall)
+            ratios.append(rates[-1] / bare[i])
+        out[name] = {
+            "duration_s": duration_s,
+            "packets": n_pkts,
+            "packet_hops": hops,
+            "simpy_events": events,
+            "events_per_packet_hop": events / hops if hops else None,
+            "packet_hops_per_s": statistics.median(rates),
+            "ratio": statistics.median(ratios),
+        }
+    return out
 
 
 def peak_bytes_per_packet(duration_s: float, engine: str) -> tuple[float, float]:
@@ -122,14 +162,16 @@ def run_bench(duration_s: float = 0.6, repeats: int = 3) -> dict:
         compiled / SimPy engine ratios, compilation excluded), ``compile_s`` (first
         call: compile or cache load), ``compile_from_cache`` and
         ``compiled_peak_bytes_per_packet``; else these are None.
+        ``events_per_packet_hop``: SimPy events per packet-hop; ``tcp``,
+        ``tcp_tso``: the TCP cases (:func:`_tcp_cases`).
     """
     scn = scenario_from_dict(BENCH_SCENARIO, "<bench>")
     check_work(estimate_work(scn, duration_s=duration_s), file="podnetsim bench --duration")
     compiled = _compiled_setup()
     hop_rates, bare_rates, ratios, c_rates, c_ratios = [], [], [], [], []
-    n_pkts = hops = 0
+    n_pkts = hops = events = 0
     for _ in range(repeats):  # interleaved: the machine's load hits both alike
-        n_pkts, hops, wall = _engine(duration_s)
+        n_pkts, hops, wall, events = _engine(duration_s)
         rate = hops / wall
         bare = bare_simpy_events_per_s(hops)
         hop_rates.append(rate)
@@ -145,10 +187,13 @@ def run_bench(duration_s: float = 0.6, repeats: int = 3) -> dict:
         compiled["compiled_peak_bytes_per_packet"] = peak_bytes_per_packet(duration_s, "compiled")[
             0
         ]
+    tcp = _tcp_cases(duration_s * BENCH_TCP_DURATION_FRACTION, repeats, bare_rates)
     return {
         **compiled,
         "packets": n_pkts,
         "packet_hops": hops,
+        "events_per_packet_hop": events / hops if hops else None,
+        **tcp,
         "packet_hops_per_s": statistics.median(hop_rates),
         "bare_simpy_events_per_s": statistics.median(bare_rates),
         "ratio": statistics.median(ratios),

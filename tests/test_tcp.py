@@ -337,3 +337,24 @@ def test_newreno_recovers_three_losses_of_one_window_without_a_timeout(
     st = res.flows[0].tcp
     assert not lost and st.timeout_s == [] and len(st.retransmit_s) == 3
     assert st.goodput_bytes == 60 * MSS and st.completed_s[0] < 0.01
+
+
+# -- bench: one SimPy event per segment-hop ------------------------------------------------
+
+
+def test_bench_tcp_cases_take_one_simpy_event_per_segment_hop() -> None:
+    """The issue's rule: a tcp flow stays one SimPy event per packet-hop (per
+    super-segment-hop with TSO); timers add a few events per connection, not per
+    segment. Counts, not speed (speed is never asserted). The events counted are
+    those scheduled, so each packet still in flight at the end adds one: at most a
+    receive window of segments (90) and their ACKs, whatever the run's length."""
+    from sim.bench import _tcp_cases
+
+    cases = _tcp_cases(0.002, 1, [1.0])
+    plain, tso = cases["tcp"], cases["tcp_tso"]
+    for c in (plain, tso):
+        assert c["packet_hops"] >= 8 * c["packets"] * 0.9  # ~10 stations each way
+        extra = c["simpy_events"] - c["packet_hops"]
+        assert 0 <= extra <= 2 * math.ceil(131072 / MSS) + 10, c
+    assert plain["events_per_packet_hop"] <= 1.01
+    assert tso["packets"] * 10 < plain["packets"]  # 64 KB super-segments

@@ -101,6 +101,7 @@ RESULT_FILES = {
     "runs": "runs.parquet",
     "stations": "stations.parquet",
     "latency_quantiles": "latency_quantiles.parquet",
+    "tcp_series": "tcp_series.parquet",
     "summary": "summary.csv",
     "stations_summary": "stations_summary.csv",
 }
@@ -117,7 +118,7 @@ def load_results(results_dir: str | Path) -> dict[str, pd.DataFrame]:
     Returns
     -------
     dict of str to DataFrame
-        ``runs``, ``stations``, ``latency_quantiles``, ``summary``,
+        ``runs``, ``stations``, ``latency_quantiles``, ``tcp_series``, ``summary``,
         ``stations_summary`` (those present).
 
     Raises

@@ -39,6 +39,7 @@ TOP_FILES = (
     "stations.parquet",
     "stations.csv",
     "latency_quantiles.parquet",
+    "tcp_series.parquet",
     "summary.csv",
     "stations_summary.csv",
     "manifest.json",

@@ -4,7 +4,8 @@ A run's record is ``{"flows": [...], "stations": [...]}``: one row per flow of
 the run (measured and background, :func:`sim.analysis.rows.flow_rows`) and one
 per station (:func:`sim.analysis.rows.station_rows`), each prefixed with the
 run's identity (``run_id, config, replication, seed``) and its swept parameter
-values.
+values; plus ``"tcp_series"`` when a tcp flow records its window
+(:func:`sim.analysis.tcp_series.series_rows`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from sim.analysis.rows import flow_rows, station_rows
 from sim.analysis.summary import summarize
+from sim.analysis.tcp_series import series_rows
 from sim.engine.run import RunResult, simulate
 from sim.spec.load import scenario_from_dict
 
@@ -49,7 +51,11 @@ def execute(spec: RunSpec) -> dict[str, list[dict[str, Any]]]:
     res = simulate_spec(spec)
     sm = summarize(res)
     ids = identity(spec)
-    return {
+    record = {
         "flows": [{**ids, **r} for r in flow_rows(res, sm, spec.measured_flows)],
         "stations": [{**ids, **r} for r in station_rows(res, sm)],
     }
+    series = series_rows(res)
+    if series:
+        record["tcp_series"] = [{**ids, **r} for r in series]
+    return record

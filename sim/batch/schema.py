@@ -5,7 +5,8 @@ the record :func:`sim.batch.runner.execute` returns. Every row starts with the
 run's identity columns and swept parameter values; a flow row then has its name,
 role and kind, counts, metrics (numbers; NaN where undefined), ``drops.*``
 counts, latency quantiles (``cdf.*``), the path and warnings (text); a station
-row its name, kind, node and figures. A file that does not fit (a list, ``null``,
+row its name, kind, node and figures; ``tcp_series`` (only when a tcp flow asked
+for it) rows of its cwnd/goodput series. A file that does not fit (a list, ``null``,
 no flow rows, a metric that is a string) is damaged: the resume moves it aside
 and runs it again.
 """
@@ -76,6 +77,11 @@ FlowRow = create_model(
 StationRow = create_model(
     "StationRow", __base__=_RowBase, **_fields(STATION_TEXT, STATION_INTS, STATION_FLOATS)
 )
+SeriesRow = create_model(
+    "SeriesRow",
+    __base__=_RowBase,
+    **_fields(("flow",), ("stream",), ("time_s", "cwnd_bytes", "goodput_gbps")),
+)
 
 
 class StoredRun(BaseModel):
@@ -87,6 +93,7 @@ class StoredRun(BaseModel):
     fingerprint: str
     flows: list[FlowRow] = Field(min_length=1)  # type: ignore[valid-type]
     stations: list[StationRow]  # type: ignore[valid-type]
+    tcp_series: list[SeriesRow] | None = None  # type: ignore[valid-type]
 
 
 def quantile_columns() -> tuple[str, ...]:

@@ -11,6 +11,8 @@ Layout of DIR::
     stations.parquet     one row per (run, station): kind, node, utilization, queue ...
     stations.csv         the same, as CSV
     latency_quantiles.parquet  per (run, flow): latency quantiles 0..100 % and 99.9 %
+    tcp_series.parquet   per (run, flow, connection, interval): cwnd and goodput, for
+                         the tcp flows with record_cwnd (only when one has it)
     summary.csv          per (configuration, flow): mean, 95% CI half-width (t), n
     stations_summary.csv per (configuration, station): the same
     manifest.json        schema and software versions, git commit, file hash, times,
@@ -41,6 +43,7 @@ import pandas as pd
 
 import sim
 from sim.analysis.results import (
+    RESULT_FILES,
     run_tables,
     stations_summary_table,
     summary_table,
@@ -66,6 +69,10 @@ from .schema import OLD_FORMAT, read_stored_run, row_mismatch
 
 #: 2: tidy tables (one row per run and flow, per run and station).
 SCHEMA_VERSION = 2
+#: Tables a run's record may hold (``tcp_series`` only when a flow records one).
+RECORD_TABLES = ("flows", "stations", "tcp_series")
+#: The series table's file (written only when a run has series rows).
+TCP_SERIES_FILE = RESULT_FILES["tcp_series"]
 
 
 def _json_default(o: Any) -> Any:
@@ -202,7 +209,7 @@ class ResultStore:
             if why is not None:
                 self._set_aside(p, why)
                 continue
-            out[spec.run_id] = {"flows": rec["flows"], "stations": rec["stations"]}
+            out[spec.run_id] = {k: v for k, v in rec.items() if k in RECORD_TABLES}
         return out
 
     def _set_aside(self, p: Path, why: str) -> None:
@@ -252,6 +259,9 @@ class ResultStore:
         for name in ("runs", "stations"):
             self._parquet(f"{name}.parquet", tables[name])
         self._parquet("latency_quantiles.parquet", quantiles)
+        series = [row for rec in order for row in rec.get("tcp_series") or ()]
+        if series:
+            self._parquet(TCP_SERIES_FILE, pd.DataFrame.from_records(series))
         for name, df in tables.items():
             self._csv(f"{name}.csv", df)
         return len(runs)

@@ -233,6 +233,14 @@ def bench(as_json: bool, duration_s: float, repeats: int) -> None:
     click.echo(f"ratio                      {r['ratio']:.3f}")
     click.echo(f"packet columns, B/packet   {r['bytes_per_packet']:.1f}")
     click.echo(f"peak B/packet (+summary)   {r['peak_bytes_per_packet']:.1f}")
+    click.echo(f"SimPy events / packet-hop  {r['events_per_packet_hop']:.3f}")
+    for case, what in (("tcp", "TCP"), ("tcp_tso", "TCP with TSO")):
+        c = r[case]
+        click.echo(
+            f"{what} ({c['duration_s']:g} s): {c['packets']} segments and ACKs, "
+            f"{c['packet_hops_per_s']:,.0f} segment-hops/s, ratio {c['ratio']:.3f}, "
+            f"{c['events_per_packet_hop']:.3f} SimPy events per segment-hop"
+        )
     if r["compiled_packet_hops_per_s"] is None:
         click.echo("compiled engine            numba not installed (pip install 'podnetsim[fast]')")
         return

@@ -346,11 +346,19 @@ def calibrate(measurements: str, output: str, scenario, sets, fit_on) -> None:
 )
 @_errors_to_exit
 def compare(scenario, measurements, params, sets, seed, as_json, strict) -> None:
-    """Predicted vs measured RTTs, and model vs observed SNAT, for SCENARIO."""
+    """Predicted vs measured RTTs, and model vs observed SNAT, for SCENARIO.
+
+    MEASUREMENTS from `testbed tcp -o` instead: TCP goodput fitted on the
+    same-node single stream and predicted for the rest (as `testbed tcp`).
+    """
     from sim.validate.compare import compare as run_compare
     from sim.validate.compare import format_report
     from sim.validate.models import read_measurements
+    from sim.validate.tcp_set import is_tcp_set
 
+    if is_tcp_set(measurements):
+        _compare_tcp(scenario, measurements, params, sets, as_json, strict)
+        return
     res = run_compare(
         scenario, read_measurements(measurements), params, overrides=parse_sets(sets), seed=seed
     )
@@ -362,6 +370,39 @@ def compare(scenario, measurements, params, sets, seed, as_json, strict) -> None
         sys.exit(EXIT_FAILED)
 
 
+def _compare_tcp(scenario, measurements, params, sets, as_json: bool, strict: bool) -> None:
+    """``compare`` of a measured TCP set: the fit and predictions of ``testbed tcp``."""
+    from sim.validate.params import params_overrides
+    from sim.validate.tcp import compare_tcp
+    from sim.validate.tcp_set import misses, read_tcp_set
+
+    ts = read_tcp_set(measurements)
+    overrides = {**params_overrides(params), **parse_sets(sets)}
+    pairs = {k: tuple(v) for k, v in ts.pairs.items()}
+    fit, rows = compare_tcp(scenario, overrides, pairs, ts.idle_p50_us, ts.measured_gbps())
+    _print_tcp(fit, ts.idle_p50_us, rows, as_json)
+    if strict and misses(rows):
+        sys.exit(EXIT_FAILED)
+
+
+def _print_tcp(fit, idle: dict, rows: list[dict], as_json: bool) -> None:
+    """Print a TCP fit and its rows (iperf3 vs model), as text or JSON (as ``testbed tcp``)."""
+    if as_json:
+        click.echo(json.dumps({"fit": vars(fit.loaded), "idle_p50_us": idle, "rows": rows}))
+        return
+    f = fit.loaded
+    click.echo(
+        f"fit: element {f.element_us:.3f} us, syscall {f.send_us:.3f} us, "
+        f"copy {f.per_byte_ns:.3f} ns/B (idle p50 same {idle['same']:.1f} us, "
+        f"cross {idle['cross']:.1f} us)"
+    )
+    click.echo(f"{'case':<20} {'iperf3':>8} {'model':>8} {'model/iperf3':>13}")
+    for r in rows:
+        held = "held out" if r["held_out"] else "fitted"
+        nums = f"{r['measured']:>8.3f} {r['predicted']:>8.3f} {r['ratio']:>13.3f}"
+        click.echo(f"{r['case']:<20} {nums}  {held}")
+
+
 @testbed.command()
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @SET_OPTION
@@ -370,9 +411,15 @@ def compare(scenario, measurements, params, sets, seed, as_json, strict) -> None
 @click.option("--cross", nargs=2, required=True, help="Cross-node SRC DST pods.")
 @click.option("--seconds", default=3.0, show_default=True, help="Seconds per iperf3 test.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Also save the measured set here (for a later `podnetsim compare`).",
+)
 @_errors_to_exit
 @shows_activity("testbed tcp: iperf3 on the replica, then the TCP fit")
-def tcp(scenario, sets, prefix, same, cross, seconds, as_json) -> None:
+def tcp(scenario, sets, prefix, same, cross, seconds, as_json, output) -> None:
     """Measure iperf3 goodput on SCENARIO's replica; fit on one point, predict the rest.
 
     Builds the replica under --prefix, times the idle 64 B round trips and
@@ -387,6 +434,8 @@ def tcp(scenario, sets, prefix, same, cross, seconds, as_json) -> None:
 
     if not 0.1 <= seconds <= 60:
         raise UserError("bad test length", field="--seconds", fix="use 0.1 to 60 seconds")
+    if output and not Path(output).resolve().parent.is_dir():  # before the long measurement
+        raise UserError("its folder does not exist", field="--output", fix="create it first")
     netns.require(("ip", "nft", "sysctl", "sockperf", "iperf3"))
     replica, overrides = _replica(scenario, sets, prefix)
     pairs = {"same": tuple(same), "cross": tuple(cross)}
@@ -397,6 +446,10 @@ def tcp(scenario, sets, prefix, same, cross, seconds, as_json) -> None:
         idle, gbps = measure_tcp_set(replica, pairs, seconds=seconds)
     finally:
         netns.down(prefix)
+    if output:
+        from sim.validate.tcp_set import write_tcp_set
+
+        write_tcp_set(output, scenario, pairs, idle, gbps, seconds)
     fit, rows = compare_tcp(scenario, overrides, pairs, idle, gbps)
     if as_json:
         click.echo(json.dumps({"fit": vars(fit.loaded), "idle_p50_us": idle, "rows": rows}))

@@ -19,7 +19,10 @@ Estimates per flow (``window`` = the flow's sending window inside the run):
 * tcp: per connection, one ACK per data segment at most; data at most the path's
   capacity for full segments, and at most the receive window per uncongested round
   trip (and ``bytes``); a path that loses everything: the initial window plus one
-  retransmission per minimum RTO (:mod:`sim.engine.tcp`).
+  retransmission per minimum RTO (:mod:`sim.engine.tcp`);
+* request-response over tcp: per connection and transaction, the segments of the
+  request and of the response and one ACK each at most, a transaction taking at
+  least the uncongested round trip of a segment each way plus ``think_us``.
 
 Hop records are packets x the stations of their route (traces: :data:`TRACE_HOPS`).
 
@@ -39,11 +42,11 @@ from pathlib import Path
 
 from sim.control.cluster import Cluster, build_cluster
 from sim.engine.network import US, Network
-from sim.engine.tcp import ACK_BYTES, RTO_MIN_S
+from sim.engine.tcp import ACK_BYTES, RTO_MIN_S, series_intervals
 from sim.engine.workloads import flow_routes, offered_pps
-from sim.errors import UserError
+from sim.errors import ScenarioError, UserError
 from sim.spec.scenario import Scenario
-from sim.spec.workload import Flow
+from sim.spec.workload import MAX_SERIES_ROWS, Flow
 
 DEFAULT_MAX_PACKETS = 10_000_000
 DEFAULT_MAX_HOP_RECORDS = 10_000_000
@@ -148,6 +151,45 @@ def _tcp(net: Network, f: Flow, fwd: int, rep: int, window_s: float) -> tuple[fl
     return 2 * data, f"{f.streams} connection(s), a round trip of {rtt_s / US:.3g} us"
 
 
+def _tcp_rr(net: Network, f: Flow, fwd: int, rep: int, window_s: float) -> tuple[float, str]:
+    """Packets of a request-response flow over TCP over ``window_s`` seconds, and why.
+
+    Per transaction: the request's and the response's segments, and at most one
+    pure ACK per segment; a transaction takes at least the uncongested round trip
+    of one full segment each way plus ``think_us``.
+    """
+    if window_s <= 0:
+        return 0.0, "outside the run"
+    if net.routes[fwd].verdict != "delivered" or net.routes[rep].verdict != "delivered":
+        per_stream = f.init_cwnd_segments + window_s / RTO_MIN_S + 1
+        return 2 * f.streams * per_stream, f"{f.streams} connection(s) whose path loses them"
+    segs = math.ceil(int(f.size_bytes) / f.mss_bytes) + math.ceil(f.reply_bytes / f.mss_bytes)
+    cycle_s = (
+        _route_time_s(net, fwd, min(int(f.size_bytes), f.mss_bytes) + ACK_BYTES)
+        + _route_time_s(net, rep, min(f.reply_bytes, f.mss_bytes) + ACK_BYTES)
+        + f.think_us * US
+    )
+    if cycle_s <= 0:
+        return math.inf, "a closed loop whose round trip takes no simulated time"
+    per_stream = 2 * segs * (window_s / cycle_s + 1)
+    why = f"{f.streams} connection(s), a transaction of {cycle_s / US:.3g} us"
+    return f.streams * per_stream, why
+
+
+def _check_series(f: Flow, end_s: float, file: str, fld: str) -> None:
+    """Refuse a cwnd/goodput series of more than :data:`MAX_SERIES_ROWS` rows."""
+    rows = f.streams * series_intervals(end_s, f.series_interval_us * US)
+    if rows > MAX_SERIES_ROWS:
+        least_us = f.streams * end_s / MAX_SERIES_ROWS / US
+        raise ScenarioError(
+            f"flow {f.name!r} would keep {rows:.3g} series rows ({f.streams} connection(s) "
+            f"x {end_s:.3g} s / {f.series_interval_us:.3g} us), over {MAX_SERIES_ROWS:,}",
+            file=file,
+            field=f"{fld}.series_interval_us",
+            fix=f"give series_interval_us >= {least_us:.3g}, or a shorter run",
+        )
+
+
 def _trace_rows(f: Flow) -> float:
     """Newlines in the trace file (its rows, plus the header), without parsing it."""
     n = 0
@@ -169,8 +211,11 @@ def _flow_work(net: Network, cl: Cluster, i: int, f: Flow, end_s: float, hops: b
         rows = _trace_rows(f)
         return FlowWork(fld, rows, rows * TRACE_HOPS if hops else 0.0, 0.0, "rows of its file")
     fwd, rep = flow_routes(net, cl, i, f)
-    if f.kind == "tcp":
-        packets, why = _tcp(net, f, fwd, rep, window_s)
+    if f.record_cwnd and (f.kind == "tcp" or f.tcp_rr()):
+        _check_series(f, end_s, cl.file, fld)
+    if f.kind == "tcp" or f.tcp_rr():
+        est = _tcp if f.kind == "tcp" else _tcp_rr
+        packets, why = est(net, f, fwd, rep, window_s)
         per_packet_hops = (len(net.route_stations[fwd]) + len(net.route_stations[rep])) / 2
     elif rep is not None:
         packets, why = _closed_loop(net, f, fwd, rep, window_s)

@@ -10,7 +10,8 @@ free)``) and re-schedules the *same* event for the next hop. One SimPy event per
 packet-hop, no allocation per hop.
 
 Everything that relies on SimPy internals is here, and :func:`pusher`,
-:func:`scheduler`, :func:`pending_packets` and :func:`peek` are the whole interface.
+:func:`scheduler`, :func:`pending_packets`, :func:`events_scheduled` and :func:`peek`
+are the whole interface.
 Stations never read ``env._now`` or ``ev._value``: an :class:`Arrival` carries its
 packet (``pkt``) and the time it was scheduled for (``at``), both our attributes.
 
@@ -113,6 +114,15 @@ def pending_packets(env: Environment) -> Iterator[int]:
         ev = entry[3]
         if isinstance(ev, Arrival):
             yield ev.pkt
+
+
+def events_scheduled(env: Environment) -> int:
+    """SimPy events scheduled so far (every ``schedule`` and push takes one ``eid``).
+
+    Reads (and advances) ``Environment._eid`` (invariant 1): call it once, after
+    the run.
+    """
+    return next(env._eid)
 
 
 def peek(env: Environment) -> float:

@@ -14,7 +14,11 @@ What is modelled (sources)
   and its advertised window (``rcv_buf_bytes`` less the out-of-order bytes it holds;
   the application reads in-order data at once). No handshake, no SACK, no timestamps.
 * Slow start, congestion avoidance, loss reactions: :mod:`sim.engine.tcp_cc`
-  (RFC 5681, RFC 3465, RFC 9438).
+  (RFC 5681, RFC 3465, RFC 9438). The window grows only while it limits sending,
+  as Linux's ``tcp_is_cwnd_limited`` decides (in slow start: ``cwnd`` under twice
+  the largest flight of the current window; in avoidance: the window was filled),
+  so a sender held back by the receive window or the application (request/response)
+  keeps its window (RFC 7661's concern).
 * Fast retransmit on the third duplicate ACK and NewReno fast recovery
   (RFC 6582 section 3.2: ``recover``, partial ACKs retransmit the next hole and
   deflate the window, a full ACK sets ``cwnd = min(ssthresh, FlightSize + SMSS)``;
@@ -54,6 +58,8 @@ from bisect import insort
 from collections import deque
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from sim.engine.network import US, Network
 from sim.engine.tcp_cc import NewReno, controller
 from sim.spec.workload import TCP_IP_HEADER_BYTES, TSO_MAX_BYTES, Flow
@@ -70,6 +76,11 @@ DUPACK_THRESHOLD = 3
 ACK_BYTES = TCP_IP_HEADER_BYTES
 #: Tolerance of a timer's deadline against the clock, seconds.
 _EPS_S = 1e-12
+
+
+def series_intervals(end_s: float, bin_s: float) -> int:
+    """Intervals of ``bin_s`` seconds that cover a run of ``end_s`` seconds (at least 1)."""
+    return max(1, math.ceil(end_s / bin_s * (1 - 1e-12)))
 
 
 @dataclass
@@ -91,6 +102,13 @@ class TcpStats:
         window (bytes) and connection index.
     completed_s : list of float
         Time each connection's receiver got its last byte (flows with ``bytes``).
+    series_bin_s : float
+        Interval of the goodput series, seconds (NaN without ``record_cwnd``).
+    series_goodput_bytes : ndarray or None
+        Payload delivered in order per (connection, interval ``[k, k+1) x
+        series_bin_s``), bytes; None without ``record_cwnd``.
+    init_cwnd_bytes : float
+        Initial congestion window, bytes (the series' value before any change).
     """
 
     goodput_bytes: int = 0
@@ -102,6 +120,27 @@ class TcpStats:
     cwnd_bytes: list[float] = field(default_factory=list)
     cwnd_stream: list[int] = field(default_factory=list)
     completed_s: list[float] = field(default_factory=list)
+    series_bin_s: float = math.nan
+    series_goodput_bytes: np.ndarray | None = None
+    init_cwnd_bytes: float = 0.0
+
+    def start_series(self, streams: int, bin_s: float, end_s: float, init_cwnd_bytes: float):
+        """Keep goodput per ``bin_s`` seconds for ``streams`` connections until ``end_s``."""
+        self.series_bin_s = bin_s
+        self.series_goodput_bytes = np.zeros((streams, series_intervals(end_s, bin_s)))
+        self.init_cwnd_bytes = init_cwnd_bytes
+
+    def add_goodput(self, stream: int, t: float, nbytes: int) -> None:
+        """Count ``nbytes`` delivered in order to connection ``stream`` at ``t`` (series)."""
+        g = self.series_goodput_bytes
+        if g is None:
+            return
+        b = self.series_bin_s
+        k = int(t / b)
+        k += (k + 1) * b <= t  # interval k is [k b, (k + 1) b), whatever the rounding of t / b
+        k -= k * b > t
+        if k < g.shape[1]:  # a delivery at the run's very end belongs to no interval
+            g[stream, k] += nbytes
 
 
 class Timer:
@@ -215,6 +254,10 @@ class Sender:
         self.recover = -1  # RFC 6582 "recover"
         self.partial_seen = False  # a partial ACK seen in this recovery
         self.karn_mark = -1  # snd_max at the last retransmission
+        self.record = f.record_cwnd  # keep the window after every change
+        self.cwnd_limited = False  # the current window was filled (Linux is_cwnd_limited)
+        self.max_flight = 0  # largest flight of the current window, bytes
+        self.usage_seq = 0  # snd_nxt when that window began (Linux cwnd_usage_seq)
         self.timing: deque[tuple[int, float]] = deque()  # (end seq, send time), new data
 
     # -- sending ----------------------------------------------------------------------
@@ -222,6 +265,7 @@ class Sender:
         """Send what the congestion and receive windows allow at ``t``."""
         right = self.snd_una + min(self.cc.cwnd, self.rwnd)
         end = self.total if t < self.flow.stop_s else self.snd_max
+        sent = False
         while self.snd_nxt < end:
             remaining = end - self.snd_nxt
             length = min(self.unit, remaining, right - self.snd_nxt)
@@ -233,6 +277,40 @@ class Sender:
             self._transmit(self.snd_nxt, self.snd_nxt + length, t)
             self.snd_nxt += length
             self.snd_max = max(self.snd_max, self.snd_nxt)
+            sent = True
+        self._cwnd_validate(sent)
+
+    def _cwnd_validate(self, sent: bool) -> None:
+        """Track how fully the window is used (Linux ``tcp_cwnd_validate``).
+
+        Cwnd-limited: what is in flight leaves less than a segment of ``cwnd``.
+        Per window of data (until ``snd_una`` passes ``usage_seq``) the sender
+        keeps whether it was cwnd-limited and its largest flight.
+        """
+        flight = self.snd_nxt - self.snd_una
+        limited = self.cc.cwnd - flight < self.mss
+        if not (sent or limited):
+            return
+        if (
+            self.snd_una >= self.usage_seq
+            or limited
+            or (not self.cwnd_limited and flight > self.max_flight)
+        ):
+            self.cwnd_limited = limited
+            self.max_flight = flight
+            self.usage_seq = self.snd_nxt
+
+    def is_cwnd_limited(self) -> bool:
+        """Whether the window may grow (Linux ``tcp_is_cwnd_limited``, RFC 7661's aim).
+
+        In slow start while ``cwnd`` is under twice the largest flight of the
+        current window; in congestion avoidance if the window was filled in it.
+        A sender held back by the receive window or the application does not grow
+        ``cwnd`` without bound.
+        """
+        if self.cc.in_slow_start():
+            return self.cc.cwnd < 2 * self.max_flight
+        return self.cwnd_limited
 
     def _transmit(self, seq: int, end: int, t: float) -> None:
         """Put bytes ``[seq, end)`` on the path at ``t`` (a retransmission if sent before)."""
@@ -251,12 +329,16 @@ class Sender:
         self._transmit(self.snd_una, end, t)
 
     # -- acknowledgements ---------------------------------------------------------------
-    def on_ack(self, ack: int, rwnd: int, t: float) -> None:
-        """Process an ACK of everything below ``ack`` advertising ``rwnd`` bytes, at ``t``."""
+    def on_ack(self, ack: int, rwnd: int, t: float, carries_data: bool = False) -> None:
+        """Process an ACK of everything below ``ack`` advertising ``rwnd`` bytes, at ``t``.
+
+        ``carries_data``: the ACK rides on a data segment of the other direction,
+        which is never a duplicate ACK (RFC 5681 section 2).
+        """
         self.rwnd = rwnd
         if ack > self.snd_una:
             self._new_ack(ack, t)
-        elif ack == self.snd_una and self.snd_una < self.snd_max:
+        elif ack == self.snd_una and self.snd_una < self.snd_max and not carries_data:
             self._dup_ack(t)
         self._record_cwnd(t)
         self.send_more(t)
@@ -270,7 +352,8 @@ class Sender:
         if self.in_recovery:
             restart = self._recovery_ack(ack, acked, t)
         else:
-            self.cc.on_ack(acked, t, self.rtt.srtt_s or 0.0)
+            if self.is_cwnd_limited():
+                self.cc.on_ack(acked, t, self.rtt.srtt_s or 0.0)
         self.dupacks = 0
         if self.snd_una >= self.snd_max:
             self.timer.cancel()  # RFC 6298 (5.2)
@@ -338,7 +421,7 @@ class Sender:
         self.send_more(now)
 
     def _record_cwnd(self, t: float) -> None:
-        if self.flow.spec.record_cwnd:
+        if self.record:
             st = self.flow.stats
             st.cwnd_at_s.append(t)
             st.cwnd_bytes.append(self.cc.cwnd)
@@ -438,6 +521,10 @@ class TcpFlow:
         self.acks: dict[int, tuple[Sender, int, int]] = {}  # ack packet -> (sender, ack, wnd)
         self.senders = [Sender(self, i) for i in range(spec.streams)]
         self.receivers = [Receiver(self, i) for i in range(spec.streams)]
+        if spec.record_cwnd:
+            self.stats.start_series(
+                spec.streams, spec.series_interval_us * US, end_s, self.senders[0].cc.cwnd
+            )
         if net.routes[data].verdict == "delivered":
             net.route_end[data] = self._segment_arrived
         if net.routes[ack].verdict == "delivered":
@@ -462,6 +549,7 @@ class TcpFlow:
         """Count ``nbytes`` delivered in order at ``t`` (goodput, completion)."""
         if self.window[0] <= t < self.window[1]:
             self.stats.goodput_bytes += nbytes
+        self.stats.add_goodput(receiver.index, t, nbytes)
         if receiver.rcv_nxt + nbytes >= receiver.total:
             self.stats.completed_s.append(t)
 

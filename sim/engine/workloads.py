@@ -24,6 +24,7 @@ from sim.control.resolve import endpoint, resolve, resolve_reply
 from sim.engine.network import US, Network, stream
 from sim.engine.stations import UNLIMITED
 from sim.engine.tcp import TcpFlow, TcpStats
+from sim.engine.tcp_rr import TcpRrFlow
 from sim.errors import ScenarioError, UserError
 from sim.spec.workload import OPEN_LOOP_KINDS, Flow
 
@@ -496,7 +497,9 @@ def install_flows(net: Network, cl: Cluster, end_s: float, warnings: list[str]) 
         st.routes.append(r)
         if rr is not None:
             st.reply_routes.append(rr)
-            if f.kind == "request-response":
+            if f.kind == "request-response" and f.tcp_rr():
+                TcpRrFlow(net, st, r, rr, end_s)
+            elif f.kind == "request-response":
                 RequestResponse(net, st, r, rr, end_s)
             elif f.kind == "tcp":
                 st.tcp = TcpFlow(net, f, r, rr, end_s).stats

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from sim.plots import cdf, draw
+from sim.plots import cdf, draw, series
 from sim.plots.axes import metric_label
 from sim.plots.breakdown import bars
 from sim.plots.results import Results, read_results
@@ -25,6 +25,8 @@ from sim.spec.experiment import PLOT_KINDS
 BREAKDOWN_STEM = "station-breakdown"
 #: File name (no extension) of the latency CDFs at ``[plots] cdf_at``.
 CDF_STEM = "latency-cdf"
+#: File name (no extension) of the tcp flows' window and goodput over time.
+SERIES_STEM = "tcp-series"
 
 
 #: The ``[plots] kinds`` entry of each default figure's metric (latency or RTT otherwise).
@@ -52,6 +54,11 @@ def figures(res: Results) -> Iterator[tuple[str, str, Figure]]:
         where = ", ".join(f"{a:g}" for a in dict.fromkeys(c.at for c in cs))
         caption = f"latency CDF at {default_x(res)} = {where} (quantiles averaged over runs)"
         yield CDF_STEM, caption, draw.cdf_figure(cs, title)
+    sl = series.series_lines(res) if "tcp-series" in kinds else []
+    if sl:
+        title = f"{res.manifest['experiment']}: TCP window and goodput over time"
+        caption = "congestion window and goodput of the measured tcp flows over time"
+        yield SERIES_STEM, caption, series.series_figure(sl, title)
     at, bs = bars(res) if "station-breakdown" in kinds else (None, [])
     if bs:
         where = f" at {default_x(res)} = {at}" if at is not None else ""

@@ -18,3 +18,12 @@ BENCH_SCENARIO = {
     "pods": [{"name": "web", "node": "node1"}, {"name": "api", "node": "node2"}],
     "flows": [BENCH_FLOW],
 }
+#: The TCP cases of ``podnetsim bench``: one CUBIC connection over the same path
+#: (api on node2 to web on node1), without and with segmentation offload. A tcp
+#: flow sends as fast as its path takes, so these run a tenth of the duration.
+BENCH_TCP_FLOWS = {
+    "tcp": {"name": "bench-tcp", "kind": "tcp", "src": "api", "dst": "web"},
+    "tcp_tso": {"name": "bench-tcp", "kind": "tcp", "src": "api", "dst": "web", "tso": True},
+}
+#: Simulated time of the TCP cases, as a fraction of ``--duration``.
+BENCH_TCP_DURATION_FRACTION = 0.1

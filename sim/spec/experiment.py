@@ -48,7 +48,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-PLOT_KINDS = ("latency-vs-load", "throughput-vs-load", "latency-cdf", "station-breakdown", "drops")
+PLOT_KINDS = (
+    "latency-vs-load",
+    "throughput-vs-load",
+    "latency-cdf",
+    "station-breakdown",
+    "drops",
+    "tcp-series",
+)
 
 
 class _Frozen(BaseModel):
@@ -79,7 +86,8 @@ class PlotSpec(_Frozen):
     ----------
     kinds : list of str
         Any of ``latency-vs-load``, ``throughput-vs-load``, ``latency-cdf``,
-        ``station-breakdown``, ``drops``.
+        ``station-breakdown``, ``drops``, ``tcp-series`` (drawn when a tcp flow has
+        ``record_cwnd``).
     x : str or None
         Swept parameter on the x axis (default: the first swept parameter that is
         not ``placement``).
@@ -97,7 +105,12 @@ class PlotSpec(_Frozen):
 
     kinds: tuple[
         Literal[
-            "latency-vs-load", "throughput-vs-load", "latency-cdf", "station-breakdown", "drops"
+            "latency-vs-load",
+            "throughput-vs-load",
+            "latency-cdf",
+            "station-breakdown",
+            "drops",
+            "tcp-series",
         ],
         ...,
     ] = PLOT_KINDS

@@ -10,7 +10,10 @@ packets are generated:
                      silent during OFF periods (exponential or Pareto lengths)
 ``trace``            replays a CSV ``time_s,size_bytes,src,dst`` (one packet a row)
 ``request-response`` closed loop: ``outstanding`` requests in flight; each is
-                     answered along the reverse path; gives round-trip times
+                     answered along the reverse path; gives round-trip times.
+                     ``transport = "tcp"``: transactions over ``streams`` TCP
+                     connections, one in flight each, like netperf ``TCP_RR``
+                     (:mod:`sim.engine.tcp_rr`)
 ``bulk``             window-limited transfer: ``window_packets`` in flight, each
                      acknowledged by a small reply; a fixed window, not TCP
 ``tcp``              TCP bulk transfer (``bytes``, or until ``stop_s``) over
@@ -44,6 +47,10 @@ TCP_RMEM_DEFAULT_BYTES = 131072
 DELACK_US = 40000.0
 #: Most parallel connections of one tcp flow (``iperf3 -P`` allows 128).
 MAX_STREAMS = 128
+#: Default interval of a tcp flow's cwnd/goodput series, microseconds (10 ms).
+SERIES_INTERVAL_US = 10000.0
+#: Most rows (connections x intervals) of one flow's series in one run.
+MAX_SERIES_ROWS = 1_000_000
 
 
 class Flow(BaseModel):
@@ -117,6 +124,14 @@ class Flow(BaseModel):
         path super-segments of up to 64 KB, each one packet at every station.
     record_cwnd : bool
         Keep each connection's congestion window after every change (a time series).
+    series_interval_us : float
+        Interval of the congestion-window and goodput time series kept with
+        ``record_cwnd`` (the ``tcp_series`` results table), microseconds.
+    transport : {"udp", "tcp"}
+        Transport of a ``request-response`` flow: ``udp`` (one packet each way, resent
+        after ``rto_us``) or ``tcp`` (``streams`` connections with one transaction in
+        flight each; ``size_bytes`` and ``reply_bytes`` are then the request and
+        response payloads, cut into segments of ``mss_bytes``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -152,6 +167,8 @@ class Flow(BaseModel):
     delack_us: float = Field(DELACK_US, gt=0)
     tso: bool = False
     record_cwnd: bool = False
+    series_interval_us: float = Field(SERIES_INTERVAL_US, gt=0)
+    transport: Literal["udp", "tcp"] = "udp"
 
     @model_validator(mode="after")
     def _check_kind_fields(self) -> Flow:
@@ -169,6 +186,8 @@ class Flow(BaseModel):
             )
         if self.kind == "tcp":
             self._check_tcp()
+        if self.transport == "tcp":
+            self._check_tcp_rr()
         if self.kind == "trace":
             if not self.trace_file:
                 raise ValueError("a trace flow needs trace_file = 'path/to/trace.csv'")
@@ -191,12 +210,45 @@ class Flow(BaseModel):
                 "a tcp flow's packet size is mss_bytes plus 40 B of headers; "
                 "remove size_bytes (set mss_bytes instead)"
             )
+        self._check_rcv_buf()
+
+    def _check_rcv_buf(self) -> None:
+        """Check that the receive buffer holds a segment (raises ValueError)."""
         if self.rcv_buf_bytes < self.mss_bytes:
             raise ValueError(
                 f"rcv_buf_bytes ({self.rcv_buf_bytes}) is smaller than one segment "
                 f"(mss_bytes {self.mss_bytes}), so nothing could be sent; "
                 "give rcv_buf_bytes >= mss_bytes"
             )
+
+    def _check_tcp_rr(self) -> None:
+        """Check a request-response flow over TCP (raises ValueError)."""
+        if self.kind != "request-response":
+            raise ValueError(
+                f"transport = 'tcp' applies to request-response flows, not {self.kind}; "
+                "remove transport (a tcp flow is TCP already)"
+            )
+        if self.outstanding != 1:
+            raise ValueError(
+                f"a request-response flow over tcp keeps one transaction in flight per "
+                f"connection (netperf TCP_RR), got outstanding = {self.outstanding}; "
+                f"remove outstanding and give streams = {self.outstanding} connections"
+            )
+        if not isinstance(self.size_bytes, int):
+            raise ValueError(
+                "a request-response flow over tcp needs one request size, got "
+                f"size_bytes = {self.size_bytes!r}; give size_bytes as one payload size in bytes"
+            )
+        if self.bytes is not None:
+            raise ValueError(
+                "bytes is the transfer size of a tcp flow; a request-response flow sends "
+                "size_bytes per request and reply_bytes per reply: remove bytes"
+            )
+        self._check_rcv_buf()
+
+    def tcp_rr(self) -> bool:
+        """Whether this is a request-response flow over TCP."""
+        return self.transport == "tcp"
 
     def segment_bytes(self) -> int:
         """IP packet size of a full TCP segment (MSS + headers), bytes."""
@@ -212,6 +264,8 @@ class Flow(BaseModel):
         """Packet sizes (bytes) and their probabilities."""
         if self.kind == "tcp":
             return (self.segment_bytes(),), (1.0,)
+        if self.tcp_rr():  # the request's first segment
+            return (min(int(self.size_bytes), self.mss_bytes) + TCP_IP_HEADER_BYTES,), (1.0,)
         if self.size_bytes == "imix":
             total = sum(IMIX_WEIGHTS)
             return IMIX_SIZES_BYTES, tuple(w / total for w in IMIX_WEIGHTS)
