@@ -506,6 +506,8 @@ def load(
     from sim.testbed.replica import build
 
     _check_load_args(load_frac, duration, repeats)
+    if output and not Path(output).resolve().parent.is_dir():  # before the long measurement
+        raise UserError("its folder does not exist", field="--output", fix="create it first")
     netns.require(("ip", "nft", "sysctl", "sockperf", "taskset", "chrt"))
     cpus = len(os.sched_getaffinity(0))
     if cpus < 2:

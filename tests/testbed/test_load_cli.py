@@ -29,6 +29,12 @@ def test_options_are_bounded_before_anything_starts(option, value):
     assert len(lines) == 1 and option in lines[0] and "Fix:" in lines[0], res.output
 
 
+def test_output_folder_is_checked_before_measuring(tmp_path):
+    args = ["load", str(SCENARIO), *PAIRS, "-o", str(tmp_path / "no" / "x.json")]
+    res = CliRunner().invoke(testbed_cmds.testbed, [*args, "--prefix", PREFIX])
+    assert res.exit_code == 2 and "--output" in res.output and "Traceback" not in res.output
+
+
 @requires_kernel
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_one_short_round_prints_every_case_and_writes_json(tmp_path):
