@@ -41,8 +41,51 @@ def _frame(edit):
     return damage
 
 
+def _csv(name: str, edit):
+    def damage(root: Path) -> None:
+        edit(pd.read_csv(root / name)).to_csv(root / name, index=False)
+
+    return damage
+
+
 #: case -> (damage, file named in the message, words)
 CASES = {
+    # found by tests/fuzz/test_fuzz_results.py (each was a traceback, exit 1)
+    "manifest-cdf-at-strings": (
+        _manifest(lambda m: m["plots"].update(cdf_at=["x"])),
+        "manifest.json",
+        ["plots.cdf_at", "not a list of numbers"],
+    ),
+    "manifest-kinds-a-number": (
+        _manifest(lambda m: m["plots"].update(kinds=5)),
+        "manifest.json",
+        ["plots.kinds"],
+    ),
+    "manifest-breakdown-at-a-list": (
+        _manifest(lambda m: m["plots"].update(breakdown_at=[1])),
+        "manifest.json",
+        ["plots.breakdown_at"],
+    ),
+    "summary-mean-not-a-number": (
+        _csv("summary.csv", lambda df: df.assign(**{"latency_mean_us.mean": "abc"})),
+        "summary.csv",
+        ["latency_mean_us.mean", "'abc', not a number"],
+    ),
+    "summary-ci-missing": (
+        _csv("summary.csv", lambda df: df.drop(columns=["latency_mean_us.ci95"])),
+        "summary.csv",
+        ["has no column 'latency_mean_us.ci95'"],
+    ),
+    "summary-x-empty": (
+        _csv("summary.csv", lambda df: df.assign(**{"flows.probe.rate_gbps": None})),
+        "summary.csv",
+        ["flows.probe.rate_gbps", "an empty cell"],
+    ),
+    "stations-sojourn-not-a-number": (
+        _csv("stations_summary.csv", lambda df: df.assign(**{"sojourn_mean_us.mean": "x"})),
+        "stations_summary.csv",
+        ["sojourn_mean_us.mean", "'x', not a number"],
+    ),
     "manifest-not-json": (
         lambda r: (r / "manifest.json").write_text("{oops"),
         "manifest.json",
