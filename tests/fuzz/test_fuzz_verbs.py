@@ -23,7 +23,7 @@ from .mutate import mutants
 from .test_fuzz_inputs import SCENARIOS, SET_KEYS, SET_VALUES, invoke, verdict
 
 SEED = int(os.environ.get("FUZZ_SEED", "20261202"))
-CASES = int(os.environ.get("FUZZ_CASES", "0")) or 80
+CASES = int(os.environ.get("FUZZ_CASES", "0")) or 150
 SMALL = Path(__file__).resolve().parents[1] / "data" / "batch" / "small.toml"
 #: as `podnetsim calibrate` writes it (sim/validate/params.py)
 PARAMS = {
