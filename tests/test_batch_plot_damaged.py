@@ -170,3 +170,16 @@ def test_plot_on_damaged_results_is_one_line(tmp_path, reference, case: str) -> 
         assert w in lines[0], (w, lines[0])
     assert not (root / "plots").exists()
     assert res.stdout == ""
+
+
+@pytest.mark.parametrize("value", [float("inf"), -5.0, 0.0])
+def test_no_positive_delay_is_drawn_on_a_linear_axis(tmp_path, reference, value) -> None:
+    """A log axis needs a positive value: without one (all inf, negative or 0) the figure
+    is drawn on a linear axis, without a warning (was a ValueError traceback for inf)."""
+    root = tmp_path / "res"
+    shutil.copytree(reference, root)
+    _csv("summary.csv", lambda df: df.assign(**{"latency_mean_us.mean": value}))(root)
+    res = CliRunner().invoke(cli, ["plot", str(root), "--y", "latency_mean_us"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert res.stderr == ""
+    assert sorted(p.suffix for p in (root / "plots").iterdir()) == [".png", ".svg"]

@@ -116,7 +116,7 @@ def _read_table(path: Path, needed: tuple[str, ...], numeric: list[str]) -> pd.D
     must be numbers too (a figure puts them on a numeric axis).
     """
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, low_memory=False)  # one dtype per column, no DtypeWarning
     except Exception as exc:  # pandas raises several types for a damaged CSV
         raise damaged(path, f"cannot be read ({_reason(exc)})") from None
     if df.empty:
