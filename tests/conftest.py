@@ -36,6 +36,7 @@ SLOW = (
     "test_cli_signals.py::test_plot_",  # these draw figures of a batch run first
     "test_cli_signals.py::test_report_",
     "test_batch_plot_damaged.py::test_no_positive_delay_is_drawn_on_a_linear_axis",
+    "test_batch_plot_damaged.py::test_damaged_quantiles_are_one_line",
     "test_batch_run.py::test_writes_every_results_file",  # these share the headline's
     "test_batch_run.py::test_manifest",  # --quick batch in a subprocess (51 s loaded)
     "test_batch_run.py::test_parquet_and_csv_hold_the_same_runs",

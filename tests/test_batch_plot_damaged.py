@@ -183,3 +183,26 @@ def test_no_positive_delay_is_drawn_on_a_linear_axis(tmp_path, reference, value)
     assert res.exit_code == 0, (res.output, res.exception)
     assert res.stderr == ""
     assert sorted(p.suffix for p in (root / "plots").iterdir()) == [".png", ".svg"]
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda q: q.assign(**{"cdf.q035.0": "x"}), ["cdf.q035.0", "'x', not a number"]),
+        (lambda q: q.drop(columns=["flow"]), ["has no column 'flow'"]),
+    ],
+    ids=["quantile-not-a-number", "no-flow-column"],
+)
+def test_damaged_quantiles_are_one_line(tmp_path, reference, edit, words) -> None:
+    """Found by the results fuzz: a string quantile was a TypeError traceback."""
+    root = tmp_path / "res"
+    shutil.copytree(reference, root)
+    _manifest(lambda m: m["plots"].update(cdf_at=[1.0]))(root)
+    q = root / "latency_quantiles.parquet"
+    edit(pd.read_parquet(q)).to_parquet(q)
+    res = CliRunner().invoke(cli, ["report", str(root)])
+    assert res.exit_code == 2, (res.output, res.exception)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {q}: "), res.stderr
+    assert all(w in lines[0] for w in words), lines[0]
+    assert not (root / "report.html").exists()

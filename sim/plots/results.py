@@ -127,15 +127,27 @@ def _read_table(path: Path, needed: tuple[str, ...], numeric: list[str]) -> pd.D
     missing = [c for c in (*needed, *paired) if c not in df.columns]
     if missing:
         raise damaged(path, f"has no column {missing[0]!r}")
-    for col in (*numeric, *stats):
+    as_numbers(df, path, numeric, empty_ok=False)
+    as_numbers(df, path, stats)
+    return df
+
+
+def as_numbers(df: pd.DataFrame, path: Path, cols, empty_ok: bool = True) -> None:
+    """Make columns ``cols`` of ``df`` numeric in place (empty cells NaN where ``empty_ok``).
+
+    Raises
+    ------
+    UserError
+        A cell that is not a number (or is empty, unless ``empty_ok``), naming the column.
+    """
+    for col in cols:
         values = pd.to_numeric(df[col], errors="coerce")
-        bad = values.isna() & (df[col].notna() | (col in numeric))
+        bad = values.isna() & (df[col].notna() | (not empty_ok))
         if bad.any():
             cell = df[col][bad].iloc[0]
             what = "an empty cell" if pd.isna(cell) else repr(cell)
             raise damaged(path, f"holds {what}, not a number", col)
         df[col] = values
-    return df
 
 
 def _is_number(value) -> bool:
