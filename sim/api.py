@@ -130,24 +130,8 @@ def run_experiment(
 ) -> Path:
     """Run an experiment's batch and write its results directory.
 
-    Parameters
-    ----------
-    path : str or Path
-        Experiment file.
-    out : str or Path, optional
-        Results directory (default ``results/<experiment name>``).
-    quick : bool
-        Use the experiment's ``[quick]`` settings.
-    jobs : int
-        Worker processes.
-    resume, force : bool
-        Finish a stored batch, or replace it.
-    params : str or Path, optional
-        ``calibrate`` parameter file applied to every run.
-    sets : dict, optional
-        Dotted overrides applied to every run.
-    plots : bool
-        Draw the plots.
+    The parameters are those of :func:`sim.batch.run_experiment` of the same
+    names (this call keeps the ones a notebook needs).
 
     Returns
     -------

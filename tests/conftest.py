@@ -32,6 +32,11 @@ SLOW = (
     # over ~3 s each on a quiet 2-core machine (measured with --durations under load 8-11,
     # where they took 9-80 s): the quick subset keeps one theory check of each kind
     "fuzz/test_fuzz_inputs.py::test_fuzz_scenarios_and_command_lines",
+    "fuzz/test_fuzz_results.py",  # 100 damaged directories, half drawn (6 min under load)
+    "test_cli_signals.py::test_plot_",  # these draw figures of a batch run first
+    "test_cli_signals.py::test_report_",
+    "test_batch_plot_damaged.py::test_no_positive_delay_is_drawn_on_a_linear_axis",
+    "test_batch_plot_damaged.py::test_damaged_quantiles_are_one_line",
     "test_batch_run.py::test_writes_every_results_file",  # these share the headline's
     "test_batch_run.py::test_manifest",  # --quick batch in a subprocess (51 s loaded)
     "test_batch_run.py::test_parquet_and_csv_hold_the_same_runs",

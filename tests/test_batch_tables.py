@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from scipy import stats
 
+from sim.analysis.rows import FLOW_METRICS
 from sim.batch import load_experiment
 from sim.cli.main import cli
 
@@ -93,28 +94,8 @@ def test_summary_one_row_per_configuration(by_jobs) -> None:
 
 # -- the tidy tables (issue 10's results contract) ---------------------------------------
 
-CONTRACT_METRICS = [
-    "sent",
-    "delivered",
-    "dropped",
-    "in_flight",
-    "drop_rate",
-    "throughput_gbps",
-    "offered_gbps",
-    "latency_mean_us",
-    "latency_p50_us",
-    "latency_p90_us",
-    "latency_p99_us",
-    "latency_p99.9_us",
-    "latency_max_us",
-    "rtt_mean_us",
-    "rtt_p50_us",
-    "rtt_p99_us",
-    "transactions_per_s",
-    "retransmissions",
-    "timeouts",  # tcp flows (NaN otherwise)
-    "srtt_mean_us",
-]
+#: the flow metric columns, in order (rtt_*, timeouts, srtt: NaN where they do not apply)
+CONTRACT_METRICS = list(FLOW_METRICS)
 PARAMS = ["placement", "flows.probe.rate_gbps"]
 
 

@@ -85,8 +85,11 @@ class _Group(click.Group):
             _usage_exit(err)
 
     def invoke(self, ctx: click.Context):
+        from sim.batch.signals import BatchInterrupted, stop_on_signals
+
         try:
-            return super().invoke(ctx)
+            with stop_on_signals():  # SIGTERM too: one line, and clean-ups (finally) run
+                return super().invoke(ctx)
         except _HELP_ONLY:
             raise
         except click.UsageError as err:
@@ -94,6 +97,10 @@ class _Group(click.Group):
         except UserError as err:
             click.echo(f"error: {err}", err=True)
             ctx.exit(err.exit_code)
+        except BatchInterrupted as exc:  # `run` says more (its kept runs) itself
+            verb = ctx.invoked_subcommand
+            click.echo(f"interrupted by {exc}: podnetsim {verb} stopped", err=True)
+            ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)

@@ -172,9 +172,9 @@ def _measured(replica, overrides, build_it: bool, **kw):
             fix=f"run `podnetsim testbed up {file}` (with the same --set options) first, "
             "or pass --up",
         )
-    if built:
-        build(replica)
-    try:
+    try:  # an interrupt while the replica settles removes it too
+        if built:
+            build(replica)
         problems = verify(replica)
         if problems:
             raise UserError(
@@ -441,8 +441,8 @@ def tcp(scenario, sets, prefix, same, cross, seconds, as_json, output) -> None:
     pairs = {"same": tuple(same), "cross": tuple(cross)}
     for pod in (*same, *cross):
         replica.namespace(pod)  # an unknown pod: one line naming it, exit 2
-    build(replica, replace=True)
-    try:
+    try:  # an interrupt while the replica settles removes it too
+        build(replica, replace=True)
         idle, gbps = measure_tcp_set(replica, pairs, seconds=seconds)
     finally:
         netns.down(prefix)

@@ -9,12 +9,13 @@ Bulletin 86(3)), so the curve is the distribution of a typical replication.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from sim.plots.results import Results, damaged
+from sim.plots.results import Results, as_numbers, damaged
 from sim.plots.views import default_x
 
 #: Stored quantile columns: ``cdf.q050.0`` is the 50 % quantile.
@@ -58,9 +59,12 @@ def curves(res: Results) -> list[Curve]:
     except Exception as exc:  # pyarrow raises many types for a damaged file
         raise damaged(path, f"cannot be read ({exc})") from None
     x = default_x(res)
-    cols = sorted((c for c in q.columns if c.startswith(PREFIX)), key=_fraction)
-    if x not in q.columns or not cols:
-        raise damaged(path, f"has no column {x!r} or no {PREFIX}* columns")
+    named = [c for c in q.columns if re.fullmatch(rf"{re.escape(PREFIX)}\d+(\.\d*)?", c)]
+    cols = sorted(named, key=_fraction)
+    missing = [c for c in (x, "flow") if c not in q.columns]
+    if missing or not cols:
+        raise damaged(path, f"has no column {missing[0]!r}" if missing else f"no {PREFIX}* columns")
+    as_numbers(q, path, cols)
     if "role" in q.columns and (q["role"] == "measured").any():
         q = q[q["role"] == "measured"]
     others = [p for p in res.params if p != x and p in q.columns]

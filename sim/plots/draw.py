@@ -116,7 +116,7 @@ def line_figure(view: View, lns: list[Line], manifest: dict, order: list) -> plt
     ax.set_xlabel(param_label(view.x, unit, label))
     ylabel = metric_label(view.y, [ln.kind for ln in lns])
     ax.set_ylabel(ylabel)
-    _scales(ax, view, numeric)
+    _scales(ax, view, numeric and _positive(ln.x for ln in lns), _positive(ln.mean for ln in lns))
     note = f"\nlower half of the band not drawn at {dropped} points (mean - ci95 <= 0)"
     ax.set_title(
         f"{manifest['experiment']}: {ylabel}\n{subtitle(manifest)}" + (note if dropped else ""),
@@ -127,12 +127,18 @@ def line_figure(view: View, lns: list[Line], manifest: dict, order: list) -> plt
     return fig
 
 
-def _scales(ax, view: View, numeric: bool) -> None:
-    if view.logx and numeric:
+def _positive(arrays) -> bool:
+    """Whether any value is finite and above 0 (else a log axis cannot be drawn)."""
+    return any(np.any(np.isfinite(a) & (a > 0)) for a in map(np.asarray, arrays))
+
+
+def _scales(ax, view: View, logx_ok: bool, logy_ok: bool) -> None:
+    """Log or linear axes as the view asks; linear where no value could be drawn on a log one."""
+    if view.logx and logx_ok:
         ax.set_xscale("log")
         plain_log(ax.xaxis)
         label_enough(ax.xaxis, ax.get_xlim())
-    if view.logy:
+    if view.logy and logy_ok:
         ax.set_yscale("log")
         plain_log(ax.yaxis)
         label_enough(ax.yaxis, ax.get_ylim())

@@ -84,11 +84,12 @@ def read_results(root: str | Path) -> Results:
         )
     manifest = read_manifest(manifest_p)
     params = list(manifest["swept"])
-    summary = _read_table(summary_p, (*SUMMARY_KEYS, *params))
+    numeric = [p for p, v in manifest["swept"].items() if v and all(map(_is_number, v))]
+    summary = _read_table(summary_p, (*SUMMARY_KEYS, *params), numeric)
     runs = _read_runs(runs_p, ("config", *params, "flow", "path"))
     paths = runs.drop_duplicates(["config", "flow"])[["config", "flow", "path"]]
     st_p = root / "stations_summary.csv"
-    stations = _read_table(st_p, (*STATIONS_KEYS, *params)) if st_p.is_file() else None
+    stations = _read_table(st_p, (*STATIONS_KEYS, *params), numeric) if st_p.is_file() else None
     return Results(root, manifest, summary, paths.reset_index(drop=True), stations)
 
 
@@ -108,17 +109,49 @@ def _read_runs(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
     return df
 
 
-def _read_table(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:
+def _read_table(path: Path, needed: tuple[str, ...], numeric: list[str]) -> pd.DataFrame:
+    """Read a summary CSV: ``needed`` columns present, ``M.mean``/``ci95``/``n`` numbers.
+
+    ``numeric`` are the swept parameters whose values are numbers: their cells
+    must be numbers too (a figure puts them on a numeric axis).
+    """
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, low_memory=False)  # one dtype per column, no DtypeWarning
     except Exception as exc:  # pandas raises several types for a damaged CSV
         raise damaged(path, f"cannot be read ({_reason(exc)})") from None
     if df.empty:
         raise damaged(path, "holds no rows")
-    missing = [c for c in needed if c not in df.columns]
+    stats = [c for c in df.columns if c.endswith((".mean", ".ci95", ".n"))]
+    metrics = {c.rsplit(".", 1)[0] for c in df.columns if c.endswith((".mean", ".ci95"))}
+    paired = [f"{m}.{s}" for m in sorted(metrics) for s in ("mean", "ci95")]
+    missing = [c for c in (*needed, *paired) if c not in df.columns]
     if missing:
         raise damaged(path, f"has no column {missing[0]!r}")
+    as_numbers(df, path, numeric, empty_ok=False)
+    as_numbers(df, path, stats)
     return df
+
+
+def as_numbers(df: pd.DataFrame, path: Path, cols, empty_ok: bool = True) -> None:
+    """Make columns ``cols`` of ``df`` numeric in place (empty cells NaN where ``empty_ok``).
+
+    Raises
+    ------
+    UserError
+        A cell that is not a number (or is empty, unless ``empty_ok``), naming the column.
+    """
+    for col in cols:
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna() & (df[col].notna() | (not empty_ok))
+        if bad.any():
+            cell = df[col][bad].iloc[0]
+            what = "an empty cell" if pd.isna(cell) else repr(cell)
+            raise damaged(path, f"holds {what}, not a number", col)
+        df[col] = values
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _reason(exc: Exception) -> str:
@@ -145,13 +178,31 @@ def read_manifest(path: Path) -> dict:
     for key in ("plots", "units"):
         if not isinstance(manifest.get(key, {}), dict):
             raise damaged(path, f"{key} is not an object", key)
-    plots = dict(manifest.get("plots") or {})
+    plots = _check_plots(path, dict(manifest.get("plots") or {}))
     x = plots.get("x")
     if x is not None and x not in swept:
         names = ", ".join(swept)
         raise damaged(path, f"plots.x {x!r} is not a swept parameter (swept: {names})", "plots.x")
     manifest.setdefault("experiment", path.parent.name)
     return {**manifest, "plots": plots, "units": manifest.get("units") or {}}
+
+
+def _check_plots(path: Path, plots: dict) -> dict:
+    """Check the manifest's ``[plots]`` table as an experiment file's (``PlotSpec``)."""
+    from pydantic import ValidationError
+
+    from sim.spec.experiment import PlotSpec
+
+    known = {k: v for k, v in plots.items() if k in PlotSpec.model_fields}
+    try:
+        checked = PlotSpec.model_validate(known).model_dump(mode="json", include=set(known))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(["plots", *map(str, err["loc"])])
+        raise damaged(path, err["msg"], field) from None
+    if not all(_is_number(v) for v in checked.get("cdf_at") or []):
+        raise damaged(path, "not a list of numbers", "plots.cdf_at")
+    return {**plots, **checked}
 
 
 def damaged(path: Path, problem: str, field: str | None = None) -> UserError:

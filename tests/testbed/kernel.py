@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+from collections.abc import Iterator
 
 import pytest
 
@@ -61,3 +63,23 @@ def root_state() -> tuple[set[str], str]:
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     names = {line.split(":")[1].strip().split("@")[0] for line in links.stdout.splitlines()}
     return names, tables
+
+
+@contextlib.contextmanager
+def built_replica(scenario, prefix: str, overrides: dict | None = None) -> Iterator:
+    """Build ``scenario``'s replica under ``prefix`` for a test module, then remove it.
+
+    Any leftover under ``prefix`` is removed first; afterwards the root namespace
+    must be as it was (no interface or nftables table left behind).
+    """
+    from sim.testbed.replica import build, load_replica
+
+    netns.down(prefix)
+    before = root_state()
+    r = load_replica(scenario, overrides, prefix=prefix)
+    build(r)
+    try:
+        yield r
+    finally:
+        netns.down(prefix)
+        assert root_state() == before, "the root namespace changed"

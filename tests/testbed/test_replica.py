@@ -27,7 +27,7 @@ from sim.validate.measure import measure_replica
 from sim.validate.models import Timing
 from sim.validate.params import write_params
 
-from .kernel import PID, requires_kernel, root_state
+from .kernel import PID, built_replica, requires_kernel, root_state
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "experiments" / "scenarios"
@@ -41,15 +41,8 @@ pytestmark = requires_kernel
 
 @pytest.fixture(scope="module")
 def replica():
-    netns.down(PREFIX)
-    before = root_state()
-    r = load_replica(ARTICLE, prefix=PREFIX)
-    build(r)
-    try:
+    with built_replica(ARTICLE, PREFIX) as r:
         yield r
-    finally:
-        netns.down(PREFIX)
-        assert root_state() == before, "the root namespace changed"
 
 
 def _rows(replica, doc):
