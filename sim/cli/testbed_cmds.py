@@ -451,20 +451,7 @@ def tcp(scenario, sets, prefix, same, cross, seconds, as_json, output) -> None:
 
         write_tcp_set(output, scenario, pairs, idle, gbps, seconds)
     fit, rows = compare_tcp(scenario, overrides, pairs, idle, gbps)
-    if as_json:
-        click.echo(json.dumps({"fit": vars(fit.loaded), "idle_p50_us": idle, "rows": rows}))
-        return
-    f = fit.loaded
-    click.echo(
-        f"fit: element {f.element_us:.3f} us, syscall {f.send_us:.3f} us, "
-        f"copy {f.per_byte_ns:.3f} ns/B (idle p50 same {idle['same']:.1f} us, "
-        f"cross {idle['cross']:.1f} us)"
-    )
-    click.echo(f"{'case':<20} {'iperf3':>8} {'model':>8} {'model/iperf3':>13}")
-    for r in rows:
-        held = "held out" if r["held_out"] else "fitted"
-        nums = f"{r['measured']:>8.3f} {r['predicted']:>8.3f} {r['ratio']:>13.3f}"
-        click.echo(f"{r['case']:<20} {nums}  {held}")
+    _print_tcp(fit, idle, rows, as_json)
 
 
 @testbed.command()
@@ -515,9 +502,9 @@ def load(
     replica, overrides = _replica(scenario, sets, prefix)
     for pod in (*same, *cross, *background):
         replica.namespace(pod)  # an unknown pod: one line naming it, exit 2
-    build(replica, replace=True)
-    try:
-        pairs = {"same": tuple(same), "cross": tuple(cross), "background": tuple(background)}
+    pairs = {"same": tuple(same), "cross": tuple(cross), "background": tuple(background)}
+    try:  # an interrupt while the replica settles removes it too
+        build(replica, replace=True)
         measured = measure_loaded(
             replica, *pairs.values(), load=load_frac, repeats=repeats, duration_s=duration
         )
