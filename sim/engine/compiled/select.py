@@ -27,10 +27,9 @@ def numba_available() -> bool:
 
 def blocking_flow(scenario: Scenario) -> tuple[str, str] | None:
     """Return what keeps the compiled engine from running ``scenario``: (field, why), or None."""
-    if scenario.datapath.model != "stations":
-        return "datapath.model", (
-            f"the {scenario.datapath.model!r} data path (cores revisited by a packet) "
-            "runs only on the SimPy engine so far"
+    if getattr(scenario.datapath, "realtime", ()):  # not modelled by the compiled loop
+        return "datapath.realtime", (
+            "real-time pods (datapath.realtime) run only on the SimPy engine so far"
         )
     for kind in type(scenario.costs).model_fields:
         cost = getattr(scenario.costs, kind)
