@@ -1,10 +1,11 @@
 """The compiled engine runs the CPU data path with the SimPy engine's answers, exactly.
 
 The reference is :mod:`sim.engine.cpu` on the SimPy engine. Each scenario asserts
-the feature it exercises happens (threads hold sends back, a backlog, ring or
-socket buffer overflows, two flows meet on a core at the same instant), then
-compares every per-packet column, per-hop row and station counter of the two
-engines for equality (:func:`test_engine_compiled.assert_identical`).
+the feature it exercises happens (threads hold sends back, a receiver waits out a
+flooding sender's scheduler slice, a backlog, ring or socket buffer overflows, two
+flows meet on a core at the same instant), then compares every per-packet column,
+per-hop row and station counter of the two engines for equality
+(:func:`test_engine_compiled.assert_identical`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,27 @@ import pytest
 
 pytest.importorskip("numba", reason="numba is not installed: pip install -e '.[fast]'")
 
-from test_engine_compiled import assert_identical  # noqa: E402
-from test_engine_cpu import cpu_scenario, poisson  # noqa: E402
+from test_engine_compiled import ARTICLE, assert_identical  # noqa: E402
 
 from sim.engine import simulate  # noqa: E402
+from sim.spec.load import load_scenario  # noqa: E402
+
+
+def cpu_scenario(flows: list[dict], costs: dict | None = None, **datapath):
+    over = {"datapath.model": "cpu", "flows": flows, **(costs or {})}
+    over.update({f"datapath.{k}": v for k, v in datapath.items()})
+    return load_scenario(ARTICLE, over)
+
+
+def poisson(name: str, src: str, dst: str, pps: float, size: int = 64) -> dict:
+    return {
+        "name": name,
+        "kind": "poisson",
+        "src": src,
+        "dst": dst,
+        "rate_pps": pps,
+        "size_bytes": size,
+    }
 
 
 def both(scn, duration_s=0.006, warmup_s=0.001, record_hops=True):
@@ -119,3 +137,74 @@ def test_segment_ends_exactly_at_the_next_send():
     sender_end = h["depart_s"][(h["packet"] == 0)][0]
     assert sender_end == res.packets["send_s"][1]  # the tie this test is about
     assert (h["start_s"] > h["arrive_s"]).any()  # and somebody waits for it
+
+
+def read_at(res, route: int = 0) -> np.ndarray:
+    """Start of the ``recvfrom`` segments of ``route``'s delivered datagrams, seconds.
+
+    A delivered packet's last hop row is its receiver's ``recvfrom``.
+    """
+    h, p = res.hops, res.packets
+    pkt = h["packet"]
+    last = pkt.size - 1 - np.unique(pkt[::-1], return_index=True)[1]
+    q = pkt[last]
+    ok = (p["reason"][q] == 0) & np.isfinite(p["done_s"][q]) & (p["route"][q] == route)
+    return h["arrive_s"][last][ok]
+
+
+@pytest.mark.parametrize(("kind", "slice_us"), [("poisson", 4000.0), ("constant", 300.0)])
+def test_flooding_sender_and_its_receiver_on_one_core(kind, slice_us):
+    """A sender flooding a receiver on its own core holds the core for its scheduler
+    slice: the receiver reads back to back when the slice ends (many reads start at
+    one instant, the wake-up's), and what its socket buffer cannot hold is dropped
+    there, charged skb truesize (a 20 kB buffer holds 24 datagrams of 801 B). At a
+    constant rate the wake-ups tie with the sender's releases."""
+    flood = [{**poisson("f", "client", "web", 5e5), "kind": kind}]
+    dp = {"pin": {"client": 0, "web": 0}, "sched_slice_us": slice_us}
+    if slice_us < 1000:
+        dp["rmem_default_bytes"] = 20000
+    res = both(cpu_scenario(flood, **dp), duration_s=0.012, warmup_s=0.001)
+    assert reasons_seen(res) == {"socket receive buffer full at web"}
+    reads = read_at(res)
+    assert reads.size > 100 and np.unique(reads).size * 5 < reads.size  # drained together
+
+
+def test_light_flow_on_a_shared_core_waits_out_runs_of_sends():
+    """A sender below its core's capacity: the receiver waits only while the sender's
+    run of back-to-back sends lasts (its wake-up at the send segment's end)."""
+    light = [poisson("f", "client", "web", 1.5e5)]
+    res = both(cpu_scenario(light, pin={"client": 0, "web": 0}), duration_s=0.008)
+    assert res.packets["reason"].max() == 0
+    reads = read_at(res)
+    assert np.unique(reads).size < reads.size  # some reads waited for a run to end
+
+
+@pytest.mark.parametrize(
+    "placement",
+    [{"placement": "spread"}, {"placement": "packed"}, {"pin": {"web": 1, "client": 1}}],
+)
+def test_two_cpus_placements_with_two_threads_on_a_core(placement):
+    """Two pods sending to each other and a cross-node flow, two cores per node: the
+    receivers look for a holder among both sending threads of their core."""
+    flows = [
+        poisson("a", "client", "web", 3.5e5),
+        poisson("b", "web", "client", 1e5, 1000),
+        poisson("c", "api", "web", 1.5e5),
+    ]
+    res = both(cpu_scenario(flows, cpus=2, rmem_default_bytes=30000, **placement), 0.008)
+    reads = read_at(res, 0)
+    assert reads.size > 20 and np.unique(reads).size < reads.size  # some waited for a run
+
+
+def test_truesize_bounds_a_slow_readers_buffer():
+    """A slow reader on its own core: the socket buffer, charged a large truesize per
+    datagram, overflows (no slice involved: the sender is on another core)."""
+    dp = {"pin": {"client": 0, "web": 1}, "recv_per_packet_us": 6.0, "rmem_default_bytes": 50000}
+    flows = [poisson("f", "client", "web", 2.5e5, 1400)]
+    for truesize in ((730.0, 1.11), (2000.0, 3.0)):
+        base, per_byte = truesize
+        scn = cpu_scenario(
+            flows, skb_truesize_base_bytes=base, skb_truesize_per_byte=per_byte, **dp
+        )
+        res = both(scn, 0.006)
+        assert reasons_seen(res) == {"socket receive buffer full at web"}

@@ -325,6 +325,71 @@ def _step(i, s, now, size, tab, st, queues):
     return why, start, dep, busy, t_next, n
 
 
+@njit(cache=True, inline="always")
+def _pass(code, pid, i, now, size, wake0, gates, readers, queues):
+    """Pass an event by the thread in front of hop ``i``: ``(verdict, push time, code, charge)``.
+
+    :func:`_read_gate` for a receiving thread, :func:`_gate` for a sending one (or
+    none); an event to push when the push time is >= 0.
+    """
+    hop_gate, hop_reader, th_i, ts, tw, tf = gates
+    rd_i, rd_f, rs, rp, core_threads = readers
+    rd = hop_reader[i]
+    if rd >= 0:
+        act, charge, t_push = _read_gate(
+            rd, pid, now, size, rd_i, rd_f, rs, rp, core_threads, ts, tf, queues
+        )
+        return act, t_push, -(wake0 + rd), charge
+    act, t_push, c_push = _gate(code, hop_gate[i], pid, now, th_i, ts, tw, tf)
+    return act, t_push, c_push, 0
+
+
+@njit(cache=True, inline="always")
+def _keep(n_rows, pid, s, n, now, start, dep, busy, warm_s, ss, sf, rows):
+    """Count an accepted packet after warm-up and write its per-hop row; returns the rows."""
+    h_pkt, h_st, h_t = rows
+    if now >= warm_s:
+        _account(s, n, now, start, dep, busy, ss, sf)
+    if h_pkt.size:
+        _record(n_rows, pid, s, now, start, dep, h_pkt, h_st, h_t)
+        n_rows += 1
+    return n_rows
+
+
+@njit(cache=True, inline="always")
+def _ran(g, rd, s, charge, free, gates, readers, queues):
+    """Finish ``Thread._run`` or ``Reader.arrive`` after their segment joined core ``s``.
+
+    A sending thread is busy until the segment ends; returns its next release
+    (time and heap code; time -1: none). A reader's socket holds the datagram
+    until its ``recvfrom`` ends.
+    """
+    _, _, th_i, ts, tw, tf = gates
+    q_i, qs, qt, qb = queues
+    if rd >= 0:
+        _put(readers[0][rd, R_SOCK], free[s], charge, q_i, qs, qt, qb)
+    if g < 0:
+        return -1.0, 0
+    tf[g, TF_BUSY] = free[s]
+    if ts[g, TH_COUNT] == 0 or ts[g, TH_ARMED]:
+        return -1.0, 0
+    return tf[g, TF_BUSY], -(_take(g, th_i, ts, tw) + 1)
+
+
+@njit(cache=True, inline="always")
+def _on_wake(rd, now, warm_s, n_rows, rt, tab, readers, gates, st, queues, packets, rows):
+    """Wake reader ``rd`` up: ``(time to wake again or -1, rows)``; -1 read what waits."""
+    rt_len, rt_end, rt_start, _ = rt
+    _, st_i, _, _, hop_a, hop_b = tab
+    rd_i, rd_f, rs, rp, _ = readers
+    ts, tf = gates[3], gates[5]
+    t_wake = _wake(rd, now, rd_f, rs, ts, tf)
+    if t_wake < 0.0:
+        t6 = (rd_i, rt_start, rt_end, hop_a, hop_b, st_i)
+        n_rows = _drain(rd, now, warm_s, n_rows, t6, rs, rp, tf, st[:4], queues, packets, rows)
+    return t_wake, n_rows
+
+
 @njit(cache=True)
 def _loop(end_s, warm_s, arrivals, tab, rt, gates, readers, st, packets, rows, heap, ctr):
     """Run the event loop: see :func:`run_cpu_kernel` for the arguments.
@@ -334,14 +399,12 @@ def _loop(end_s, warm_s, arrivals, tab, rt, gates, readers, st, packets, rows, h
     :func:`_drain`.
     """
     a_send, a_size, a_route, a_start, nxt = arrivals
-    hop_gate, hop_reader, th_i, ts, tw, tf = gates
-    rd_i, rd_f, rs, rp, core_threads = readers
     rt_len, rt_end, rt_start, hop_station = rt
     st_f, st_i, q_i, hop_queue, hop_a, hop_b = tab
     ss, sf, free, dt, qs, qt, qb = st
     pk, p_send, p_done = packets
-    h_pkt, h_st, h_t = rows
     ht, he, hp = heap
+    queues = (q_i, qs, qt, qb)
     wake0 = a_send.size + 1  # heap code of reader k's wake-up: -(wake0 + k)
     n_heap = eid = n_pid = n_rows = n_events = 0
     for src in range(nxt.size):  # each source's first packet
@@ -353,68 +416,55 @@ def _loop(end_s, warm_s, arrivals, tab, rt, gates, readers, st, packets, rows, h
         now, code = ht[0], hp[0]
         n_heap = _pop(ht, he, hp, n_heap)
         n_events += 1
+        pid, r, h, size, i, s, charge = -1, 0, -1, 0, 0, -1, 0
         if code <= -wake0:  # a reader's wake-up: wait on, or read what waits
-            rd = -code - wake0
-            t_push = _wake(rd, now, rd_f, rs, ts, tf)
-            if t_push >= 0.0:
-                n_heap = _push(ht, he, hp, n_heap, t_push, eid, code)
-                eid += 1
-            else:
-                t6 = (rd_i, rt_start, rt_end, hop_a, hop_b, st_i)
-                q4 = (q_i, qs, qt, qb)
-                n_rows = _drain(rd, now, warm_s, n_rows, t6, rs, rp, tf, st[:4], q4, packets, rows)
-            continue
-        pid = code if code >= 0 else -code - 1
-        r, h, size = pk[pid, P_ROUTE], pk[pid, P_HOP], pk[pid, P_SIZE]
-        i = rt_start[r] + h
-        g, rd = (hop_gate[i], hop_reader[i]) if rt_len[r] else (-1, -1)
-        if rd >= 0:
-            act, charge, t_push = _read_gate(
-                rd, pid, now, size, rd_i, rd_f, rs, rp, core_threads, ts, tf, (q_i, qs, qt, qb)
-            )
-            c_push = -(wake0 + rd)
+            t_push, n_rows = _on_wake(
+                -code - wake0, now, warm_s, n_rows, rt, tab, readers, gates, st, queues,
+                packets, rows,
+            )  # fmt: skip
+            c_push, act = code, WAIT
         else:
-            act, t_push, c_push = _gate(code, g, pid, now, th_i, ts, tw, tf)
+            pid = code if code >= 0 else -code - 1
+            r, h, size = pk[pid, P_ROUTE], pk[pid, P_HOP], pk[pid, P_SIZE]
+            i = rt_start[r] + h
+            s = hop_station[i] if rt_len[r] else -1
+            act, t_push, c_push, charge = (
+                _pass(code, pid, i, now, size, wake0, gates, readers, queues)
+                if s >= 0 else (RUN, -1.0, 0, 0)
+            )  # fmt: skip
         if t_push >= 0.0:  # a thread's release or a reader's wake-up
             n_heap = _push(ht, he, hp, n_heap, t_push, eid, c_push)
             eid += 1
-        s = hop_station[i] if rt_len[r] else -1
         if act == RUN and s < 0:  # dropped before the first element
-            p_done[pid], pk[pid, P_REASON] = now, rt_end[r]
+            act = rt_end[r]
+            s = -1
         elif act == RUN:
             why, start, dep, busy, t_next, n = _step(
-                i, s, now, size, (st_f, st_i, hop_queue, hop_a, hop_b), (ss, free, dt),
-                (q_i, qs, qt, qb),
-            )  # fmt: skip
+                i, s, now, size, (st_f, st_i, hop_queue, hop_a, hop_b), (ss, free, dt), queues
+            )
             act = why
             if why < 0:
-                if now >= warm_s:
-                    _account(s, n, now, start, dep, busy, ss, sf)
-                if h_pkt.size:
-                    _record(n_rows, pid, s, now, start, dep, h_pkt, h_st, h_t)
-                    n_rows += 1
+                n_rows = _keep(n_rows, pid, s, n, now, start, dep, busy, warm_s, ss, sf, rows)
                 if h + 1 < rt_len[r]:
                     pk[pid, P_HOP] = h + 1
                     n_heap = _push(ht, he, hp, n_heap, t_next, eid, pid)
                     eid += 1
                 else:
                     p_done[pid], pk[pid, P_REASON] = t_next, rt_end[r]
-            if g >= 0:  # Thread._run: busy until its segment ends; arm the next send
-                tf[g, TF_BUSY] = free[s]
-                if ts[g, TH_COUNT] and not ts[g, TH_ARMED]:
-                    c_push = -(_take(g, th_i, ts, tw) + 1)
-                    n_heap = _push(ht, he, hp, n_heap, tf[g, TF_BUSY], eid, c_push)
-                    eid += 1
-            if rd >= 0:  # Reader.arrive: the socket holds it until its recvfrom ends
-                _put(rd_i[rd, R_SOCK], free[s], charge, q_i, qs, qt, qb)
-        if act >= 0:  # dropped at a queue, a wire or the socket buffer
+            t_push, c_push = _ran(gates[0][i], gates[1][i], s, charge, free, gates, readers, queues)
+            if t_push >= 0.0:
+                n_heap = _push(ht, he, hp, n_heap, t_push, eid, c_push)
+                eid += 1
+        if act >= 0:  # dropped: at a queue, a wire, the socket buffer or by the route
             p_done[pid], pk[pid, P_REASON] = now, act
-            ss[s, N_DROP] += 1 if now >= warm_s else 0
-        src = pk[pid, P_SOURCE]
+            if s >= 0 and now >= warm_s:
+                ss[s, N_DROP] += 1
+        src = pk[pid, P_SOURCE] if pid >= 0 else 0
         if code >= 0 and h == 0 and nxt[src] < a_start[src + 1]:  # a source's next packet
             _emit(n_pid, nxt[src], src, a_send, a_size, a_route, pk, p_send, p_done)
             n_heap = _push(ht, he, hp, n_heap, a_send[nxt[src]], eid, n_pid)
             eid, n_pid, nxt[src] = eid + 1, n_pid + 1, nxt[src] + 1
+    ts, rs = gates[3], readers[2]
     waiting = ts[:, TH_COUNT].sum() + rs[:, RS_COUNT].sum()
     wakes = (rs[:, RS_HOLDER] >= 0).sum()
     ctr[N_HEAP], ctr[EID], ctr[NEXT_PID] = n_heap - wakes + waiting, eid, n_pid
