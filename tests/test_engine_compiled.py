@@ -249,6 +249,13 @@ def test_cpu_data_path_runs_compiled():
     assert blocking_flow(cpu) is None
     assert choose(cpu, "auto")[0] == "compiled"
     assert simulate(cpu, engine="auto", duration_s=0.002, warmup_s=0.0).engine == "compiled"
+    # real-time pods (datapath.realtime): the SimPy engine only
+    rt = cpu.datapath.model_copy(update={"realtime": ["web"]})
+    rt = cpu.model_copy(update={"datapath": rt})
+    assert choose(rt, "auto") == ("simpy", blocking_flow(rt)[1])
+    with pytest.raises(UserError) as err:
+        choose(rt, "compiled", "s.toml")
+    assert str(err.value).startswith("s.toml: datapath.realtime: the compiled engine cannot run")
 
 
 def run_cli(*args):

@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("numba", reason="numba is not installed: pip install -e '.[fast]'")
 
-from test_engine_compiled import ARTICLE, assert_identical  # noqa: E402
+from test_engine_compiled import ARTICLE, ROOT, assert_identical  # noqa: E402
 
 from sim.engine import simulate  # noqa: E402
 from sim.spec.load import load_scenario  # noqa: E402
@@ -208,3 +208,34 @@ def test_truesize_bounds_a_slow_readers_buffer():
         )
         res = both(scn, 0.006)
         assert reasons_seen(res) == {"socket receive buffer full at web"}
+
+
+def test_cpu_saturation_over_several_slices_runs_identical(tmp_path, monkeypatch):
+    """``cpu-saturation``'s quick sweep at its full run length (0.02 s: five scheduler
+    slices, so the saturated one-core runs drop at the socket buffer): every run
+    identical packet by packet, and ``runs.csv`` byte-identical to the SimPy engine's."""
+    import sim.batch.runner as runner
+    from sim.batch import run_experiment
+
+    text = (ROOT / "experiments" / "cpu-saturation.toml").read_text()
+    text = text.replace("duration_s = 0.004", "duration_s = 0.02")
+    text = text.replace("warmup_s = 0.001", "warmup_s = 0.004")
+    exp = tmp_path / "cpu-saturation.toml"
+    exp.write_text(text.replace('"scenarios/', f'"{ROOT}/experiments/scenarios/'))
+    run_experiment(exp, tmp_path / "simpy", quick=True, plots=False, engine="simpy")
+    checked = []
+
+    def both_engines(scn, engine, **kw):
+        assert engine == "compiled"  # auto's choice, carried on the run spec
+        a = simulate(scn, engine="simpy", **kw)
+        b = simulate(scn, engine="compiled", **kw)
+        assert_identical(a, b)
+        checked.append(b)
+        return b
+
+    monkeypatch.setattr(runner, "simulate", both_engines)
+    run_experiment(exp, tmp_path / "auto", quick=True, plots=False, engine="auto")
+    assert len(checked) == 12
+    assert any("socket receive buffer" in r for res in checked for r in res.reasons)
+    runs = [(tmp_path / e / "runs.csv").read_bytes() for e in ("simpy", "auto")]
+    assert runs[0] == runs[1]
