@@ -21,11 +21,13 @@ batch's forkserver so its workers inherit them.
 
 CPU cores (the CPU-aware data path, ``[datapath] model = "cpu"``): a core serves
 segments FIFO, each with its own work and entry queue (backlog, NIC ring, socket
-buffer: their own limits and drop reasons), a sending thread holds its pod's
-sends back while its previous send is on the core, and a packet revisits cores.
-:mod:`.cpu` flattens the routes :mod:`sim.engine.cpu_routes` compiled for the
-SimPy engine, and :mod:`.cpu_loop` runs :mod:`sim.engine.cpu`'s steps in SimPy's
-event order (thread releases are events of their own), so the answers are
-identical there too. Anything else :func:`.select.blocking_flow` names (closed-loop
-flows, random loss) runs on SimPy.
+buffer: their own limits and drop reasons; a socket buffer charged skb truesize),
+a sending thread holds its pod's sends back while its previous send is on the
+core, a receiving thread waits out the scheduler slice of a sending thread that
+holds its core, and a packet revisits cores. :mod:`.cpu` flattens the routes
+:mod:`sim.engine.cpu_routes` compiled for the SimPy engine, and :mod:`.cpu_loop`
+runs :mod:`sim.engine.cpu`'s steps in SimPy's event order (thread releases and
+readers' wake-ups are events of their own), so the answers are identical there
+too. Anything else :func:`.select.blocking_flow` names (closed-loop flows, random
+loss, real-time pods) runs on SimPy.
 """

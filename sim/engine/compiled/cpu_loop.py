@@ -182,7 +182,7 @@ def _wire(s, n, now, size, st_f, st_i, free):
     return -1, start, dep, service, dep + st_f[s, PROP_S]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _take(g, th_i, ts, tw):
     """Arm thread ``g``: remove and return its first waiting send."""
     base, cap, head = th_i[g, T0], th_i[g, TCAP], ts[g, TH_HEAD]
@@ -204,14 +204,14 @@ def _gate(code, g, pid, now, th_i, ts, tw, tf):
         return RUN, -1.0, 0
     if g < 0:
         return RUN, -1.0, 0
-    if not (ts[g, TH_ARMED] or ts[g, TH_COUNT] or now < tf[g, TF_BUSY]):
+    if not (ts[g, TH_ARMED] != 0 or ts[g, TH_COUNT] != 0 or now < tf[g, TF_BUSY]):
         tf[g, TF_SLICE] = now  # the thread was idle: a run of sends begins
         return RUN, -1.0, 0
     base, cap = th_i[g, T0], th_i[g, TCAP]
     j = ts[g, TH_HEAD] + ts[g, TH_COUNT]
     tw[base + (j - cap if j >= cap else j)] = pid
     ts[g, TH_COUNT] += 1
-    if ts[g, TH_ARMED]:
+    if ts[g, TH_ARMED] != 0:
         return WAIT, -1.0, 0
     return WAIT, tf[g, TF_BUSY], -(_take(g, th_i, ts, tw) + 1)
 
@@ -219,7 +219,7 @@ def _gate(code, g, pid, now, th_i, ts, tw, tf):
 @njit(cache=True, inline="always")
 def _holds(t, now, ts, tf):
     """``Thread.holds``: thread ``t`` is in a run of back-to-back sends at ``now``."""
-    busy = ts[t, TH_ARMED] or ts[t, TH_COUNT] or now < tf[t, TF_BUSY]
+    busy = ts[t, TH_ARMED] != 0 or ts[t, TH_COUNT] != 0 or now < tf[t, TF_BUSY]
     return busy and tf[t, TF_SLICE] <= now
 
 
@@ -231,15 +231,14 @@ def _wake_at(rd, t, now, rd_f, tf):
 
 
 @njit(cache=True)
-def _read_gate(rd, pid, now, size, rd_i, rd_f, rs, rp, core_threads, ts, tf, queues):
+def _read_gate(rd, pid, now, size, rd_i, rd_f, rs, rp, core_threads, ts, tf, q_i, qs, qt, qb):
     """Pass a datagram by its reader (``Reader.arrive``): ``(verdict, charge, wake time)``.
 
     The verdict is the socket buffer's drop reason, RUN (its ``recvfrom`` joins
     the core now; ``charge`` bytes to hold) or WAIT; a wake time >= 0 arms the
     reader's wake-up.
     """
-    q_i, qs, qt, qb = queues
-    charge = int(rd_f[rd, R_TS_A] + rd_f[rd, R_TS_B] * size)
+    charge = np.int64(rd_f[rd, R_TS_A] + rd_f[rd, R_TS_B] * size)
     q = rd_i[rd, R_SOCK]
     if not _admit(q, now, charge, q_i, qs, qt, qb):
         return q_i[q, Q_REASON], charge, -1.0
@@ -305,14 +304,11 @@ def _wake(rd, now, rd_f, rs, ts, tf):
 
 
 @njit(cache=True, inline="always")
-def _step(i, s, now, size, tab, st, queues):
+def _step(i, s, now, size, st_f, st_i, hop_queue, hop_a, hop_b, ss, free, dt, q_i, qs, qt, qb):
     """Take a packet at core or wire ``s`` (hop ``i``): ``(why, start, dep, busy, next, n)``.
 
     ``n`` is the count in the station before it (see :func:`_core`, :func:`_wire`).
     """
-    st_f, st_i, hop_queue, hop_a, hop_b = tab
-    ss, free, dt = st
-    q_i, qs, qt, qb = queues
     n = _in_system(s, now, -1.0, st_i, ss, dt)
     if st_i[s, IS_CORE]:
         why, start, dep, busy, t_next = _core(
@@ -326,28 +322,8 @@ def _step(i, s, now, size, tab, st, queues):
 
 
 @njit(cache=True, inline="always")
-def _pass(code, pid, i, now, size, wake0, gates, readers, queues):
-    """Pass an event by the thread in front of hop ``i``: ``(verdict, push time, code, charge)``.
-
-    :func:`_read_gate` for a receiving thread, :func:`_gate` for a sending one (or
-    none); an event to push when the push time is >= 0.
-    """
-    hop_gate, hop_reader, th_i, ts, tw, tf = gates
-    rd_i, rd_f, rs, rp, core_threads = readers
-    rd = hop_reader[i]
-    if rd >= 0:
-        act, charge, t_push = _read_gate(
-            rd, pid, now, size, rd_i, rd_f, rs, rp, core_threads, ts, tf, queues
-        )
-        return act, t_push, -(wake0 + rd), charge
-    act, t_push, c_push = _gate(code, hop_gate[i], pid, now, th_i, ts, tw, tf)
-    return act, t_push, c_push, 0
-
-
-@njit(cache=True, inline="always")
-def _keep(n_rows, pid, s, n, now, start, dep, busy, warm_s, ss, sf, rows):
+def _keep(n_rows, pid, s, n, now, start, dep, busy, warm_s, ss, sf, h_pkt, h_st, h_t):
     """Count an accepted packet after warm-up and write its per-hop row; returns the rows."""
-    h_pkt, h_st, h_t = rows
     if now >= warm_s:
         _account(s, n, now, start, dep, busy, ss, sf)
     if h_pkt.size:
@@ -357,26 +333,32 @@ def _keep(n_rows, pid, s, n, now, start, dep, busy, warm_s, ss, sf, rows):
 
 
 @njit(cache=True, inline="always")
-def _ran(g, rd, s, charge, free, gates, readers, queues):
+def _ran(g, sock, s, charge, free, th_i, ts, tw, tf, q_i, qs, qt, qb):
     """Finish ``Thread._run`` or ``Reader.arrive`` after their segment joined core ``s``.
 
     A sending thread is busy until the segment ends; returns its next release
-    (time and heap code; time -1: none). A reader's socket holds the datagram
-    until its ``recvfrom`` ends.
+    (time and heap code; time -1: none). A reader's socket ``sock`` holds the
+    datagram until its ``recvfrom`` ends.
     """
-    _, _, th_i, ts, tw, tf = gates
-    q_i, qs, qt, qb = queues
-    if rd >= 0:
-        _put(readers[0][rd, R_SOCK], free[s], charge, q_i, qs, qt, qb)
+    if sock >= 0:
+        _put(sock, free[s], charge, q_i, qs, qt, qb)
     if g < 0:
         return -1.0, 0
     tf[g, TF_BUSY] = free[s]
-    if ts[g, TH_COUNT] == 0 or ts[g, TH_ARMED]:
+    if ts[g, TH_COUNT] == 0 or ts[g, TH_ARMED] != 0:
         return -1.0, 0
     return tf[g, TF_BUSY], -(_take(g, th_i, ts, tw) + 1)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
+def _drop(pid, s, now, why, warm_s, pk, p_done, ss):
+    """Drop packet ``pid`` at ``now`` for reason ``why``; counted at station ``s`` (if any)."""
+    p_done[pid], pk[pid, P_REASON] = now, why
+    if s >= 0 and now >= warm_s:
+        ss[s, N_DROP] += 1
+
+
+@njit(cache=True)
 def _on_wake(rd, now, warm_s, n_rows, rt, tab, readers, gates, st, queues, packets, rows):
     """Wake reader ``rd`` up: ``(time to wake again or -1, rows)``; -1 read what waits."""
     rt_len, rt_end, rt_start, _ = rt
@@ -394,17 +376,19 @@ def _on_wake(rd, now, warm_s, n_rows, rt, tab, readers, gates, st, queues, packe
 def _loop(end_s, warm_s, arrivals, tab, rt, gates, readers, st, packets, rows, heap, ctr):
     """Run the event loop: see :func:`run_cpu_kernel` for the arguments.
 
-    The packet path calls only leaf functions or inlined ones (see :mod:`.kernel`
-    on numba's reference counts); a reader's wake-up, one per run of sends, calls
-    :func:`_drain`.
+    Every array is unpacked once here, and the packet path passes them on only
+    to leaf or inlined functions (see :mod:`.kernel` on numba's reference
+    counts); a reader's wake-up, one per run of sends, calls :func:`_on_wake`.
     """
     a_send, a_size, a_route, a_start, nxt = arrivals
     rt_len, rt_end, rt_start, hop_station = rt
     st_f, st_i, q_i, hop_queue, hop_a, hop_b = tab
+    hop_gate, hop_reader, th_i, ts, tw, tf = gates
+    rd_i, rd_f, rs, rp, core_threads = readers
     ss, sf, free, dt, qs, qt, qb = st
     pk, p_send, p_done = packets
+    h_pkt, h_st, h_t = rows
     ht, he, hp = heap
-    queues = (q_i, qs, qt, qb)
     wake0 = a_send.size + 1  # heap code of reader k's wake-up: -(wake0 + k)
     n_heap = eid = n_pid = n_rows = n_events = 0
     for src in range(nxt.size):  # each source's first packet
@@ -416,55 +400,63 @@ def _loop(end_s, warm_s, arrivals, tab, rt, gates, readers, st, packets, rows, h
         now, code = ht[0], hp[0]
         n_heap = _pop(ht, he, hp, n_heap)
         n_events += 1
-        pid, r, h, size, i, s, charge = -1, 0, -1, 0, 0, -1, 0
+        pid, r, h, size, i, s, charge, rd = -1, 0, -1, 0, 0, -1, 0, -1
+        act, t_push, c_push = WAIT, -1.0, 0
         if code <= -wake0:  # a reader's wake-up: wait on, or read what waits
             t_push, n_rows = _on_wake(
-                -code - wake0, now, warm_s, n_rows, rt, tab, readers, gates, st, queues,
-                packets, rows,
+                -code - wake0, now, warm_s, n_rows, rt, tab, readers, gates, st,
+                (q_i, qs, qt, qb), packets, rows,
             )  # fmt: skip
-            c_push, act = code, WAIT
+            c_push = code
         else:
             pid = code if code >= 0 else -code - 1
             r, h, size = pk[pid, P_ROUTE], pk[pid, P_HOP], pk[pid, P_SIZE]
             i = rt_start[r] + h
             s = hop_station[i] if rt_len[r] else -1
-            act, t_push, c_push, charge = (
-                _pass(code, pid, i, now, size, wake0, gates, readers, queues)
-                if s >= 0 else (RUN, -1.0, 0, 0)
-            )  # fmt: skip
+            rd = hop_reader[i] if s >= 0 else -1
+        if rd >= 0:  # Reader.arrive
+            act, charge, t_push = _read_gate(
+                rd, pid, now, size, rd_i, rd_f, rs, rp, core_threads, ts, tf, q_i, qs, qt, qb
+            )
+            c_push = -(wake0 + rd)
+        elif pid >= 0:  # Thread.arrive or _release (no thread: run)
+            g = hop_gate[i] if s >= 0 else -1
+            act, t_push, c_push = _gate(code, g, pid, now, th_i, ts, tw, tf)
         if t_push >= 0.0:  # a thread's release or a reader's wake-up
             n_heap = _push(ht, he, hp, n_heap, t_push, eid, c_push)
             eid += 1
         if act == RUN and s < 0:  # dropped before the first element
             act = rt_end[r]
-            s = -1
         elif act == RUN:
             why, start, dep, busy, t_next, n = _step(
-                i, s, now, size, (st_f, st_i, hop_queue, hop_a, hop_b), (ss, free, dt), queues
-            )
+                i, s, now, size, st_f, st_i, hop_queue, hop_a, hop_b, ss, free, dt,
+                q_i, qs, qt, qb,
+            )  # fmt: skip
             act = why
             if why < 0:
-                n_rows = _keep(n_rows, pid, s, n, now, start, dep, busy, warm_s, ss, sf, rows)
+                n_rows = _keep(
+                    n_rows, pid, s, n, now, start, dep, busy, warm_s, ss, sf, h_pkt, h_st, h_t
+                )
                 if h + 1 < rt_len[r]:
                     pk[pid, P_HOP] = h + 1
                     n_heap = _push(ht, he, hp, n_heap, t_next, eid, pid)
                     eid += 1
                 else:
                     p_done[pid], pk[pid, P_REASON] = t_next, rt_end[r]
-            t_push, c_push = _ran(gates[0][i], gates[1][i], s, charge, free, gates, readers, queues)
+            sock = rd_i[rd, R_SOCK] if rd >= 0 else -1
+            t_push, c_push = _ran(
+                hop_gate[i], sock, s, charge, free, th_i, ts, tw, tf, q_i, qs, qt, qb
+            )
             if t_push >= 0.0:
                 n_heap = _push(ht, he, hp, n_heap, t_push, eid, c_push)
                 eid += 1
         if act >= 0:  # dropped: at a queue, a wire, the socket buffer or by the route
-            p_done[pid], pk[pid, P_REASON] = now, act
-            if s >= 0 and now >= warm_s:
-                ss[s, N_DROP] += 1
+            _drop(pid, s, now, act, warm_s, pk, p_done, ss)
         src = pk[pid, P_SOURCE] if pid >= 0 else 0
         if code >= 0 and h == 0 and nxt[src] < a_start[src + 1]:  # a source's next packet
             _emit(n_pid, nxt[src], src, a_send, a_size, a_route, pk, p_send, p_done)
             n_heap = _push(ht, he, hp, n_heap, a_send[nxt[src]], eid, n_pid)
             eid, n_pid, nxt[src] = eid + 1, n_pid + 1, nxt[src] + 1
-    ts, rs = gates[3], readers[2]
     waiting = ts[:, TH_COUNT].sum() + rs[:, RS_COUNT].sum()
     wakes = (rs[:, RS_HOLDER] >= 0).sum()
     ctr[N_HEAP], ctr[EID], ctr[NEXT_PID] = n_heap - wakes + waiting, eid, n_pid
