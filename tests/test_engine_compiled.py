@@ -308,6 +308,9 @@ def test_bench_reports_both_engines():
     assert isinstance(doc["compile_from_cache"], bool)
     ratio = doc["compiled_packet_hops_per_s"] / doc["packet_hops_per_s"]
     assert doc["compiled_ratio"] == pytest.approx(ratio)  # one repeat: median of one
+    # the CPU data path's case on both engines (they agree on its work, or bench fails)
+    ratio = doc["cpu_compiled_packet_hops_per_s"] / doc["cpu_packet_hops_per_s"]
+    assert doc["cpu_compiled_ratio"] == pytest.approx(ratio)
 
 
 def test_run_engine_auto_says_compiled_and_matches_simpy(tmp_path: Path):
