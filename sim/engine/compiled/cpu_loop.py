@@ -322,14 +322,24 @@ def _step(i, s, now, size, st_f, st_i, hop_queue, hop_a, hop_b, ss, free, dt, q_
 
 
 @njit(cache=True, inline="always")
-def _keep(n_rows, pid, s, n, now, start, dep, busy, warm_s, ss, sf, h_pkt, h_st, h_t):
-    """Count an accepted packet after warm-up and write its per-hop row; returns the rows."""
+def _onward(pid, r, h, s, n, now, start, dep, busy, t_next, warm_s, n_rows, n_heap, eid,
+            rt_len, rt_end, ss, sf, pk, p_done, h_pkt, h_st, h_t, ht, he, hp):  # fmt: skip
+    """Count an accepted packet and send it on: ``(rows, heap, eid)`` counts after.
+
+    Its per-hop row (if kept), then its next hop at ``t_next`` or its route's end.
+    """
     if now >= warm_s:
         _account(s, n, now, start, dep, busy, ss, sf)
     if h_pkt.size:
         _record(n_rows, pid, s, now, start, dep, h_pkt, h_st, h_t)
         n_rows += 1
-    return n_rows
+    if h + 1 < rt_len[r]:
+        pk[pid, P_HOP] = h + 1
+        n_heap = _push(ht, he, hp, n_heap, t_next, eid, pid)
+        eid += 1
+    else:
+        p_done[pid], pk[pid, P_REASON] = t_next, rt_end[r]
+    return n_rows, n_heap, eid
 
 
 @njit(cache=True, inline="always")
@@ -372,6 +382,17 @@ def _on_wake(rd, now, warm_s, n_rows, rt, tab, readers, gates, st, queues, packe
     return t_wake, n_rows
 
 
+@njit(cache=True, inline="always")
+def _source(src, n_heap, eid, n_pid, a_send, a_size, a_route, a_start, nxt, pk, p_send, p_done,
+            ht, he, hp):  # fmt: skip
+    """Create source ``src``'s next packet, if any: the ``(heap, eid, pid)`` counts after."""
+    if nxt[src] < a_start[src + 1]:
+        _emit(n_pid, nxt[src], src, a_send, a_size, a_route, pk, p_send, p_done)
+        n_heap = _push(ht, he, hp, n_heap, a_send[nxt[src]], eid, n_pid)
+        eid, n_pid, nxt[src] = eid + 1, n_pid + 1, nxt[src] + 1
+    return n_heap, eid, n_pid
+
+
 @njit(cache=True)
 def _loop(end_s, warm_s, arrivals, tab, rt, gates, readers, st, packets, rows, heap, ctr):
     """Run the event loop: see :func:`run_cpu_kernel` for the arguments.
@@ -389,25 +410,24 @@ def _loop(end_s, warm_s, arrivals, tab, rt, gates, readers, st, packets, rows, h
     pk, p_send, p_done = packets
     h_pkt, h_st, h_t = rows
     ht, he, hp = heap
-    wake0 = a_send.size + 1  # heap code of reader k's wake-up: -(wake0 + k)
+    wake0, queues = a_send.size + 1, (q_i, qs, qt, qb)  # reader k's wake-up: -(wake0 + k)
     n_heap = eid = n_pid = n_rows = n_events = 0
     for src in range(nxt.size):  # each source's first packet
-        if nxt[src] < a_start[src + 1]:
-            _emit(n_pid, nxt[src], src, a_send, a_size, a_route, pk, p_send, p_done)
-            n_heap = _push(ht, he, hp, n_heap, a_send[nxt[src]], eid, n_pid)
-            eid, n_pid, nxt[src] = eid + 1, n_pid + 1, nxt[src] + 1
+        n_heap, eid, n_pid = _source(
+            src, n_heap, eid, n_pid, a_send, a_size, a_route, a_start, nxt, pk, p_send, p_done,
+            ht, he, hp,
+        )  # fmt: skip
     while n_heap > 0 and ht[0] < end_s:
         now, code = ht[0], hp[0]
         n_heap = _pop(ht, he, hp, n_heap)
         n_events += 1
         pid, r, h, size, i, s, charge, rd = -1, 0, -1, 0, 0, -1, 0, -1
-        act, t_push, c_push = WAIT, -1.0, 0
+        act, t_push, c_push = WAIT, -1.0, code
         if code <= -wake0:  # a reader's wake-up: wait on, or read what waits
             t_push, n_rows = _on_wake(
-                -code - wake0, now, warm_s, n_rows, rt, tab, readers, gates, st,
-                (q_i, qs, qt, qb), packets, rows,
+                -code - wake0, now, warm_s, n_rows, rt, tab, readers, gates, st, queues,
+                packets, rows,
             )  # fmt: skip
-            c_push = code
         else:
             pid = code if code >= 0 else -code - 1
             r, h, size = pk[pid, P_ROUTE], pk[pid, P_HOP], pk[pid, P_SIZE]
@@ -428,21 +448,15 @@ def _loop(end_s, warm_s, arrivals, tab, rt, gates, readers, st, packets, rows, h
         if act == RUN and s < 0:  # dropped before the first element
             act = rt_end[r]
         elif act == RUN:
-            why, start, dep, busy, t_next, n = _step(
+            act, start, dep, busy, t_next, n = _step(
                 i, s, now, size, st_f, st_i, hop_queue, hop_a, hop_b, ss, free, dt,
                 q_i, qs, qt, qb,
             )  # fmt: skip
-            act = why
-            if why < 0:
-                n_rows = _keep(
-                    n_rows, pid, s, n, now, start, dep, busy, warm_s, ss, sf, h_pkt, h_st, h_t
-                )
-                if h + 1 < rt_len[r]:
-                    pk[pid, P_HOP] = h + 1
-                    n_heap = _push(ht, he, hp, n_heap, t_next, eid, pid)
-                    eid += 1
-                else:
-                    p_done[pid], pk[pid, P_REASON] = t_next, rt_end[r]
+            if act < 0:  # accepted
+                n_rows, n_heap, eid = _onward(
+                    pid, r, h, s, n, now, start, dep, busy, t_next, warm_s, n_rows, n_heap, eid,
+                    rt_len, rt_end, ss, sf, pk, p_done, h_pkt, h_st, h_t, ht, he, hp,
+                )  # fmt: skip
             sock = rd_i[rd, R_SOCK] if rd >= 0 else -1
             t_push, c_push = _ran(
                 hop_gate[i], sock, s, charge, free, th_i, ts, tw, tf, q_i, qs, qt, qb
@@ -452,14 +466,13 @@ def _loop(end_s, warm_s, arrivals, tab, rt, gates, readers, st, packets, rows, h
                 eid += 1
         if act >= 0:  # dropped: at a queue, a wire, the socket buffer or by the route
             _drop(pid, s, now, act, warm_s, pk, p_done, ss)
-        src = pk[pid, P_SOURCE] if pid >= 0 else 0
-        if code >= 0 and h == 0 and nxt[src] < a_start[src + 1]:  # a source's next packet
-            _emit(n_pid, nxt[src], src, a_send, a_size, a_route, pk, p_send, p_done)
-            n_heap = _push(ht, he, hp, n_heap, a_send[nxt[src]], eid, n_pid)
-            eid, n_pid, nxt[src] = eid + 1, n_pid + 1, nxt[src] + 1
-    waiting = ts[:, TH_COUNT].sum() + rs[:, RS_COUNT].sum()
-    wakes = (rs[:, RS_HOLDER] >= 0).sum()
-    ctr[N_HEAP], ctr[EID], ctr[NEXT_PID] = n_heap - wakes + waiting, eid, n_pid
+        if code >= 0 and h == 0:  # a source's event: its next packet
+            n_heap, eid, n_pid = _source(
+                pk[pid, P_SOURCE], n_heap, eid, n_pid, a_send, a_size, a_route, a_start, nxt,
+                pk, p_send, p_done, ht, he, hp,
+            )  # fmt: skip
+    waiting = ts[:, TH_COUNT].sum() + rs[:, RS_COUNT].sum() - (rs[:, RS_HOLDER] >= 0).sum()
+    ctr[N_HEAP], ctr[EID], ctr[NEXT_PID] = n_heap + waiting, eid, n_pid  # a wake-up: no packet
     ctr[N_ROWS], ctr[N_EVENTS] = n_rows, n_events
 
 
