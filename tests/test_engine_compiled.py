@@ -249,13 +249,16 @@ def test_cpu_data_path_runs_compiled():
     assert blocking_flow(cpu) is None
     assert choose(cpu, "auto")[0] == "compiled"
     assert simulate(cpu, engine="auto", duration_s=0.002, warmup_s=0.0).engine == "compiled"
-    # real-time pods (datapath.realtime): the SimPy engine only
-    rt = cpu.datapath.model_copy(update={"realtime": ["web"]})
-    rt = cpu.model_copy(update={"datapath": rt})
+    # real-time pods ([datapath] realtime = {pod = true}): the SimPy engine only
+    for on in (False, True):
+        dp = cpu.datapath.model_copy(update={"realtime": {"client": False, "web": on}})
+        rt = cpu.model_copy(update={"datapath": dp})
+        assert choose(rt, "auto")[0] == ("simpy" if on else "compiled")
     assert choose(rt, "auto") == ("simpy", blocking_flow(rt)[1])
     with pytest.raises(UserError) as err:
         choose(rt, "compiled", "s.toml")
-    assert str(err.value).startswith("s.toml: datapath.realtime: the compiled engine cannot run")
+    msg = "s.toml: datapath.realtime.web: the compiled engine cannot run this scenario: real-time"
+    assert str(err.value).startswith(msg)
 
 
 def run_cli(*args):
