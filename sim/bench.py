@@ -60,6 +60,7 @@ def _compiled_setup() -> dict:
         from sim.engine.compiled.bench import compile_s
 
         out["compile_s"], out["compile_from_cache"] = compile_s(_network(1e-3))
+        _cpu_rates(1e-3)  # loads (or compiles) the CPU loop, outside the figures
     return out
 
 
@@ -69,6 +70,24 @@ def _compiled_rate(duration_s: float) -> float:
 
     hops, wall = packet_hops_per_s(_network(duration_s), duration_s)
     return hops / wall
+
+
+def _cpu_rates(duration_s: float) -> tuple[float, float]:
+    """Packet-hops per wall second of the CPU case: (SimPy engine, compiled engine)."""
+    from sim.engine.compiled.bench import cpu_case
+
+    hops, simpy_s, compiled_s = cpu_case(duration_s)
+    return hops / simpy_s, hops / compiled_s
+
+
+def _cpu_figures(rates: list[tuple[float, float]]) -> dict:
+    """Medians of the CPU case's repeats (None without numba)."""
+    keys = ("cpu_packet_hops_per_s", "cpu_compiled_packet_hops_per_s", "cpu_compiled_ratio")
+    if not rates:
+        return dict.fromkeys(keys)
+    simpy, comp = zip(*rates, strict=True)
+    ratios = [c / s for s, c in rates]
+    return dict(zip(keys, map(statistics.median, (simpy, comp, ratios)), strict=True))
 
 
 def _engine(duration_s: float, flow: dict | None = None) -> tuple[int, int, float, int]:
@@ -161,14 +180,17 @@ def run_bench(duration_s: float = 0.6, repeats: int = 3) -> dict:
         ``compiled_packet_hops_per_s``, ``compiled_ratio`` (median of per-repeat
         compiled / SimPy engine ratios, compilation excluded), ``compile_s`` (first
         call: compile or cache load), ``compile_from_cache`` and
-        ``compiled_peak_bytes_per_packet``; else these are None.
-        ``events_per_packet_hop``: SimPy events per packet-hop; ``tcp``,
-        ``tcp_tso``: the TCP cases (:func:`_tcp_cases`).
+        ``compiled_peak_bytes_per_packet``, and the CPU data path's case
+        (``BENCH_CPU_SCENARIO``) on both engines: ``cpu_packet_hops_per_s``
+        (SimPy), ``cpu_compiled_packet_hops_per_s`` and ``cpu_compiled_ratio``
+        (median of per-repeat ratios; packet-hops are core segments and wire
+        passes); else these are None. ``events_per_packet_hop``: SimPy events
+        per packet-hop; ``tcp``, ``tcp_tso``: the TCP cases (:func:`_tcp_cases`).
     """
     scn = scenario_from_dict(BENCH_SCENARIO, "<bench>")
     check_work(estimate_work(scn, duration_s=duration_s), file="podnetsim bench --duration")
     compiled = _compiled_setup()
-    hop_rates, bare_rates, ratios, c_rates, c_ratios = [], [], [], [], []
+    hop_rates, bare_rates, ratios, c_rates, c_ratios, cpu = [], [], [], [], [], []
     n_pkts = hops = events = 0
     for _ in range(repeats):  # interleaved: the machine's load hits both alike
         n_pkts, hops, wall, events = _engine(duration_s)
@@ -180,6 +202,7 @@ def run_bench(duration_s: float = 0.6, repeats: int = 3) -> dict:
         if compiled["compile_s"] is not None:
             c_rates.append(_compiled_rate(duration_s))
             c_ratios.append(c_rates[-1] / rate)
+            cpu.append(_cpu_rates(duration_s))
     peak, columns = peak_bytes_per_packet(duration_s, "simpy")
     if c_rates:
         compiled["compiled_packet_hops_per_s"] = statistics.median(c_rates)
@@ -190,6 +213,7 @@ def run_bench(duration_s: float = 0.6, repeats: int = 3) -> dict:
     tcp = _tcp_cases(duration_s * BENCH_TCP_DURATION_FRACTION, repeats, bare_rates)
     return {
         **compiled,
+        **_cpu_figures(cpu),
         "packets": n_pkts,
         "packet_hops": hops,
         "events_per_packet_hop": events / hops if hops else None,

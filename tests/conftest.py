@@ -27,6 +27,7 @@ SLOW = (
     "test_batch_run.py::test_plot_on_empty_dir_exits_2",
     "test_batch_resume.py::test_sigkill_then_resume",
     "test_engine_compiled.py::test_shipped_experiment_quick_runs_identical",
+    "test_engine_compiled_cpu.py::test_cpu_saturation_over_several_slices_runs_identical",
     "test_engine_cli.py::test_bench_json_keys",
     "test_plots_sweep.py::test_draw_all_writes_a_file_per_view_named_after_x",
     # over ~3 s each on a quiet 2-core machine (measured with --durations under load 8-11,

@@ -243,13 +243,22 @@ def test_choose_engine():
     assert simulate(closed, engine="auto").engine == "simpy"
 
 
-def test_cpu_data_path_runs_on_simpy():
+def test_cpu_data_path_runs_compiled():
+    # the identity tests are in tests/test_engine_compiled_cpu.py
     cpu = scenario([poisson("p", "client", "web", load=0.5)], **{"datapath.model": "cpu"})
-    assert choose(cpu, "auto") == ("simpy", blocking_flow(cpu)[1])
-    assert simulate(cpu, engine="auto", duration_s=0.002, warmup_s=0.0).engine == "simpy"
+    assert blocking_flow(cpu) is None
+    assert choose(cpu, "auto")[0] == "compiled"
+    assert simulate(cpu, engine="auto", duration_s=0.002, warmup_s=0.0).engine == "compiled"
+    # real-time pods ([datapath] realtime = {pod = true}): the SimPy engine only
+    for on in (False, True):
+        dp = cpu.datapath.model_copy(update={"realtime": {"client": False, "web": on}})
+        rt = cpu.model_copy(update={"datapath": dp})
+        assert choose(rt, "auto")[0] == ("simpy" if on else "compiled")
+    assert choose(rt, "auto") == ("simpy", blocking_flow(rt)[1])
     with pytest.raises(UserError) as err:
-        choose(cpu, "compiled", "s.toml")
-    assert str(err.value).startswith("s.toml: datapath.model: the compiled engine cannot run")
+        choose(rt, "compiled", "s.toml")
+    msg = "s.toml: datapath.realtime.web: the compiled engine cannot run this scenario: real-time"
+    assert str(err.value).startswith(msg)
 
 
 def run_cli(*args):
@@ -302,6 +311,9 @@ def test_bench_reports_both_engines():
     assert isinstance(doc["compile_from_cache"], bool)
     ratio = doc["compiled_packet_hops_per_s"] / doc["packet_hops_per_s"]
     assert doc["compiled_ratio"] == pytest.approx(ratio)  # one repeat: median of one
+    # the CPU data path's case on both engines (they agree on its work, or bench fails)
+    ratio = doc["cpu_compiled_packet_hops_per_s"] / doc["cpu_packet_hops_per_s"]
+    assert doc["cpu_compiled_ratio"] == pytest.approx(ratio)
 
 
 def test_run_engine_auto_says_compiled_and_matches_simpy(tmp_path: Path):

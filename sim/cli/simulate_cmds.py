@@ -249,3 +249,6 @@ def bench(as_json: bool, duration_s: float, repeats: int) -> None:
     click.echo(f"compiled / SimPy engine    {r['compiled_ratio']:.1f}")
     click.echo(f"first call ({how})  {r['compile_s']:.2f} s (excluded above)")
     click.echo(f"compiled peak B/packet     {r['compiled_peak_bytes_per_packet']:.1f}")
+    click.echo(f"CPU path: SimPy hops/s     {r['cpu_packet_hops_per_s']:,.0f}")
+    click.echo(f"CPU path: compiled hops/s  {r['cpu_compiled_packet_hops_per_s']:,.0f}")
+    click.echo(f"CPU path: compiled / SimPy {r['cpu_compiled_ratio']:.1f}")

@@ -150,7 +150,7 @@ def simulate(
         if choose(scenario, engine, file)[0] == "compiled":
             from sim.engine.compiled.run import simulate_compiled
 
-            return simulate_compiled(scenario, cl, seed, end_s, warm_s, hops)
+            return simulate_compiled(scenario, cl, seed, end_s, warm_s, hops, file)
     return _simulate_simpy(scenario, cl, seed, end_s, warm_s, hops, file)
 
 

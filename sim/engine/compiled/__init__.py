@@ -19,14 +19,15 @@ configuration of a batch); :mod:`.run` turns the kernel's arrays into a
 :class:`~sim.engine.run.RunResult`; :mod:`.preload` loads the kernels into a
 batch's forkserver so its workers inherit them.
 
-CPU cores (the CPU-aware data path): a core's backlog is a FIFO station with one
-server and a packet limit (``netdev_max_backlog``), and a route may visit the same
-station several times (the kernel keys all state by station, not by route
-position), so a core is one more station index on a route. What a core needs in
-addition is a service time per *hop* (the work done at that visit: veth, bridge,
-forwarding), i.e. per-hop ``a``/``b`` in :mod:`.tables` next to ``rt_extra_s``.
-Anything that is not a FIFO station (e.g. round-robin softirq budgets between
-queues of one core) is refused by :func:`.tables.build_tables`, and
-:func:`.select.blocking_flow` names it (today: any ``datapath.model`` but
-``stations``) so ``auto`` falls back to SimPy.
+CPU cores (the CPU-aware data path, ``[datapath] model = "cpu"``): a core serves
+segments FIFO, each with its own work and entry queue (backlog, NIC ring, socket
+buffer: their own limits and drop reasons; a socket buffer charged skb truesize),
+a sending thread holds its pod's sends back while its previous send is on the
+core, a receiving thread waits out the scheduler slice of a sending thread that
+holds its core, and a packet revisits cores. :mod:`.cpu` flattens the routes
+:mod:`sim.engine.cpu_routes` compiled for the SimPy engine, and :mod:`.cpu_loop`
+runs :mod:`sim.engine.cpu`'s steps in SimPy's event order (thread releases and
+readers' wake-ups are events of their own), so the answers are identical there
+too. Anything else :func:`.select.blocking_flow` names (closed-loop flows, random
+loss, real-time pods) runs on SimPy.
 """

@@ -15,7 +15,7 @@ import contextlib
 
 
 def warm() -> None:
-    """Run the compiled engine on a few packets: the tandem and the event loop."""
+    """Run the compiled engine on a few packets: the tandem, the event loop and the CPU loop."""
     from sim.engine.run import simulate
     from sim.spec.bench_case import BENCH_SCENARIO
     from sim.spec.load import scenario_from_dict
@@ -23,6 +23,9 @@ def warm() -> None:
     scn = scenario_from_dict(BENCH_SCENARIO, "<preload>")
     for hops in (False, True):  # hops: the event loop (the tandem loop keeps none)
         simulate(scn, duration_s=2e-5, warmup_s=0.0, record_hops=hops, engine="compiled")
+    cpu = scenario_from_dict(BENCH_SCENARIO, "<preload>", {"datapath.model": "cpu"})
+    for hops in (False, True):
+        simulate(cpu, duration_s=2e-5, warmup_s=0.0, record_hops=hops, engine="compiled")
 
 
 with contextlib.suppress(Exception):

@@ -7,6 +7,7 @@ import numpy as np
 from sim.control.cluster import Cluster
 from sim.engine.compiled.arrivals import Arrivals, generate
 from sim.engine.compiled.tables import Tables, build_tables
+from sim.engine.cpu_routes import CpuPlane
 from sim.engine.network import Network
 from sim.engine.recorder import ID_DTYPE
 from sim.engine.run import (
@@ -72,22 +73,51 @@ def _stations(net: Network, ss, sf, pending) -> list[StationStats]:
     ]  # fmt: skip
 
 
+def _execute_cpu(net: Network, arr: Arrivals, end_s: float, warm_s: float, hops: bool):
+    """Run the CPU data path's loop; returns packets, (ss, sf), pending, rows, counters."""
+    from sim.engine.compiled.cpu import build_cpu_tables
+    from sim.engine.compiled.cpu_loop import pending_at, run_cpu_kernel
+
+    tab = build_cpu_tables(net, arr)
+    packets, (ss, sf, _, dt), rows, ctr = run_cpu_kernel(end_s, warm_s, arr, tab, hops)
+    return packets, (ss, sf), pending_at(end_s, tab.st_i, ss, dt), rows, ctr
+
+
+def _execute_stations(net: Network, arr: Arrivals, end_s: float, warm_s: float, hops: bool):
+    """Run the stations' loop; returns packets, (ss, sf), pending, rows, counters."""
+    from sim.engine.compiled.kernel import in_system_at
+
+    tab = build_tables(net, arr)
+    packets, (ss, sf, _, dt, _), rows, ctr = execute(arr, tab, end_s, warm_s, hops)
+    return packets, (ss, sf), in_system_at(end_s, tab.st_i, ss, dt), rows, ctr
+
+
 def simulate_compiled(
-    scenario: Scenario, cl: Cluster, seed: int, end_s: float, warm_s: float, hops: bool
+    scenario: Scenario,
+    cl: Cluster,
+    seed: int,
+    end_s: float,
+    warm_s: float,
+    hops: bool,
+    file: str = "<scenario>",
 ) -> RunResult:
     """Run ``scenario`` (all flows open loop) on the compiled engine.
 
     Parameters as :func:`sim.engine.run.simulate` after its checks: the built
-    cluster, the seed, the run length and warm-up (seconds), per-hop records.
+    cluster, the seed, the run length and warm-up (seconds), per-hop records,
+    the scenario file's name (for messages).
     """
-    from sim.engine.compiled.kernel import N_HEAP, N_ROWS, in_system_at
+    from sim.engine.compiled.kernel import N_HEAP, N_ROWS
 
     net = Network(scenario.costs, seed, warm_s, hops)
+    cpu = scenario.datapath.model == "cpu"
+    if cpu:
+        net.plane = CpuPlane(net, cl, scenario.datapath, file)
     warnings: list[str] = list(cl.diagnostics)
     states = install_flows(net, cl, end_s, warnings)
     arr = generate(net)
-    tab = build_tables(net, arr)
-    (pk, p_send, p_done), (ss, sf, _, dt, _), rows, ctr = execute(arr, tab, end_s, warm_s, hops)
+    run = _execute_cpu if cpu else _execute_stations
+    (pk, p_send, p_done), (ss, sf), pending, rows, ctr = run(net, arr, end_s, warm_s, hops)
     packets = _packets(pk, p_send, p_done)
     late = (p_done > end_s) & (p_send <= end_s)
     # the recorder holds each source's first packet: its bytes per packet are the
@@ -107,7 +137,7 @@ def simulate_compiled(
         route_names=route_names(net),
         route_stations=route_station_names(net),
         flows=states,
-        stations=_stations(net, ss, sf, in_system_at(end_s, tab.st_i, ss, dt)),
+        stations=_stations(net, ss, sf, pending),
         in_flight_at_end=int(ctr[N_HEAP]) + int(late.sum()),
         warnings=warnings,
         bytes_per_packet=net.rec.nbytes() / n_first if n_first else 0.0,

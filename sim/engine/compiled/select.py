@@ -25,12 +25,18 @@ def numba_available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
+def _realtime_pods(dp) -> list[str]:
+    """Pods whose threads run at real-time priority (``[datapath] realtime``, {pod = true})."""
+    rt = getattr(dp, "realtime", None) or {}
+    return [pod for pod, on in rt.items() if on] if isinstance(rt, dict) else list(rt)
+
+
 def blocking_flow(scenario: Scenario) -> tuple[str, str] | None:
     """Return what keeps the compiled engine from running ``scenario``: (field, why), or None."""
-    if scenario.datapath.model != "stations":
-        return "datapath.model", (
-            f"the {scenario.datapath.model!r} data path (cores revisited by a packet) "
-            "runs only on the SimPy engine so far"
+    rt = _realtime_pods(scenario.datapath)
+    if rt:  # preemption is not modelled by the compiled loop
+        return f"datapath.realtime.{rt[0]}", (
+            f"real-time pods ({', '.join(rt)}) run only on the SimPy engine so far"
         )
     for kind in type(scenario.costs).model_fields:
         cost = getattr(scenario.costs, kind)
