@@ -17,12 +17,10 @@ import os
 
 import pytest
 
-from sim.testbed import netns
 from sim.testbed.load import measure_loaded
-from sim.testbed.replica import build, load_replica
 from sim.validate.loaded import compare_loaded, compare_overload, predict_saturation
 
-from .kernel import PID, requires_kernel, root_state
+from .kernel import PID, built_replica, requires_kernel
 from .test_replica import ARTICLE
 
 PREFIX = f"pnl-{PID}-"
@@ -46,15 +44,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def replica():
-    netns.down(PREFIX)
-    before = root_state()
-    r = load_replica(ARTICLE, OVERRIDES, prefix=PREFIX)
-    build(r)
-    try:
+    with built_replica(ARTICLE, PREFIX, OVERRIDES) as r:
         yield r
-    finally:
-        netns.down(PREFIX)
-        assert root_state() == before, "the root namespace changed"
 
 
 def _misses(rows) -> list[str]:
