@@ -360,3 +360,19 @@ def test_coinciding_lines_stay_visible(linear) -> None:
     assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 3
     assert min(widths) >= 1.5
     draw.plt.close(fig)
+
+
+def test_breakdown_says_station_means_are_over_every_flow(linear) -> None:
+    """Stations keep no per-flow means: with several flows the figure says whose time it is."""
+    from sim.plots.figures import SHARED_NOTE, figures
+
+    res = read_results(linear)
+    assert res.summary["flow"].nunique() > 1
+    found = [(cap, fig) for stem, cap, fig in figures(res) if stem == "station-breakdown"]
+    assert len(found) == 1
+    caption, fig = found[0]
+    assert caption.endswith(SHARED_NOTE)
+    assert "every flow's packets" in fig.axes[0].get_xlabel()
+    one = dataclasses.replace(res, summary=res.summary[res.summary["flow"] == "probe"])
+    caption, fig = next((c, f) for s, c, f in figures(one) if s == "station-breakdown")
+    assert SHARED_NOTE not in caption and "a packet" in fig.axes[0].get_xlabel()

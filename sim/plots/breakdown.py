@@ -4,7 +4,9 @@ A flow's bar is the stations of its path in order (``path`` in runs), each
 segment the station's mean sojourn (queueing + service) and coloured by the
 ``station_kind`` the engine recorded, never by parsing the station's name. What
 the stations do not account for of the flow's mean one-way latency (link
-propagation) is a last segment of its own.
+propagation) is a last segment of its own. A station's sojourn is its mean over
+every flow's packets: where flows share a station (a neighbour, a real-time
+probe) it is not one flow's own time, and the figure says so.
 """
 
 from __future__ import annotations

@@ -170,11 +170,13 @@ def cdf_figure(cs: list, title: str) -> plt.Figure:
     return fig
 
 
-def breakdown_figure(bars: list[Bar], title: str) -> plt.Figure:
+def breakdown_figure(bars: list[Bar], title: str, shared: bool = False) -> plt.Figure:
     """Stacked horizontal bars: each station's mean time along each flow's path.
 
     Segments are coloured by station kind (one legend entry per kind); the part
     of the mean latency the stations do not account for is grey and hatched.
+    With ``shared`` (the run has several flows) the axis says the means are over
+    every flow's packets at the station.
     """
     fig, ax = plt.subplots(figsize=(10, 1.8 + 0.7 * max(1, len(bars))))
     kinds: dict[str, str] = {}
@@ -198,7 +200,8 @@ def breakdown_figure(bars: list[Bar], title: str) -> plt.Figure:
     ]
     ax.set_yticks(range(len(bars)), labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("mean time at each station along the path (queueing + service, µs)")
+    whose = "every flow's packets" if shared else "a packet"
+    ax.set_xlabel(f"mean time of {whose} at each station on the path (queueing + service, µs)")
     ax.set_title(title, fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(fontsize=8, title="station kind", **LEGEND_OUTSIDE)

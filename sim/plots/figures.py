@@ -63,11 +63,17 @@ def figures(res: Results) -> Iterator[tuple[str, str, Figure]]:
     if bs:
         where = f" at {default_x(res)} = {at}" if at is not None else ""
         title = f"{res.manifest['experiment']}: where a packet spends its time{where}"
-        yield (
-            BREAKDOWN_STEM,
-            f"time per station along each path{where}",
-            draw.breakdown_figure(bs, title),
-        )
+        shared = res.summary["flow"].nunique() > 1
+        caption = f"time per station along each path{where}" + (SHARED_NOTE if shared else "")
+        yield BREAKDOWN_STEM, caption, draw.breakdown_figure(bs, title, shared)
+
+
+SHARED_NOTE = (
+    "; each segment is the station's mean over every flow's packets, so at a station"
+    " shared with another flow it is not this flow's own time (a real-time probe's"
+    " own wait is in its round trip, not here)"
+)
+"""Said under a breakdown of a run with several flows (stations keep no per-flow means)."""
 
 
 def draw_all(results_dir: str | Path) -> list[Path]:
