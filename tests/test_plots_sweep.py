@@ -359,6 +359,15 @@ def test_coinciding_lines_stay_visible(linear) -> None:
     assert widths == sorted(widths, reverse=True) and len(set(widths)) == 3
     assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 3
     assert min(widths) >= 1.5
+    # a line on an earlier one is dashed (the earlier shows between the dashes) and says so
+    assert drawn[0].get_linestyle() == "-"
+    assert [ln.get_linestyle() for ln in drawn[1:]] == ["--", "--"]
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["copy 0", "copy 1 (on copy 0)", "copy 2 (on copy 0)"]
+    draw.plt.close(fig)
+    apart = [same[0], dataclasses.replace(same[1], mean=same[1].mean * 1.01)]
+    fig = draw.line_figure(view, apart, res.manifest, list(res.manifest["swept"][view.x]))
+    assert [ln.get_linestyle() for ln in fig.axes[0].get_lines()] == ["-", "-"]
     draw.plt.close(fig)
 
 

@@ -51,6 +51,23 @@ def halo(i: int, n: int) -> tuple[float, float]:
     return 1.5 + 1.5 * f, 4.0 + 2.5 * f
 
 
+def covered_by(lns: list[Line], i: int) -> int | None:
+    """Return the first earlier line with line ``i``'s x and means (to 1e-9 relative), or None.
+
+    Such a line would hide the earlier one (e.g. cpu-saturation's cross-node with 1
+    and 2 cores deliver the same); :func:`line_figure` draws it dashed and names
+    the line it lies on in the legend.
+    """
+    x, y = np.asarray(lns[i].x), np.asarray(lns[i].mean, float)
+    for j in range(i):
+        xj, yj = np.asarray(lns[j].x), np.asarray(lns[j].mean, float)
+        if xj.shape == x.shape and np.array_equal(xj, x) and np.allclose(
+            yj, y, rtol=1e-9, atol=0.0, equal_nan=True
+        ):
+            return j
+    return None
+
+
 def label_enough(axis, lims: tuple[float, float]) -> None:
     """Label every 1-9 x 10^k tick of a log axis too short for 1, 2, 5 to give 3 labels.
 
@@ -104,7 +121,11 @@ def line_figure(view: View, lns: list[Line], manifest: dict, order: list) -> plt
         color = f"C{groups.index(ln.group) % 10}"
         style = STYLES[flows.index(ln.flow) % len(STYLES)]
         lw, ms = halo(i, len(lns))
-        ax.plot(xs, ln.mean, color=color, label=ln.label, lw=lw, ms=ms, **style)
+        under = covered_by(lns, i)
+        label = ln.label if under is None else f"{ln.label} (on {lns[under].label})"
+        if under is not None:  # dashed, so the line it lies on shows between the dashes
+            style = {**style, "ls": (0, (2, 2))}
+        ax.plot(xs, ln.mean, color=color, label=label, lw=lw, ms=ms, **style)
         lo, hi, n = band(ln.mean, ln.ci95, view.logy)
         dropped += n
         ax.fill_between(xs, lo, hi, color=color, alpha=0.2, linewidth=0)
