@@ -79,12 +79,21 @@ SLOW = (
 )
 
 
+#: The real-kernel replica's tests: they time the kernel, so the README's test
+#: command runs them alone (``-m kernel``), after the rest ran on two workers
+#: (``-n 2 -m "not kernel"``, pytest-xdist); other load on the cores would be
+#: measured with them.
+KERNEL = ("testbed/",)
+
+
 def pytest_collection_modifyitems(config, items) -> None:
-    """Mark the tests listed in :data:`SLOW` with ``slow``."""
+    """Mark the tests listed in :data:`SLOW` with ``slow``, and :data:`KERNEL`'s with ``kernel``."""
     for item in items:
         rel = item.nodeid.removeprefix("tests/")
         if rel.startswith(SLOW):
             item.add_marker(pytest.mark.slow)
+        if rel.startswith(KERNEL):
+            item.add_marker(pytest.mark.kernel)
 
 
 @pytest.fixture(scope="session")
