@@ -97,3 +97,16 @@ def test_cpu_saturation_eight_cores_claim():
         1.1 * tput["cross-node", 1]
     )
     assert tput["same-node", 8] == tput["same-node", 2] > tput["same-node", 1]
+
+
+def test_cpu_saturation_one_core_delivers_less_past_saturation():
+    """The README's reading: with one core per node, same-node delivers less past
+    saturation than at it (the sender's slice overflows the socket buffer), with the
+    drops at the socket buffer."""
+    d = _reference("cpu-saturation")
+    one = d[(d["placement"] == "same-node") & (d["datapath.cpus"] == 1)]
+    one = one.sort_values("flows.probe.rate_pps")
+    tput = one["throughput_gbps.mean"].to_numpy()
+    assert tput[-1] < 0.5 * tput.max() and tput.argmax() < len(tput) - 1
+    assert one["drop_rate.mean"].iloc[-1] > 0.5
+    assert one["drops.socket receive buffer full at web.mean"].iloc[-1] > 0
