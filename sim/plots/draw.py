@@ -61,7 +61,7 @@ def covered_by(lns: list[Line], i: int) -> int | None:
     x, y = np.asarray(lns[i].x), np.asarray(lns[i].mean, float)
     for j in range(i):
         xj, yj = np.asarray(lns[j].x), np.asarray(lns[j].mean, float)
-        if xj.shape == x.shape and np.array_equal(xj, x) and np.allclose(
+        if np.array_equal(xj, x) and np.allclose(
             yj, y, rtol=1e-9, atol=0.0, equal_nan=True
         ):
             return j

@@ -33,6 +33,14 @@ SERIES_STEM = "tcp-series"
 KIND_OF_METRIC = {"throughput_gbps": "throughput-vs-load", "drop_rate": "drops"}
 
 
+SHARED_NOTE = (
+    "; each segment is the station's mean over every flow's packets, so at a station"
+    " shared with another flow it is not this flow's own time (a real-time probe's"
+    " own wait is in its round trip, not here)"
+)
+"""Said under a breakdown of a run with several flows (stations keep no per-flow means)."""
+
+
 def figures(res: Results) -> Iterator[tuple[str, str, Figure]]:
     """Yield ``(stem, caption, figure)`` for every default view, the CDFs and the breakdown.
 
@@ -66,14 +74,6 @@ def figures(res: Results) -> Iterator[tuple[str, str, Figure]]:
         shared = res.summary["flow"].nunique() > 1
         caption = f"time per station along each path{where}" + (SHARED_NOTE if shared else "")
         yield BREAKDOWN_STEM, caption, draw.breakdown_figure(bs, title, shared)
-
-
-SHARED_NOTE = (
-    "; each segment is the station's mean over every flow's packets, so at a station"
-    " shared with another flow it is not this flow's own time (a real-time probe's"
-    " own wait is in its round trip, not here)"
-)
-"""Said under a breakdown of a run with several flows (stations keep no per-flow means)."""
 
 
 def draw_all(results_dir: str | Path) -> list[Path]:
