@@ -17,15 +17,12 @@ from functools import partial
 
 from sim.testbed.errors import ProbeError, one_line
 from sim.testbed.render import Replica
-from sim.testbed.timing import in_rounds, run_bounded, serving, sockperf_rtt
+from sim.testbed.timing import SLACK_S, in_rounds, run_bounded, serving, sockperf_rtt
 
 __all__ = ["IPERF_PORT", "iperf3_gbps", "measure_tcp_set", "parse_iperf3"]
 
 IPERF_PORT = 5201
 """TCP port of the iperf3 server (iperf3's default)."""
-
-#: Longest a test may run past its own length (setup, the final exchange), seconds.
-SLACK_S = 20.0
 
 
 def parse_iperf3(text: str) -> dict:

@@ -34,8 +34,8 @@ from functools import partial
 from sim.testbed.errors import ProbeError, one_line
 from sim.testbed.render import Replica
 from sim.testbed.timing import (
+    SLACK_S,
     SOCKPERF_PORT,
-    SOCKPERF_SLACK_S,
     in_rounds,
     ping_pong,
     run_bounded,
@@ -123,7 +123,7 @@ def _flow(
         sender = spawn(replica.namespace(pods[0]), sockperf(cpus[0], [*args, *extra], realtime))
 
         def finish() -> dict:
-            sent = _sent_pps(wait_bounded(sender, duration_s + SOCKPERF_SLACK_S)[0])
+            sent = _sent_pps(wait_bounded(sender, duration_s + SLACK_S)[0])
             out = _drops(ns, before)
             return {"sent_pps": sent, "delivered_pps": out["delivered"] / duration_s, **out}
 

@@ -36,8 +36,8 @@ RT_PRIORITY = 20
 #: Longest a server may take to open its socket, seconds.
 SERVER_START_S = 10.0
 
-#: Longest a sockperf client may run past its own length, seconds.
-SOCKPERF_SLACK_S = 30.0
+#: Longest a client may run past its own length (setup, warm-up, the final exchange), seconds.
+SLACK_S = 30.0
 
 _PERCENTILE = re.compile(r"percentile\s+(\d+\.\d+)\s*=\s*([\d.]+)")
 _OBSERVATIONS = re.compile(r"Total (\d+) observations")
@@ -174,11 +174,11 @@ def ping_pong(
 
     Returns :func:`parse_sockperf`'s dict; raises :class:`ProbeError` with the
     tail of the client's output if it fails or reports no percentiles, or if it
-    runs :data:`SOCKPERF_SLACK_S` past ``duration_s`` seconds.
+    runs :data:`SLACK_S` past ``duration_s`` seconds.
     """
     args = ["ping-pong", "-i", addr, "-p", str(port), *extra, "-t", f"{duration_s:g}"]
     args += ["--full-rtt", "-m", str(payload_bytes)]
-    client = run_bounded(ns, sockperf(cpu, args, realtime), duration_s + SOCKPERF_SLACK_S)
+    client = run_bounded(ns, sockperf(cpu, args, realtime), duration_s + SLACK_S)
     res = parse_sockperf(client.stdout + client.stderr)
     if client.returncode != 0 or res["p50_us"] is None:
         tail = one_line(client.stderr or client.stdout)[-300:]
