@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import time
+from functools import partial
 
 from sim.testbed.errors import ProbeError, one_line
 from sim.testbed.render import Replica
+from sim.testbed.timing import SLACK_S, in_rounds, run_bounded, serving, sockperf_rtt
 
 __all__ = ["IPERF_PORT", "iperf3_gbps", "measure_tcp_set", "parse_iperf3"]
 
 IPERF_PORT = 5201
 """TCP port of the iperf3 server (iperf3's default)."""
-
-#: Longest a test may run past its own length (setup, the final exchange), seconds.
-SLACK_S = 20.0
 
 
 def parse_iperf3(text: str) -> dict:
@@ -54,17 +51,6 @@ def parse_iperf3(text: str) -> dict:
     }
 
 
-def _wait_listening(server: subprocess.Popen, ns: str, port: int, timeout_s: float = 10.0):
-    """Wait until the server's TCP socket listens (``ss``)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and server.poll() is None:
-        probe = ["ip", "netns", "exec", ns, "ss", "-Htln", f"sport = :{port}"]
-        if subprocess.run(probe, capture_output=True, text=True).stdout.strip():
-            return
-        time.sleep(0.02)
-    raise ProbeError(f"iperf3 server in {ns} did not start listening on port {port}")
-
-
 def iperf3_gbps(
     replica: Replica, src: str, dst: str, streams: int = 1, seconds: float = 2.0
 ) -> dict:
@@ -89,66 +75,11 @@ def iperf3_gbps(
     if not (1 <= streams <= 128 and 0.1 <= seconds <= 60):
         raise ProbeError(f"iperf3 needs 1..128 streams and 0.1..60 s, got {streams}, {seconds}")
     src_ns, dst_ns = replica.namespace(src), replica.namespace(dst)
-    addr = str(replica.address(dst))
     port = str(IPERF_PORT)
-    server = subprocess.Popen(
-        ["ip", "netns", "exec", dst_ns, "iperf3", "-s", "-1", "-p", port],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_listening(server, dst_ns, IPERF_PORT)
-        client = ["ip", "netns", "exec", src_ns, "iperf3", "-c", addr, "-p", port, "-J"]
-        client += ["-P", str(streams), "-t", f"{seconds:g}"]
-        out = subprocess.run(client, capture_output=True, text=True, timeout=seconds + SLACK_S)
-        return parse_iperf3(out.stdout)
-    finally:
-        if server.poll() is None:
-            server.terminate()
-            server.wait(timeout=10)
-
-
-def measure_tcp(
-    scenario: str,
-    pairs: dict[str, tuple[str, str]],
-    streams: tuple[int, ...] = (1, 4),
-    seconds: float = 2.0,
-    prefix: str = "pnt-",
-) -> list[dict]:
-    """Build the scenario's replica, run iperf3 for every pair and stream count, remove it.
-
-    Parameters
-    ----------
-    scenario : str
-        Scenario file.
-    pairs : dict of str to (str, str)
-        Case name (e.g. ``"same-node"``) to ``(src, dst)`` endpoints.
-    streams : tuple of int
-        Parallel connection counts to measure.
-    seconds : float
-        Length of each iperf3 test, seconds.
-    prefix : str
-        Namespace prefix of this replica (removed afterwards in any case).
-
-    Returns
-    -------
-    list of dict
-        One row per (case, streams): ``case, src, dst`` and :func:`parse_iperf3`'s keys.
-    """
-    from sim.testbed import netns
-    from sim.testbed.replica import build, load_replica
-
-    replica = load_replica(scenario, prefix=prefix)
-    rows = []
-    try:
-        build(replica, replace=True)
-        for n in streams:
-            for case, (src, dst) in pairs.items():
-                got = iperf3_gbps(replica, src, dst, streams=n, seconds=seconds)
-                rows.append({"case": case, "src": src, "dst": dst, **got})
-    finally:
-        netns.down(prefix)
-    return rows
+    client = ["iperf3", "-c", str(replica.address(dst)), "-p", port, "-J"]
+    client += ["-P", str(streams), "-t", f"{seconds:g}"]
+    with serving(dst_ns, ["iperf3", "-s", "-1", "-p", port], IPERF_PORT, tcp=True, quiet=True):
+        return parse_iperf3(run_bounded(src_ns, client, seconds + SLACK_S).stdout)
 
 
 def measure_tcp_set(
@@ -182,20 +113,14 @@ def measure_tcp_set(
         ``{(placement, streams): goodput_gbps}`` (medians)
         (the inputs of :func:`sim.validate.tcp.compare_tcp`).
     """
-    from sim.testbed.timing import sockperf_rtt
-
-    idle: dict[str, list[float]] = {}
-    runs: dict[tuple[str, int], list[float]] = {}
-    for _ in range(max(1, rounds)):
+    jobs: dict = {}
+    for place, (src, dst) in pairs.items():
+        ns_s, ns_d, addr = replica.namespace(src), replica.namespace(dst), str(replica.address(dst))
+        jobs[place] = partial(sockperf_rtt, ns_s, ns_d, addr, duration_s=1.0, payload_bytes=64)
+    for n in streams:
         for place, (src, dst) in pairs.items():
-            ns_s, ns_d = replica.namespace(src), replica.namespace(dst)
-            rtt = sockperf_rtt(
-                ns_s, ns_d, str(replica.address(dst)), duration_s=1.0, payload_bytes=64
-            )
-            idle.setdefault(place, []).append(rtt["p50_us"])
-        for n in streams:
-            for place, (src, dst) in pairs.items():
-                got = iperf3_gbps(replica, src, dst, streams=n, seconds=seconds)
-                runs.setdefault((place, n), []).append(got["goodput_gbps"])
+            jobs[place, n] = partial(iperf3_gbps, replica, src, dst, streams=n, seconds=seconds)
+    runs = in_rounds(jobs, rounds)
     med = statistics.median
-    return {p: med(v) for p, v in idle.items()}, {c: med(v) for c, v in runs.items()}
+    idle = {p: med(r["p50_us"] for r in runs.pop(p)) for p in pairs}
+    return idle, {c: med(r["goodput_gbps"] for r in got) for c, got in runs.items()}

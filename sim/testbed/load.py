@@ -26,23 +26,38 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from functools import partial
 
 from sim.testbed.errors import ProbeError, one_line
 from sim.testbed.render import Replica
-from sim.testbed.timing import RT_PRIORITY, parse_sockperf
+from sim.testbed.timing import (
+    SLACK_S,
+    SOCKPERF_PORT,
+    in_rounds,
+    ping_pong,
+    run_bounded,
+    sockperf,
+    sockperf_server,
+    spawn,
+    stop,
+    wait_bounded,
+)
 
 __all__ = ["counters", "loaded_rtt", "measure_loaded", "saturation", "softnet"]
 
-PROBE_PORT = 11111
+PROBE_PORT = SOCKPERF_PORT
 """UDP port of the probe's sockperf server."""
 
 LOAD_PORT = 11112
 """UDP port of the background (or saturating) flow's sockperf server."""
 
 _RATE = "Message Rate is"
+
+_MIB = {"delivered": "UdpInDatagrams", "rcvbuf_drops": "UdpRcvbufErrors"}
+"""Counts read as deltas of the receiving namespace's UDP MIB."""
 
 
 def softnet() -> list[tuple[int, int, int]]:
@@ -54,63 +69,68 @@ def softnet() -> list[tuple[int, int, int]]:
 
 def counters(ns: str) -> dict[str, int]:
     """Absolute SNMP counters of namespace ``ns`` (``nstat -asz``: no history file)."""
-    out = subprocess.run(
-        ["ip", "netns", "exec", ns, "nstat", "-asz", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    ).stdout
-    data = json.loads(out or "{}")
+    data = json.loads(run_bounded(ns, ["nstat", "-asz", "--json"], 10).stdout or "{}")
     return {k: int(v) for k, v in data.get("kernel", data).items()}
 
 
-def _argv(ns: str, cpu: int, args: list[str], realtime: bool) -> list[str]:
-    rt = ["chrt", "--fifo", str(RT_PRIORITY)] if realtime else []
-    return ["ip", "netns", "exec", ns, *rt, "taskset", "-c", str(cpu), "sockperf", *args]
+def _drops(ns: str, before: tuple) -> dict:
+    """Deltas since ``before``: delivered datagrams, socket-buffer and backlog drops, squeezes.
 
-
-def _server(ns: str, cpu: int, addr: str, port: int, realtime: bool) -> subprocess.Popen:
-    """Start a sockperf server on ``addr:port`` in ``ns``; return once its socket is bound."""
-    srv = subprocess.Popen(
-        _argv(ns, cpu, ["server", "-i", addr, "-p", str(port)], realtime),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 10.0
-    while time.monotonic() < deadline and srv.poll() is None:
-        probe = ["ip", "netns", "exec", ns, "ss", "-Huln", f"sport = :{port}"]
-        if subprocess.run(probe, capture_output=True, text=True, check=False).stdout.strip():
-            return srv
-        time.sleep(0.02)
-    srv.kill()
-    out = srv.communicate(timeout=10)[0]
-    raise ProbeError(f"sockperf server in {ns} did not start: {one_line(out)[-300:] or 'timeout'}")
-
-
-def _stop(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
-        proc.kill()
-    return proc.communicate(timeout=10)[0] or ""
+    Read 0.2 s after the flow's end, so the receiver has drained its socket.
+    """
+    time.sleep(0.2)
+    (ns0, sn0), ns1, sn1 = before, counters(ns), softnet()
+    out = {key: ns1.get(mib, 0) - ns0.get(mib, 0) for key, mib in _MIB.items()}
+    for key, col in (("backlog_drops", 1), ("time_squeeze", 2)):
+        out[key] = sum(a[col] - b[col] for a, b in zip(sn1, sn0, strict=True))
+    return out
 
 
 def _sent_pps(text: str) -> float:
+    """Read the sender's rate, packets/s, from ``sockperf tp``'s report."""
     for line in text.splitlines():
         if _RATE in line:
             return float(line.split(_RATE, 1)[1].split("[", 1)[0])
     raise ProbeError(f"sockperf throughput reported no rate: {one_line(text)[-300:]}")
 
 
-def _drops(ns: str, before: tuple, after_ns: dict, after_sn: list) -> dict:
-    """Counter deltas: delivered datagrams, socket-buffer and backlog drops, squeezes."""
-    ns0, sn0 = before
-    return {
-        "delivered": after_ns.get("UdpInDatagrams", 0) - ns0.get("UdpInDatagrams", 0),
-        "rcvbuf_drops": after_ns.get("UdpRcvbufErrors", 0) - ns0.get("UdpRcvbufErrors", 0),
-        "backlog_drops": sum(a[1] - b[1] for a, b in zip(after_sn, sn0, strict=True)),
-        "time_squeeze": sum(a[2] - b[2] for a, b in zip(after_sn, sn0, strict=True)),
-    }
+def _loadavg() -> float:
+    """Return the machine's 1-minute load average, as reported with each result."""
+    return round(os.getloadavg()[0], 2)
+
+
+@contextmanager
+def _flow(
+    replica: Replica,
+    pods: tuple[str, str],
+    size_bytes: int,
+    cpus: tuple[int, int],
+    duration_s: float,
+    realtime: bool,
+    *extra: str,
+) -> Iterator[Callable[[], dict]]:
+    """Run a ``sockperf tp`` flow between ``pods`` (sender, receiver) for a ``with`` block.
+
+    The sender on ``cpus[0]``, the server on ``cpus[1]``, both at real-time
+    priority if ``realtime``. Yields the function that waits for the sender's
+    end and returns ``sent_pps``, ``delivered_pps`` (over ``duration_s``) and
+    the receiver's counter deltas (:func:`_drops`).
+    """
+    addr, ns = str(replica.address(pods[1])), replica.namespace(pods[1])
+    args = ["tp", "-i", addr, "-p", str(LOAD_PORT), "-t", f"{duration_s:g}", "-m", str(size_bytes)]
+    with sockperf_server(ns, cpus[1], addr, LOAD_PORT, realtime):
+        before = counters(ns), softnet()
+        sender = spawn(replica.namespace(pods[0]), sockperf(cpus[0], [*args, *extra], realtime))
+
+        def finish() -> dict:
+            sent = _sent_pps(wait_bounded(sender, duration_s + SLACK_S)[0])
+            out = _drops(ns, before)
+            return {"sent_pps": sent, "delivered_pps": out["delivered"] / duration_s, **out}
+
+        try:
+            yield finish
+        finally:
+            stop(sender)
 
 
 def saturation(
@@ -148,27 +168,8 @@ def saturation(
         ``rcvbuf_drops``, ``backlog_drops``, ``time_squeeze`` (counts over the run)
         and ``loadavg_1min``.
     """
-    addr, dns = str(replica.address(dst)), replica.namespace(dst)
-    srv = _server(dns, cpus[1], addr, LOAD_PORT, realtime)
-    try:
-        before = (counters(dns), softnet())
-        args = ["tp", "-i", addr, "-p", str(LOAD_PORT), "-t", f"{duration_s:g}"]
-        args += ["-m", str(size_bytes)]
-        client = subprocess.run(
-            _argv(replica.namespace(src), cpus[0], args, realtime),
-            capture_output=True,
-            text=True,
-            timeout=duration_s + 30,
-            check=False,
-        )
-        time.sleep(0.2)  # let the receiver drain its socket
-        out = _drops(dns, before, counters(dns), softnet())
-    finally:
-        _stop(srv)
-    out["sent_pps"] = _sent_pps(client.stdout + client.stderr)
-    out["delivered_pps"] = out["delivered"] / duration_s
-    out["loadavg_1min"] = round(os.getloadavg()[0], 2)
-    return out
+    with _flow(replica, (src, dst), size_bytes, cpus, duration_s, realtime) as finish:
+        return {**finish(), "loadavg_1min": _loadavg()}
 
 
 def loaded_rtt(
@@ -213,70 +214,19 @@ def loaded_rtt(
         :func:`saturation`); ``realtime`` (the probe's priority); ``loadavg_1min``.
     """
     addr, dns = str(replica.address(probe[1])), replica.namespace(probe[1])
-    procs: list[subprocess.Popen] = []
-    out: dict = {}
-    loaded = background is not None and bg_pps > 0
-    try:
-        procs.append(_server(dns, probe_cpu, addr, PROBE_PORT, realtime))
-        if loaded:
-            bg, bg_ns, before = _start_background(
-                replica, background, bg_pps, bg_cpu, size_bytes, duration_s, procs
+    with sockperf_server(dns, probe_cpu, addr, PROBE_PORT, realtime), ExitStack() as running:
+        finish = dict  # an idle probe: no background figures
+        if background is not None and bg_pps > 0:
+            mps = f"--mps={round(bg_pps)}"
+            bg = _flow(
+                replica, background, size_bytes, (bg_cpu, bg_cpu), duration_s + 1, False, mps
             )
-        args = ["ping-pong", "-i", addr, "-p", str(PROBE_PORT), "-t", f"{duration_s:g}"]
-        args += ["--full-rtt", "-m", str(size_bytes)]
-        client = subprocess.run(
-            _argv(replica.namespace(probe[0]), probe_cpu, args, realtime),
-            capture_output=True,
-            text=True,
-            timeout=duration_s + 30,
-            check=False,
-        )
-        if loaded:
-            bg.wait(timeout=duration_s + 30)
-            time.sleep(0.2)
-            out = _drops(bg_ns, before, counters(bg_ns), softnet())
-            out["bg_sent_pps"] = _sent_pps(_stop(bg))
-            out["bg_delivered_pps"] = out["delivered"] / (duration_s + 1)
-    finally:
-        for p in procs:
-            _stop(p)
-    res = parse_sockperf(client.stdout + client.stderr)
-    if client.returncode != 0 or res["p50_us"] is None:
-        tail = one_line(client.stderr or client.stdout)[-300:]
-        raise ProbeError(f"sockperf {probe[0]} -> {probe[1]} failed: {tail}")
-    return {**res, **out, "realtime": realtime, "loadavg_1min": round(os.getloadavg()[0], 2)}
-
-
-def _start_background(
-    replica: Replica,
-    background: tuple[str, str],
-    bg_pps: float,
-    bg_cpu: int,
-    size_bytes: int,
-    duration_s: float,
-    procs: list[subprocess.Popen],
-) -> tuple[subprocess.Popen, str, tuple]:
-    """Start the background flow of :func:`loaded_rtt` (its processes join ``procs``).
-
-    Returns
-    -------
-    tuple
-        The sender's process, the receiver's namespace, and the counters before.
-    """
-    bg_addr, bg_ns = str(replica.address(background[1])), replica.namespace(background[1])
-    procs.append(_server(bg_ns, bg_cpu, bg_addr, LOAD_PORT, False))
-    before = (counters(bg_ns), softnet())
-    args = ["tp", "-i", bg_addr, "-p", str(LOAD_PORT), "-t", f"{duration_s + 1:g}"]
-    args += ["-m", str(size_bytes), f"--mps={round(bg_pps)}"]
-    bg = subprocess.Popen(
-        _argv(replica.namespace(background[0]), bg_cpu, args, False),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    procs.append(bg)
-    time.sleep(0.3)  # the background is running before the probe starts
-    return bg, bg_ns, before
+            finish = running.enter_context(bg)
+            time.sleep(0.3)  # the background is running before the probe starts
+        args = (replica.namespace(probe[0]), probe_cpu, addr, PROBE_PORT, duration_s, size_bytes)
+        res = ping_pong(*args, realtime=realtime)
+        bg_out = {f"bg_{k}" if k.endswith("_pps") else k: v for k, v in finish().items()}
+    return {**res, **bg_out, "realtime": realtime, "loadavg_1min": _loadavg()}
 
 
 _MEDIAN = ("p50_us", "p99_us", "sent_pps", "delivered_pps", "bg_delivered_pps")
@@ -336,30 +286,18 @@ def measure_loaded(
         ``{"shared"|"separate": result}`` (probe on CPU 0, background on CPU 0
         or 1) and ``bg_pps`` offered; each result as :func:`_combine`.
     """
-    bg_pps = load * saturation(replica, *background, 64, duration_s=duration_s)["delivered_pps"]
-    jobs = {
-        ("overload",): partial(
-            saturation, replica, *same, 64, cpus=(0, 0), duration_s=duration_s, realtime=False
-        )
-    }
+    sat = partial(saturation, replica, duration_s=duration_s)
+    rtt = partial(loaded_rtt, replica, duration_s=duration_s)
+    bg_pps = load * sat(*background, 64)["delivered_pps"]
+    jobs = {("overload",): partial(sat, *same, 64, cpus=(0, 0), realtime=False)}
     for name, pair in (("same", same), ("cross", cross)):
         for n in (64, 1400):
-            jobs[("idle", name, n)] = partial(
-                loaded_rtt, replica, pair, None, 0, size_bytes=n, duration_s=duration_s
-            )
-            jobs[("saturation", name, n)] = partial(
-                saturation, replica, *pair, n, duration_s=duration_s
-            )
+            jobs["idle", name, n] = partial(rtt, pair, None, 0, size_bytes=n)
+            jobs["saturation", name, n] = partial(sat, *pair, n)
     for place, cpu in (("shared", 0), ("separate", 1)):
-        jobs[("loaded", place)] = partial(
-            loaded_rtt, replica, same, background, bg_pps, bg_cpu=cpu, duration_s=duration_s
-        )
-    runs: dict[tuple, list[dict]] = {key: [] for key in jobs}
-    for _ in range(repeats):
-        for key, job in jobs.items():
-            runs[key].append(job())
+        jobs["loaded", place] = partial(rtt, same, background, bg_pps, bg_cpu=cpu)
     out: dict = {"bg_pps": bg_pps, "idle": {}, "saturation": {}, "loaded": {}}
-    for key, got in runs.items():
+    for key, got in in_rounds(jobs, repeats).items():
         *where, last = key
         target = out
         for part in where:

@@ -1,4 +1,4 @@
-"""Round-trip times inside the replica with ``sockperf`` ping-pong.
+"""Round trips inside the replica with ``sockperf`` ping-pong; the measurements' process tools.
 
 ``sockperf`` (Debian package ``sockperf``) runs a UDP ping-pong: one message
 in flight, the server echoes it, the client times each round trip
@@ -8,6 +8,12 @@ messages, pinned to different CPUs with ``taskset``. With a single CPU
 (:func:`busy_poll_works`) both ends block on it at real-time priority instead.
 What is left of the tool's own software cost per round trip is the model's
 endpoint term (:mod:`sim.validate.calibrate`).
+
+The process tools serve every kernel measurement (here, :mod:`sim.testbed.load`,
+:mod:`sim.testbed.iperf`): a server runs for a ``with`` block from when ``ss``
+shows its socket (:func:`serving`), every process is ended by :func:`stop` and
+waited for within a time bound (:func:`wait_bounded`), and rounds of cases are
+run by :func:`in_rounds`.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 from sim.testbed.errors import ProbeError, one_line
 
@@ -24,6 +32,12 @@ SOCKPERF_PORT = 11111
 
 RT_PRIORITY = 20
 """SCHED_FIFO priority of blocking sockperf ends (``chrt(1)``; 1-99, kernel threads use 50)."""
+
+#: Longest a server may take to open its socket, seconds.
+SERVER_START_S = 10.0
+
+#: Longest a client may run past its own length (setup, warm-up, the final exchange), seconds.
+SLACK_S = 30.0
 
 _PERCENTILE = re.compile(r"percentile\s+(\d+\.\d+)\s*=\s*([\d.]+)")
 _OBSERVATIONS = re.compile(r"Total (\d+) observations")
@@ -39,32 +53,99 @@ def busy_poll_works() -> bool:
     return len(os.sched_getaffinity(0)) >= 2
 
 
-def _command(ns: str | None, role: str, args: list[str], busy_poll: bool) -> list[str]:
-    """``sockperf`` in ``ns`` on its CPU; blocking ends at real-time priority.
+def in_ns(ns: str | None, argv: list[str]) -> list[str]:
+    """``argv`` run in namespace ``ns`` (``None``: this one)."""
+    return ["ip", "netns", "exec", ns, *argv] if ns else argv
+
+
+def spawn(ns: str | None, argv: list[str], *, quiet: bool = False) -> subprocess.Popen:
+    """Start ``argv`` in ``ns``, stderr joined to stdout (a pipe; discarded if ``quiet``)."""
+    out = subprocess.DEVNULL if quiet else subprocess.PIPE
+    return subprocess.Popen(in_ns(ns, argv), stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+@contextmanager
+def serving(
+    ns: str | None, argv: list[str], port: int, *, tcp: bool = False, quiet: bool = False
+) -> Iterator[subprocess.Popen]:
+    """Run server ``argv`` in ``ns`` for a ``with`` block, from when ``ss`` shows its ``port``.
+
+    ``ss`` tells, not the server's output (block-buffered). The output is kept
+    for the error unless ``quiet``: a server whose output nobody reads while it
+    runs could fill the pipe and block. The server is killed (:func:`stop`)
+    when the block ends.
+
+    Raises
+    ------
+    ProbeError
+        If the server exits, or has no socket after :data:`SERVER_START_S`;
+        with its exit status and the tail of its output.
+    """
+    srv = spawn(ns, argv, quiet=quiet)
+    probe = in_ns(ns, ["ss", "-Htln" if tcp else "-Huln", f"sport = :{port}"])
+    deadline = time.monotonic() + SERVER_START_S
+    try:
+        while not subprocess.run(probe, capture_output=True, text=True).stdout.strip():
+            if time.monotonic() > deadline or srv.poll() is not None:
+                status = "timeout" if srv.poll() is None else f"exit {srv.returncode}"
+                cmd, tail = " ".join(argv), one_line(stop(srv))[-300:]
+                raise ProbeError(f"{cmd} in {ns} did not open port {port} ({status}): {tail}")
+            time.sleep(0.02)
+        yield srv
+    finally:
+        stop(srv)
+
+
+def stop(proc: subprocess.Popen) -> str:
+    """End ``proc`` (killed if still running); return its output (``""`` if not kept).
+
+    Safe to repeat: the output, read once, is returned again.
+    """
+    if proc.poll() is None:
+        proc.kill()
+    return proc.communicate(timeout=10)[0] or ""
+
+
+def wait_bounded(proc: subprocess.Popen, timeout_s: float) -> tuple[str, str]:
+    """Wait ``timeout_s`` s at most for ``proc``'s (stdout, stderr) (``""``: not kept).
+
+    Past the bound the process is killed and :class:`ProbeError` raised.
+    """
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        stop(proc)
+        cmd = " ".join(proc.args)
+        raise ProbeError(f"{cmd} exceeded its time bound of {timeout_s:g} s") from None
+    return out or "", err or ""
+
+
+def run_bounded(ns: str | None, argv: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+    """Run ``argv`` in ``ns`` to its end, its output captured (:func:`wait_bounded`)."""
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(in_ns(ns, argv), stdout=pipe, stderr=pipe, text=True)
+    out, err = wait_bounded(proc, timeout_s)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def sockperf(cpu: int, args: list[str], realtime: bool) -> list[str]:
+    """``sockperf args`` pinned to ``cpu``; at real-time priority if ``realtime``.
 
     Blocking ends hand off by wake-ups on one CPU, so other work there must
     not delay them (they sleep between messages: softirq work is never
     starved). Spinning ends stay at normal priority: at real-time priority
     they would starve the softirq threads of their CPUs.
     """
-    cpus = sorted(os.sched_getaffinity(0))
-    cpu = cpus[-1] if busy_poll and role == "server" else cpus[0]
-    pre = ["ip", "netns", "exec", ns] if ns else []
-    rt = [] if busy_poll else ["chrt", "--fifo", str(RT_PRIORITY)]
-    return [*pre, *rt, "taskset", "-c", str(cpu), "sockperf", *args]
+    rt = ["chrt", "--fifo", str(RT_PRIORITY)] if realtime else []
+    return [*rt, "taskset", "-c", str(cpu), "sockperf", *args]
 
 
-def _wait_ready(server: subprocess.Popen, ns: str | None, timeout_s: float = 10.0) -> None:
-    """Wait until the server's UDP socket is bound (``ss``; its stdout is block-buffered)."""
-    pre = ["ip", "netns", "exec", ns] if ns else []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and server.poll() is None:
-        probe = [*pre, "ss", "-Huln", f"sport = :{SOCKPERF_PORT}"]
-        if subprocess.run(probe, capture_output=True, text=True).stdout.strip():
-            return
-        time.sleep(0.02)
-    out = server.communicate(timeout=10)[0] if server.poll() is not None else ""
-    raise ProbeError(f"sockperf server in {ns} did not start: {one_line(out)[-300:] or 'timeout'}")
+def sockperf_server(
+    ns: str | None, cpu: int, addr: str, port: int, realtime: bool, extra: tuple[str, ...] = ()
+) -> AbstractContextManager[subprocess.Popen]:
+    """Run a sockperf server on ``addr:port`` in ``ns`` for a ``with`` block (:func:`serving`)."""
+    args = ["server", "-i", addr, "-p", str(port), *extra]
+    return serving(ns, sockperf(cpu, args, realtime), port)
 
 
 def parse_sockperf(text: str) -> dict:
@@ -78,6 +159,33 @@ def parse_sockperf(text: str) -> dict:
     }
 
 
+def ping_pong(
+    ns: str | None,
+    cpu: int,
+    addr: str,
+    port: int,
+    duration_s: float,
+    payload_bytes: int,
+    *,
+    realtime: bool,
+    extra: tuple[str, ...] = (),
+) -> dict:
+    """One sockperf ping-pong client run from ``ns`` to a server at ``addr:port``.
+
+    Returns :func:`parse_sockperf`'s dict; raises :class:`ProbeError` with the
+    tail of the client's output if it fails or reports no percentiles, or if it
+    runs :data:`SLACK_S` past ``duration_s`` seconds.
+    """
+    args = ["ping-pong", "-i", addr, "-p", str(port), *extra, "-t", f"{duration_s:g}"]
+    args += ["--full-rtt", "-m", str(payload_bytes)]
+    client = run_bounded(ns, sockperf(cpu, args, realtime), duration_s + SLACK_S)
+    res = parse_sockperf(client.stdout + client.stderr)
+    if client.returncode != 0 or res["p50_us"] is None:
+        tail = one_line(client.stderr or client.stdout)[-300:]
+        raise ProbeError(f"sockperf {ns} -> {addr} failed (exit {client.returncode}): {tail}")
+    return res
+
+
 def sockperf_rtt(
     src_ns: str | None,
     dst_ns: str | None,
@@ -88,6 +196,10 @@ def sockperf_rtt(
     busy_poll: bool | None = None,
 ) -> dict:
     """One sockperf ping-pong run from ``src_ns`` to a server at ``addr`` in ``dst_ns``.
+
+    Busy-polling ends spin on CPUs of their own (the client on the first CPU of
+    this process's affinity, the server on the last); blocking ends share the
+    first at real-time priority (:func:`sockperf`).
 
     Parameters
     ----------
@@ -113,36 +225,22 @@ def sockperf_rtt(
         If the server does not start or the client fails or reports nothing.
     """
     busy = busy_poll_works() if busy_poll is None else busy_poll
-    common = ["-i", addr, "-p", str(SOCKPERF_PORT), *(["--nonblocked"] if busy else [])]
-    server = subprocess.Popen(
-        _command(dst_ns, "server", ["server", *common], busy),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        _wait_ready(server, dst_ns)
-        args = ["ping-pong", *common, "-t", f"{duration_s:g}", "--full-rtt"]
-        client = _client(src_ns, [*args, "-m", str(payload_bytes)], busy, duration_s + 30)
-    finally:
-        server.kill()
-        server.communicate(timeout=10)
-    res = parse_sockperf(client.stdout + client.stderr)
-    if client.returncode != 0 or res["p50_us"] is None:
-        tail = one_line(client.stderr or client.stdout)[-300:]
-        raise ProbeError(f"sockperf {src_ns} -> {addr} failed (exit {client.returncode}): {tail}")
-    return res
+    cpus = sorted(os.sched_getaffinity(0))
+    extra = ("--nonblocked",) if busy else ()
+    server_cpu = cpus[-1] if busy else cpus[0]
+    with sockperf_server(dst_ns, server_cpu, addr, SOCKPERF_PORT, not busy, extra):
+        args = (src_ns, cpus[0], addr, SOCKPERF_PORT, duration_s, payload_bytes)
+        return ping_pong(*args, realtime=not busy, extra=extra)
 
 
-def _client(ns: str | None, args: list[str], busy: bool, timeout_s: float):
-    """Run the sockperf client in ``ns`` to its end, bounded by ``timeout_s`` seconds."""
-    try:
-        return subprocess.run(
-            _command(ns, "client", args, busy),
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise ProbeError(f"sockperf client in {ns} exceeded its time bound") from None
+def in_rounds(jobs: dict[Hashable, Callable[[], object]], rounds: int) -> dict[Hashable, list]:
+    """Run every job once per round, ``rounds`` rounds (at least one), in ``jobs``' order.
+
+    Interleaved so that the shared machine's changing load falls on every job
+    alike; returns each job's results, round by round.
+    """
+    runs: dict[Hashable, list] = {key: [] for key in jobs}
+    for _ in range(max(1, rounds)):
+        for key, job in jobs.items():
+            runs[key].append(job())
+    return runs
