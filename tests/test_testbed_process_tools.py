@@ -1,6 +1,5 @@
 """The process tools of the kernel measurements, on small local servers (no root needed)."""
 
-import shutil
 import socket
 import sys
 
@@ -8,8 +7,6 @@ import pytest
 
 from sim.testbed.errors import ProbeError
 from sim.testbed.timing import in_rounds, run_bounded, serving
-
-needs_ss = pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
 
 
 def _free_port(kind: int) -> int:
@@ -29,7 +26,6 @@ def _server(port: int, kind: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-@needs_ss
 @pytest.mark.parametrize(("kind", "tcp"), [("SOCK_DGRAM", False), ("SOCK_STREAM", True)])
 def test_serving_waits_for_the_socket_and_kills_the_server_at_the_end(kind, tcp):
     port = _free_port(getattr(socket, kind))
@@ -41,7 +37,6 @@ def test_serving_waits_for_the_socket_and_kills_the_server_at_the_end(kind, tcp)
     assert srv.returncode is not None
 
 
-@needs_ss
 def test_a_server_that_exits_is_reported_with_its_status_and_output():
     argv = [sys.executable, "-c", "print('no such address'); raise SystemExit(3)"]
     with pytest.raises(ProbeError, match=r"did not open port 9 \(exit 3\): no such address"):
