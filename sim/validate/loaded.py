@@ -40,9 +40,9 @@ from sim.engine.run import simulate
 from sim.spec.load import load_scenario
 from sim.testbed.render import ELEMENTS
 from sim.validate.calibrate import design_row, fitted_costs
+from sim.validate.models import IP_UDP_HEADER_BYTES
 
 __all__ = [
-    "UDP_IP_HEADER_BYTES",
     "LoadedFit",
     "compare_loaded",
     "compare_overload",
@@ -51,9 +51,6 @@ __all__ = [
     "predict_loaded_p50",
     "predict_saturation",
 ]
-
-UDP_IP_HEADER_BYTES = 28
-"""IPv4 (20 B) + UDP (8 B) headers: a payload of P bytes is an IP packet of P + 28."""
 
 SMALL, LARGE = 64, 1400
 """The two payload sizes measured, bytes."""
@@ -137,7 +134,7 @@ def fit_loaded(
     element = max(0.0, (rtt_c - rtt_s) / 2 / (n_cross - n_same))
     growth = [idle_p50_us[(p, LARGE)] - idle_p50_us[(p, SMALL)] for p in ("same", "cross")]
     per_byte_ns = max(0.0, sum(growth) / len(growth) / 2 / (LARGE - SMALL) / 2 * 1e3)
-    small_ip = SMALL + UDP_IP_HEADER_BYTES
+    small_ip = SMALL + IP_UDP_HEADER_BYTES
     sender_us = 1e6 / saturation_pps
     send = max(0.0, sender_us - n_same * element - per_byte_ns * 1e-3 * small_ip)
     recv = max(0.0, rtt_s / 2 - sender_us - per_byte_ns * 1e-3 * small_ip)
@@ -175,7 +172,7 @@ def predict_saturation(
     Returns ``delivered_pps``, ``drops`` (``{reason: count}``) and
     ``drop_fraction`` (of the packets delivered or lost after the warm-up).
     """
-    ip = payload_bytes + UDP_IP_HEADER_BYTES
+    ip = payload_bytes + IP_UDP_HEADER_BYTES
     flow = {"name": "flood", "kind": "constant", "src": src, "dst": dst}
     flow.update({"rate_pps": 1e6, "size_bytes": ip})
     ov = {**overrides, "flows": [flow], "datapath.pin": {src: cpus[0], dst: cpus[1]}}
@@ -267,7 +264,7 @@ def predict_loaded_p50(
     runs them by default); the background's two ends on ``bg_cpu`` at normal
     priority (``sockperf --mps`` paces at even intervals: a ``constant`` flow).
     """
-    ip = payload_bytes + UDP_IP_HEADER_BYTES
+    ip = payload_bytes + IP_UDP_HEADER_BYTES
     flows = [
         {
             "name": "probe",
