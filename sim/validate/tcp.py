@@ -23,7 +23,8 @@ The fit (:func:`fit_tcp`):
   ``S / (A + B * per_byte)`` for a CPU-bound path, so two simulations give ``A``
   and ``B`` and the measured goodput gives ``per_byte_ns``.
 
-The other placements and stream counts are predicted (:func:`compare_tcp`).
+The other placements and stream counts are predicted (:func:`compare_tcp`), and
+:func:`misses` names the held-out ones outside the issue's targets.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from sim.control.cluster import build_cluster
 from sim.spec.load import load_scenario
 from sim.validate.loaded import LoadedFit, _elements_one_way, _run
 
-__all__ = ["RCV_BUF_BYTES", "compare_tcp", "fit_tcp", "predict_tcp_gbps"]
+__all__ = ["RCV_BUF_BYTES", "compare_tcp", "fit_tcp", "misses", "predict_tcp_gbps"]
 
 RCV_BUF_BYTES = 6291456
 """Receive buffer of the simulated connections: Linux's autotuning limit
@@ -44,6 +45,11 @@ which the kernel's connections on the replica grow to."""
 
 DURATION_S = 0.03
 """Simulated length of one prediction, seconds (a fifth of it warm-up)."""
+
+ABS_TOLERANCE = 0.25
+"""Accepted relative error of a held-out goodput (the issue's target) ..."""
+RATIO_TOLERANCE = 0.15
+"""... and of a predicted cross-node / same-node ratio."""
 
 
 @dataclass(frozen=True)
@@ -238,3 +244,13 @@ def _row(case: str, measured: float, predicted: float, held_out: bool) -> dict:
         "ratio": predicted / measured,
         "held_out": held_out,
     }
+
+
+def misses(rows: list[dict]) -> list[str]:
+    """Cases whose held-out prediction misses its tolerance (the issue's 25 % / 15 %)."""
+    out = []
+    for r in rows:
+        tol = RATIO_TOLERANCE if r["case"].startswith("ratio") else ABS_TOLERANCE
+        if r["held_out"] and abs(r["ratio"] - 1.0) > tol:
+            out.append(r["case"])
+    return out
