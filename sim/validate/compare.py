@@ -11,15 +11,20 @@ Each prediction is set next to the measured p50 with their ratio, and the
 cross-node / same-node ratios are compared. For every probed endpoint pair the
 model's verdict (outcome, source address the receiver sees) is set next to
 what the replica's receiver observed.
+
+The loaded-CPU and TCP comparisons (:mod:`sim.validate.loaded`,
+:mod:`sim.validate.tcp`) simulate their flows and lay out their rows with the
+helpers here: :func:`flow`, :func:`probe_flow`, :func:`run_flows`, :func:`row`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sim.analysis.summary import summarize
 from sim.control.cluster import Cluster, build_cluster
-from sim.engine.run import simulate
+from sim.engine.run import RunResult, simulate
 from sim.errors import UserError
 from sim.spec.load import load_scenario
 from sim.testbed.mapping import AddressMapping, map_cluster
@@ -45,32 +50,51 @@ RATIO_TOLERANCE = 0.10
 _MIN_RTTS = 300
 
 
+def flow(name: str, kind: str, src: str, dst: str, **params: Any) -> dict:
+    """One ``[[flows]]`` entry of a scenario, as an override."""
+    return {"name": name, "kind": kind, "src": src, "dst": dst, **params}
+
+
+def probe_flow(src: str, dst: str, ip_bytes: int, think_us: float = 0.0) -> dict:
+    """Return the timing tool's probe ``probe``: one request in flight, ``ip_bytes`` each way."""
+    sizes = {"size_bytes": ip_bytes, "reply_bytes": ip_bytes}
+    return flow("probe", "request-response", src, dst, outstanding=1, think_us=think_us, **sizes)
+
+
+def run_flows(
+    scenario: str | Path,
+    overrides: dict,
+    flows: list[dict],
+    duration_s: float,
+    warmup_s: float,
+    seed: int = 1,
+) -> RunResult:
+    """Simulate ``scenario`` with ``overrides`` and only ``flows`` for ``duration_s`` seconds."""
+    sim = {"simulation.duration_s": duration_s, "simulation.warmup_s": warmup_s}
+    ov = {**overrides, "flows": flows, **sim, "simulation.seed": seed}
+    return simulate(load_scenario(scenario, ov), file=str(scenario))
+
+
+def row(case: str, measured: float, predicted: float, held_out: bool, **extra: float) -> dict:
+    """Return one figure, measured vs predicted, as a row of a comparison table.
+
+    Its keys: ``case``, ``measured``, ``predicted``, any ``extra`` (another
+    model's prediction), ``ratio`` (predicted / measured), ``held_out`` (not fitted).
+    """
+    out = {"case": case, "measured": measured, "predicted": predicted, **extra}
+    return {**out, "ratio": predicted / measured, "held_out": held_out}
+
+
 def _simulated_p50_us(
     scenario: str, overrides: dict, case: RttCase, ip_bytes: int, endpoint_us: float, seed: int
-):
+) -> tuple[float, float]:
     """Simulate the p50 RTT of one case and its analytic zero-load value, microseconds."""
     cl0 = build_cluster(load_scenario(scenario, overrides), scenario)
     analytic = model_rtt_us(cl0, case.src, case.dst, cl0.scenario.costs, ip_bytes)
     duration_s = max(2e-3, 1.2 * _MIN_RTTS * (analytic + endpoint_us) * 1e-6)
-    flow = {
-        "name": "probe",
-        "kind": "request-response",
-        "src": case.src,
-        "dst": case.dst,
-        "outstanding": 1,
-        "size_bytes": ip_bytes,
-        "reply_bytes": ip_bytes,
-        "think_us": endpoint_us,
-    }
-    sim = {
-        "simulation.duration_s": duration_s,
-        "simulation.warmup_s": duration_s / 6,
-        "simulation.seed": seed,
-    }
-    scn = load_scenario(scenario, {**overrides, "flows": [flow], **sim})
-    return float(
-        summarize(simulate(scn, file=scenario))["flows"]["probe"]["rtt_us"]["p50"]
-    ), analytic
+    flows = [probe_flow(case.src, case.dst, ip_bytes, think_us=endpoint_us)]
+    res = run_flows(scenario, overrides, flows, duration_s, duration_s / 6, seed)
+    return float(summarize(res)["flows"]["probe"]["rtt_us"]["p50"]), analytic
 
 
 def _case_row(

@@ -15,7 +15,7 @@ wire) cross the reverse path, one per one or two super-segments.
 The fit (:func:`fit_tcp`):
 
 * ``element_us`` (each element, per packet or super-segment) from the idle
-  round trips, cross-node minus same-node, as :mod:`sim.validate.loaded` does;
+  round trips, cross-node minus same-node (:func:`sim.validate.loaded.fit_element_us`);
 * ``send_us`` = ``recv_us``: what the idle same-node round trip leaves of its
   half after the elements, split evenly between the two syscalls;
 * ``per_byte_ns``, the copy cost per byte on each syscall (the same on both),
@@ -32,9 +32,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sim.control.cluster import build_cluster
+from sim.analysis.summary import summarize
+from sim.control.cluster import Cluster, build_cluster
 from sim.spec.load import load_scenario
-from sim.validate.loaded import LoadedFit, _elements_one_way, _run
+from sim.validate.compare import flow, row, run_flows
+from sim.validate.loaded import LoadedFit, elements_one_way, fit_element_us
 
 __all__ = ["RCV_BUF_BYTES", "compare_tcp", "fit_tcp", "misses", "predict_tcp_gbps"]
 
@@ -68,18 +70,6 @@ class TcpFit:
     fit_gbps: float
 
 
-def _flow(src: str, dst: str, streams: int) -> dict:
-    return {
-        "name": "tcp",
-        "kind": "tcp",
-        "src": src,
-        "dst": dst,
-        "streams": streams,
-        "tso": True,
-        "rcv_buf_bytes": RCV_BUF_BYTES,
-    }
-
-
 def predict_tcp_gbps(
     scenario: str | Path, overrides: dict, src: str, dst: str, streams: int, pin: dict
 ) -> float:
@@ -99,17 +89,17 @@ def predict_tcp_gbps(
         Pod -> core (``iperf3`` is not pinned; the sender and receiver usually
         run on different cores of the two).
     """
+    tcp = flow("tcp", "tcp", src, dst, streams=streams, tso=True, rcv_buf_bytes=RCV_BUF_BYTES)
     ov = {**overrides, "datapath.pin": pin}
-    res = _run(scenario, ov, [_flow(src, dst, streams)], DURATION_S)
+    res = summarize(run_flows(scenario, ov, [tcp], DURATION_S, DURATION_S / 5))
     return float(res["flows"]["tcp"]["throughput_gbps"])
 
 
-def _base_fit(cl, same, cross, idle_p50_us: dict, cpus: int) -> LoadedFit:
-    n_same = _elements_one_way(cl, *same)
-    n_cross = _elements_one_way(cl, *cross)
-    rtt_s, rtt_c = idle_p50_us["same"], idle_p50_us["cross"]
-    element = max(0.0, (rtt_c - rtt_s) / 2 / (n_cross - n_same))
-    syscall = max(0.0, (rtt_s / 2 - n_same * element) / 2)
+def _base_fit(cl: Cluster, same: tuple, cross: tuple, idle_p50_us: dict, cpus: int) -> LoadedFit:
+    """Fit the elements and syscalls (us) to the idle round trips; no per-byte cost yet."""
+    rtt_s = idle_p50_us["same"]
+    element = fit_element_us(cl, same, cross, (rtt_s, idle_p50_us["cross"]))
+    syscall = max(0.0, (rtt_s / 2 - elements_one_way(cl, *same) * element) / 2)
     return LoadedFit(element, syscall, syscall, 0.0, cpus)
 
 
@@ -207,16 +197,10 @@ def compare_tcp(
         then, per stream count, the cross/same ratio rows (``case`` ``"ratio N
         streams"``).
     """
-    pin = {pairs["same"][0]: 0, pairs["cross"][0]: 0, pairs["same"][1]: 1}
+    same, cross = pairs["same"], pairs["cross"]
+    pin = {same[0]: 0, cross[0]: 0, same[1]: 1}
     fit = fit_tcp(
-        scenario,
-        overrides,
-        pairs["same"],
-        pairs["cross"],
-        idle_p50_us,
-        measured_gbps[("same", 1)],
-        cpus,
-        pin,
+        scenario, overrides, same, cross, idle_p50_us, measured_gbps[("same", 1)], cpus, pin
     )
     cl = build_cluster(load_scenario(scenario, overrides), str(scenario))
     ov = {**overrides, **fit.loaded.overrides(cl)}
@@ -224,26 +208,15 @@ def compare_tcp(
         key: predict_tcp_gbps(scenario, ov, *pairs[key[0]], key[1], pin) for key in measured_gbps
     }
     rows = [
-        _row(f"{p} {n} stream(s)", m, pred[(p, n)], (p, n) != ("same", 1))
+        row(f"{p} {n} stream(s)", m, pred[(p, n)], (p, n) != ("same", 1))
         for (p, n), m in measured_gbps.items()
     ]
     for n in sorted({n for _, n in measured_gbps}):
         if ("same", n) in measured_gbps and ("cross", n) in measured_gbps:
             m = measured_gbps[("cross", n)] / measured_gbps[("same", n)]
-            rows.append(
-                _row(f"ratio {n} stream(s)", m, pred[("cross", n)] / pred[("same", n)], True)
-            )
+            p = pred[("cross", n)] / pred[("same", n)]
+            rows.append(row(f"ratio {n} stream(s)", m, p, True))
     return fit, rows
-
-
-def _row(case: str, measured: float, predicted: float, held_out: bool) -> dict:
-    return {
-        "case": case,
-        "measured": measured,
-        "predicted": predicted,
-        "ratio": predicted / measured,
-        "held_out": held_out,
-    }
 
 
 def misses(rows: list[dict]) -> list[str]:
