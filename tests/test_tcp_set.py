@@ -72,7 +72,7 @@ def test_compare_takes_a_tcp_set(tmp_path, article_path, monkeypatch) -> None:
 
     def stub(scenario, overrides, pairs, idle, gbps):
         seen.update(overrides=overrides, pairs=pairs, idle=idle, gbps=gbps)
-        fit = SimpleNamespace(loaded=SimpleNamespace(element_us=1.0, send_us=2.0, per_byte_ns=0.1))
+        fit = SimpleNamespace(element_us=1.0, send_us=2.0, per_byte_ns=0.1)
         rows = [{"case": "cross 1 stream(s)", "measured": 4.0, "predicted": 6.0, "ratio": 1.5,
                  "held_out": True}]  # fmt: skip
         return fit, rows

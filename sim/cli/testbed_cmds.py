@@ -386,12 +386,11 @@ def _compare_tcp(scenario, measurements, params, sets, as_json: bool, strict: bo
 def _print_tcp(fit, idle: dict, rows: list[dict], as_json: bool) -> None:
     """Print a TCP fit and its rows (iperf3 vs model), as text or JSON (as ``testbed tcp``)."""
     if as_json:
-        click.echo(json.dumps({"fit": vars(fit.loaded), "idle_p50_us": idle, "rows": rows}))
+        click.echo(json.dumps({"fit": vars(fit), "idle_p50_us": idle, "rows": rows}))
         return
-    f = fit.loaded
     click.echo(
-        f"fit: element {f.element_us:.3f} us, syscall {f.send_us:.3f} us, "
-        f"copy {f.per_byte_ns:.3f} ns/B (idle p50 same {idle['same']:.1f} us, "
+        f"fit: element {fit.element_us:.3f} us, syscall {fit.send_us:.3f} us, "
+        f"copy {fit.per_byte_ns:.3f} ns/B (idle p50 same {idle['same']:.1f} us, "
         f"cross {idle['cross']:.1f} us)"
     )
     click.echo(f"{'case':<20} {'iperf3':>8} {'model':>8} {'model/iperf3':>13}")

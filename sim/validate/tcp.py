@@ -29,7 +29,7 @@ The other placements and stream counts are predicted (:func:`compare_tcp`), and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from sim.analysis.summary import summarize
@@ -52,22 +52,6 @@ ABS_TOLERANCE = 0.25
 """Accepted relative error of a held-out goodput (the issue's target) ..."""
 RATIO_TOLERANCE = 0.15
 """... and of a predicted cross-node / same-node ratio."""
-
-
-@dataclass(frozen=True)
-class TcpFit:
-    """The replica's CPU costs for TCP.
-
-    Attributes
-    ----------
-    loaded : LoadedFit
-        Per-element and per-syscall costs (us) and the per-byte copy cost (ns/B).
-    fit_gbps : float
-        The measured goodput the per-byte cost was fitted to, Gbit/s.
-    """
-
-    loaded: LoadedFit
-    fit_gbps: float
 
 
 def predict_tcp_gbps(
@@ -112,7 +96,7 @@ def fit_tcp(
     same_gbps: float,
     cpus: int,
     pin: dict,
-) -> TcpFit:
+) -> LoadedFit:
     """Fit the TCP costs to the idle round trips and one same-node ``iperf3`` goodput.
 
     Parameters
@@ -131,6 +115,11 @@ def fit_tcp(
         The host's cores.
     pin : dict of str to int
         Pod -> core in the simulation.
+
+    Returns
+    -------
+    LoadedFit
+        Per-element and per-syscall costs (us) and the per-byte copy cost (ns/B).
     """
     cl = build_cluster(load_scenario(scenario, overrides), str(scenario))
     base = _base_fit(cl, same, cross, idle_p50_us, cpus)
@@ -141,7 +130,7 @@ def fit_tcp(
         return 1.0 / predict_tcp_gbps(scenario, ov, *same, 1, pin)
 
     per_byte = _solve(inverse, 1.0 / same_gbps)
-    return TcpFit(replace(base, per_byte_ns=per_byte), same_gbps)
+    return replace(base, per_byte_ns=per_byte)
 
 
 def _solve(inverse, target: float, rtol: float = 1e-3, steps: int = 6) -> float:
@@ -173,7 +162,7 @@ def compare_tcp(
     idle_p50_us: dict[str, float],
     measured_gbps: dict[tuple[str, int], float],
     cpus: int = 2,
-) -> tuple[TcpFit, list[dict]]:
+) -> tuple[LoadedFit, list[dict]]:
     """Fit on same-node one stream; predict every measured (placement, streams).
 
     Parameters
@@ -191,7 +180,7 @@ def compare_tcp(
 
     Returns
     -------
-    (TcpFit, list of dict)
+    (LoadedFit, list of dict)
         The fit and one row per measured figure: ``case``, ``measured``,
         ``predicted`` (Gbit/s), ``ratio`` (predicted / measured), ``held_out``;
         then, per stream count, the cross/same ratio rows (``case`` ``"ratio N
@@ -203,7 +192,7 @@ def compare_tcp(
         scenario, overrides, same, cross, idle_p50_us, measured_gbps[("same", 1)], cpus, pin
     )
     cl = build_cluster(load_scenario(scenario, overrides), str(scenario))
-    ov = {**overrides, **fit.loaded.overrides(cl)}
+    ov = {**overrides, **fit.overrides(cl)}
     pred = {
         key: predict_tcp_gbps(scenario, ov, *pairs[key[0]], key[1], pin) for key in measured_gbps
     }
