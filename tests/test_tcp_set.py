@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from sim.cli.main import cli
 from sim.errors import UserError
-from sim.validate.models import TcpSet, is_record, read_record, write_tcp_set
+from sim.validate.models import Measurements, TcpSet, read_record, write_tcp_set
 from sim.validate.tcp import misses
 
 PAIRS = {"same": ("client", "web"), "cross": ("api", "web")}
@@ -26,8 +26,8 @@ GBPS = {("same", 1): 5.0, ("cross", 1): 4.0, ("same", 4): 5.5, ("cross", 4): 3.9
 def test_a_set_reads_back_as_written(tmp_path) -> None:
     path = tmp_path / "tcp.json"
     write_tcp_set(path, "article.toml", PAIRS, IDLE, GBPS, 2.0)
-    assert is_record(path, TcpSet)
-    ts = read_record(path, TcpSet)
+    ts = read_record(path, Measurements, TcpSet)
+    assert isinstance(ts, TcpSet)
     assert ts.measured_gbps() == GBPS and ts.idle_p50_us == IDLE and ts.seconds == 2.0
     assert {k: tuple(v) for k, v in ts.pairs.items()} == PAIRS
 

@@ -353,12 +353,12 @@ def compare(scenario, measurements, params, sets, seed, as_json, strict) -> None
     """
     from sim.validate.compare import compare as run_compare
     from sim.validate.compare import format_report
-    from sim.validate.models import Measurements, TcpSet, is_record, read_record
+    from sim.validate.models import Measurements, TcpSet, read_record
 
-    if is_record(measurements, TcpSet):
-        _compare_tcp(scenario, measurements, params, sets, as_json, strict)
+    doc = read_record(measurements, Measurements, TcpSet)
+    if isinstance(doc, TcpSet):
+        _compare_tcp(scenario, doc, params, sets, as_json, strict)
         return
-    doc = read_record(measurements, Measurements)
     res = run_compare(scenario, doc, params, overrides=parse_sets(sets), seed=seed)
     click.echo(res.model_dump_json(indent=2) if as_json else "\n".join(format_report(res)))
     bad = any(not v.agree for v in res.verdicts)
@@ -368,13 +368,11 @@ def compare(scenario, measurements, params, sets, seed, as_json, strict) -> None
         sys.exit(EXIT_FAILED)
 
 
-def _compare_tcp(scenario, measurements, params, sets, as_json: bool, strict: bool) -> None:
+def _compare_tcp(scenario, ts, params, sets, as_json: bool, strict: bool) -> None:
     """``compare`` of a measured TCP set: the fit and predictions of ``testbed tcp``."""
-    from sim.validate.models import TcpSet, read_record
     from sim.validate.params import params_overrides
     from sim.validate.tcp import compare_tcp, misses
 
-    ts = read_record(measurements, TcpSet)
     overrides = {**params_overrides(params), **parse_sets(sets)}
     pairs = {k: tuple(v) for k, v in ts.pairs.items()}
     fit, rows = compare_tcp(scenario, overrides, pairs, ts.idle_p50_us, ts.measured_gbps())

@@ -250,37 +250,28 @@ def write_tcp_set(
 R = TypeVar("R", Measurements, TcpSet)
 
 
-def _kind(model: type[R]) -> str:
-    return model.model_fields["kind"].default
-
-
-def is_record(path: str | Path, model: type[R]) -> bool:
-    """Whether ``path`` reads as JSON of ``model``'s kind (False on any failure)."""
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(raw, dict) and raw.get("kind") == _kind(model)
-
-
-def read_record(path: str | Path, model: type[R]) -> R:
-    """Read and validate a measurements file or a TCP set (``model``).
+def read_record(path: str | Path, *models: type[R]) -> R:
+    """Read and validate a measurements file or a TCP set: whichever of ``models`` it is.
 
     Raises
     ------
     UserError
-        Missing file, not JSON, another kind or schema version, or a bad field
-        (one line naming it).
+        Missing file, not JSON, none of the kinds, another schema version, or a
+        bad field (one line naming it).
     """
-    fix = f"give a file written by {model.written_by}"
+    what = " or ".join(m.what for m in models)
+    fix = "give a file written by " + " or ".join(m.written_by for m in models)
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError("file not found", file=str(path), fix="check the path") from None
     except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError too
-        raise UserError(f"cannot read {model.what} ({err})", file=str(path), fix=fix) from None
-    if not isinstance(raw, dict) or raw.get("kind") != _kind(model):
-        raise UserError(f"not a {model.what} file", file=str(path), fix=fix)
+        raise UserError(f"cannot read {what} ({err})", file=str(path), fix=fix) from None
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    model = next((m for m in models if m.model_fields["kind"].default == kind), None)
+    if model is None:
+        raise UserError(f"not a {what} file", file=str(path), fix=fix)
+    fix = f"give a file written by {model.written_by}"  # the kind is known now
     if raw.get("schema_version") != SCHEMA_VERSION:
         raise UserError(
             f"{model.what} version {raw.get('schema_version')} is not supported "
