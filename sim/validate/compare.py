@@ -85,21 +85,17 @@ def row(case: str, measured: float, predicted: float, held_out: bool, **extra: f
     return {**out, "ratio": predicted / measured, "held_out": held_out}
 
 
-def _simulated_p50_us(
-    scenario: str, overrides: dict, case: RttCase, ip_bytes: int, endpoint_us: float, seed: int
-) -> tuple[float, float]:
-    """Simulate the p50 RTT of one case and its analytic zero-load value, microseconds."""
-    cl0 = build_cluster(load_scenario(scenario, overrides), scenario)
-    analytic = model_rtt_us(cl0, case.src, case.dst, cl0.scenario.costs, ip_bytes)
-    duration_s = max(2e-3, 1.2 * _MIN_RTTS * (analytic + endpoint_us) * 1e-6)
-    flows = [probe_flow(case.src, case.dst, ip_bytes, think_us=endpoint_us)]
-    res = run_flows(scenario, overrides, flows, duration_s, duration_s / 6, seed)
-    return float(summarize(res)["flows"]["probe"]["rtt_us"]["p50"]), analytic
-
-
 def _case_row(
-    cl, scenario, sim_ov, case, entry: RttCase, fitted, ip_bytes, endpoint, seed
+    cal: Cluster,
+    scenario: str,
+    sim_ov: dict,
+    entry: RttCase,
+    fitted: bool,
+    ip_bytes: int,
+    endpoint_us: float,
+    seed: int,
 ) -> CaseComparison:
+    """Measured vs predicted p50 of one case; ``cal`` is the calibrated cluster (``sim_ov``)."""
     row = CaseComparison(
         src=entry.src,
         dst=entry.dst,
@@ -108,20 +104,23 @@ def _case_row(
         measured_p50_us=entry.p50_us,
         spread_p50_us=entry.spread_p50_us,
     )
-    mo = model_outcome(cl, entry.src, entry.dst)
+    mo = model_outcome(cal, entry.src, entry.dst)
     if mo.outcome != "round trip":
         return row.model_copy(update={"note": mo.outcome})
-    sim_p50, analytic = _simulated_p50_us(scenario, sim_ov, entry, ip_bytes, endpoint, seed)
-    pred = sim_p50 + endpoint
+    analytic = model_rtt_us(cal, entry.src, entry.dst, cal.scenario.costs, ip_bytes)
+    duration_s = max(2e-3, 1.2 * _MIN_RTTS * (analytic + endpoint_us) * 1e-6)
+    flows = [probe_flow(entry.src, entry.dst, ip_bytes, think_us=endpoint_us)]
+    res = run_flows(scenario, sim_ov, flows, duration_s, duration_s / 6, seed)
+    sim_p50 = float(summarize(res)["flows"]["probe"]["rtt_us"]["p50"])
+    pred = sim_p50 + endpoint_us
     update: dict[str, Any] = {
         "simulated_network_p50_us": sim_p50,
         "analytic_network_us": analytic,
         "predicted_p50_us": pred,
     }
     if entry.p50_us:
-        update.update(
-            ratio=pred / entry.p50_us, within=abs(pred / entry.p50_us - 1.0) <= RTT_TOLERANCE
-        )
+        ratio = pred / entry.p50_us
+        update.update(ratio=ratio, within=abs(ratio - 1.0) <= RTT_TOLERANCE)
     else:
         update["note"] = entry.error or "not measured"
     return row.model_copy(update=update)
@@ -187,8 +186,9 @@ def compare(
     cost_ov, cal = read_params(params)
     endpoint, fitted = float(cal["endpoint_us"]), set(cal.get("fit_on", []))
     ip_bytes, sim_ov = doc.timing.ip_bytes, {**overrides, **cost_ov}
+    cal = build_cluster(load_scenario(scenario, sim_ov), scenario)
     rtt = {
-        case: _case_row(cl, scenario, sim_ov, case, e, case in fitted, ip_bytes, endpoint, seed)
+        case: _case_row(cal, scenario, sim_ov, e, case in fitted, ip_bytes, endpoint, seed)
         for case, e in doc.rtt.items()
     }
     seen: set[tuple[str, str]] = set()
