@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from sim.cli.main import cli
 from sim.errors import UserError
-from sim.validate.tcp_set import is_tcp_set, misses, read_tcp_set, write_tcp_set
+from sim.validate.models import Measurements, TcpSet, read_record, write_tcp_set
+from sim.validate.tcp import misses
 
 PAIRS = {"same": ("client", "web"), "cross": ("api", "web")}
 IDLE = {"same": 23.8, "cross": 38.2}
@@ -25,8 +26,8 @@ GBPS = {("same", 1): 5.0, ("cross", 1): 4.0, ("same", 4): 5.5, ("cross", 4): 3.9
 def test_a_set_reads_back_as_written(tmp_path) -> None:
     path = tmp_path / "tcp.json"
     write_tcp_set(path, "article.toml", PAIRS, IDLE, GBPS, 2.0)
-    assert is_tcp_set(path)
-    ts = read_tcp_set(path)
+    ts = read_record(path, Measurements, TcpSet)
+    assert isinstance(ts, TcpSet)
     assert ts.measured_gbps() == GBPS and ts.idle_p50_us == IDLE and ts.seconds == 2.0
     assert {k: tuple(v) for k, v in ts.pairs.items()} == PAIRS
 
@@ -47,7 +48,7 @@ def test_a_bad_set_is_one_line(tmp_path, edit, words) -> None:
     edit(doc)
     path.write_text(json.dumps(doc))
     with pytest.raises(UserError) as err:
-        read_tcp_set(path)
+        read_record(path, TcpSet)
     text = str(err.value)
     assert text.startswith(str(path)) and words in text and "Fix:" in text and "\n" not in text
 
@@ -71,7 +72,7 @@ def test_compare_takes_a_tcp_set(tmp_path, article_path, monkeypatch) -> None:
 
     def stub(scenario, overrides, pairs, idle, gbps):
         seen.update(overrides=overrides, pairs=pairs, idle=idle, gbps=gbps)
-        fit = SimpleNamespace(loaded=SimpleNamespace(element_us=1.0, send_us=2.0, per_byte_ns=0.1))
+        fit = SimpleNamespace(element_us=1.0, send_us=2.0, per_byte_ns=0.1)
         rows = [{"case": "cross 1 stream(s)", "measured": 4.0, "predicted": 6.0, "ratio": 1.5,
                  "held_out": True}]  # fmt: skip
         return fit, rows

@@ -280,10 +280,10 @@ def calibrate(measurements: str, output: str, scenario, sets, fit_on) -> None:
     from sim.spec.load import load_scenario
     from sim.validate.calibrate import calibrate as fit_costs
     from sim.validate.calibrate import parse_fit_on
-    from sim.validate.models import read_measurements
+    from sim.validate.models import Measurements, read_record
     from sim.validate.params import write_params
 
-    doc = read_measurements(measurements)
+    doc = read_record(measurements, Measurements)
     path = scenario or doc.scenario.file
     overrides = parse_sets(sets) if sets else dict(doc.scenario.overrides)
     if not Path(path).exists():
@@ -353,15 +353,13 @@ def compare(scenario, measurements, params, sets, seed, as_json, strict) -> None
     """
     from sim.validate.compare import compare as run_compare
     from sim.validate.compare import format_report
-    from sim.validate.models import read_measurements
-    from sim.validate.tcp_set import is_tcp_set
+    from sim.validate.models import Measurements, TcpSet, read_record
 
-    if is_tcp_set(measurements):
-        _compare_tcp(scenario, measurements, params, sets, as_json, strict)
+    doc = read_record(measurements, Measurements, TcpSet)
+    if isinstance(doc, TcpSet):
+        _compare_tcp(scenario, doc, params, sets, as_json, strict)
         return
-    res = run_compare(
-        scenario, read_measurements(measurements), params, overrides=parse_sets(sets), seed=seed
-    )
+    res = run_compare(scenario, doc, params, overrides=parse_sets(sets), seed=seed)
     click.echo(res.model_dump_json(indent=2) if as_json else "\n".join(format_report(res)))
     bad = any(not v.agree for v in res.verdicts)
     bad |= any(r.within is False and not r.fitted for r in res.rtt.values())
@@ -370,13 +368,11 @@ def compare(scenario, measurements, params, sets, seed, as_json, strict) -> None
         sys.exit(EXIT_FAILED)
 
 
-def _compare_tcp(scenario, measurements, params, sets, as_json: bool, strict: bool) -> None:
+def _compare_tcp(scenario, ts, params, sets, as_json: bool, strict: bool) -> None:
     """``compare`` of a measured TCP set: the fit and predictions of ``testbed tcp``."""
     from sim.validate.params import params_overrides
-    from sim.validate.tcp import compare_tcp
-    from sim.validate.tcp_set import misses, read_tcp_set
+    from sim.validate.tcp import compare_tcp, misses
 
-    ts = read_tcp_set(measurements)
     overrides = {**params_overrides(params), **parse_sets(sets)}
     pairs = {k: tuple(v) for k, v in ts.pairs.items()}
     fit, rows = compare_tcp(scenario, overrides, pairs, ts.idle_p50_us, ts.measured_gbps())
@@ -388,12 +384,11 @@ def _compare_tcp(scenario, measurements, params, sets, as_json: bool, strict: bo
 def _print_tcp(fit, idle: dict, rows: list[dict], as_json: bool) -> None:
     """Print a TCP fit and its rows (iperf3 vs model), as text or JSON (as ``testbed tcp``)."""
     if as_json:
-        click.echo(json.dumps({"fit": vars(fit.loaded), "idle_p50_us": idle, "rows": rows}))
+        click.echo(json.dumps({"fit": vars(fit), "idle_p50_us": idle, "rows": rows}))
         return
-    f = fit.loaded
     click.echo(
-        f"fit: element {f.element_us:.3f} us, syscall {f.send_us:.3f} us, "
-        f"copy {f.per_byte_ns:.3f} ns/B (idle p50 same {idle['same']:.1f} us, "
+        f"fit: element {fit.element_us:.3f} us, syscall {fit.send_us:.3f} us, "
+        f"copy {fit.per_byte_ns:.3f} ns/B (idle p50 same {idle['same']:.1f} us, "
         f"cross {idle['cross']:.1f} us)"
     )
     click.echo(f"{'case':<20} {'iperf3':>8} {'model':>8} {'model/iperf3':>13}")
@@ -447,7 +442,7 @@ def tcp(scenario, sets, prefix, same, cross, seconds, as_json, output) -> None:
     finally:
         netns.down(prefix)
     if output:
-        from sim.validate.tcp_set import write_tcp_set
+        from sim.validate.models import write_tcp_set
 
         write_tcp_set(output, scenario, pairs, idle, gbps, seconds)
     fit, rows = compare_tcp(scenario, overrides, pairs, idle, gbps)

@@ -11,15 +11,20 @@ Each prediction is set next to the measured p50 with their ratio, and the
 cross-node / same-node ratios are compared. For every probed endpoint pair the
 model's verdict (outcome, source address the receiver sees) is set next to
 what the replica's receiver observed.
+
+The loaded-CPU and TCP comparisons (:mod:`sim.validate.loaded`,
+:mod:`sim.validate.tcp`) simulate their flows and lay out their rows with the
+helpers here: :func:`flow`, :func:`probe_flow`, :func:`run_flows`, :func:`row`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sim.analysis.summary import summarize
 from sim.control.cluster import Cluster, build_cluster
-from sim.engine.run import simulate
+from sim.engine.run import RunResult, simulate
 from sim.errors import UserError
 from sim.spec.load import load_scenario
 from sim.testbed.mapping import AddressMapping, map_cluster
@@ -45,37 +50,52 @@ RATIO_TOLERANCE = 0.10
 _MIN_RTTS = 300
 
 
-def _simulated_p50_us(
-    scenario: str, overrides: dict, case: RttCase, ip_bytes: int, endpoint_us: float, seed: int
-):
-    """Simulate the p50 RTT of one case and its analytic zero-load value, microseconds."""
-    cl0 = build_cluster(load_scenario(scenario, overrides), scenario)
-    analytic = model_rtt_us(cl0, case.src, case.dst, cl0.scenario.costs, ip_bytes)
-    duration_s = max(2e-3, 1.2 * _MIN_RTTS * (analytic + endpoint_us) * 1e-6)
-    flow = {
-        "name": "probe",
-        "kind": "request-response",
-        "src": case.src,
-        "dst": case.dst,
-        "outstanding": 1,
-        "size_bytes": ip_bytes,
-        "reply_bytes": ip_bytes,
-        "think_us": endpoint_us,
-    }
-    sim = {
-        "simulation.duration_s": duration_s,
-        "simulation.warmup_s": duration_s / 6,
-        "simulation.seed": seed,
-    }
-    scn = load_scenario(scenario, {**overrides, "flows": [flow], **sim})
-    return float(
-        summarize(simulate(scn, file=scenario))["flows"]["probe"]["rtt_us"]["p50"]
-    ), analytic
+def flow(name: str, kind: str, src: str, dst: str, **params: Any) -> dict:
+    """One ``[[flows]]`` entry of a scenario, as an override."""
+    return {"name": name, "kind": kind, "src": src, "dst": dst, **params}
+
+
+def probe_flow(src: str, dst: str, ip_bytes: int, think_us: float = 0.0) -> dict:
+    """Return the timing tool's probe ``probe``: one request in flight, ``ip_bytes`` each way."""
+    sizes = {"size_bytes": ip_bytes, "reply_bytes": ip_bytes}
+    return flow("probe", "request-response", src, dst, outstanding=1, think_us=think_us, **sizes)
+
+
+def run_flows(
+    scenario: str | Path,
+    overrides: dict,
+    flows: list[dict],
+    duration_s: float,
+    warmup_s: float,
+    seed: int = 1,
+) -> RunResult:
+    """Simulate ``scenario`` with ``overrides`` and only ``flows`` for ``duration_s`` seconds."""
+    sim = {"simulation.duration_s": duration_s, "simulation.warmup_s": warmup_s}
+    ov = {**overrides, "flows": flows, **sim, "simulation.seed": seed}
+    return simulate(load_scenario(scenario, ov), file=str(scenario))
+
+
+def row(case: str, measured: float, predicted: float, held_out: bool, **extra: float) -> dict:
+    """Return one figure, measured vs predicted, as a row of a comparison table.
+
+    Its keys: ``case``, ``measured``, ``predicted``, any ``extra`` (another
+    model's prediction), ``ratio`` (predicted / measured), ``held_out`` (not fitted).
+    """
+    out = {"case": case, "measured": measured, "predicted": predicted, **extra}
+    return {**out, "ratio": predicted / measured, "held_out": held_out}
 
 
 def _case_row(
-    cl, scenario, sim_ov, case, entry: RttCase, fitted, ip_bytes, endpoint, seed
+    cal: Cluster,
+    scenario: str,
+    sim_ov: dict,
+    entry: RttCase,
+    fitted: bool,
+    ip_bytes: int,
+    endpoint_us: float,
+    seed: int,
 ) -> CaseComparison:
+    """Measured vs predicted p50 of one case; ``cal`` is the calibrated cluster (``sim_ov``)."""
     row = CaseComparison(
         src=entry.src,
         dst=entry.dst,
@@ -84,20 +104,23 @@ def _case_row(
         measured_p50_us=entry.p50_us,
         spread_p50_us=entry.spread_p50_us,
     )
-    mo = model_outcome(cl, entry.src, entry.dst)
+    mo = model_outcome(cal, entry.src, entry.dst)
     if mo.outcome != "round trip":
         return row.model_copy(update={"note": mo.outcome})
-    sim_p50, analytic = _simulated_p50_us(scenario, sim_ov, entry, ip_bytes, endpoint, seed)
-    pred = sim_p50 + endpoint
+    analytic = model_rtt_us(cal, entry.src, entry.dst, cal.scenario.costs, ip_bytes)
+    duration_s = max(2e-3, 1.2 * _MIN_RTTS * (analytic + endpoint_us) * 1e-6)
+    flows = [probe_flow(entry.src, entry.dst, ip_bytes, think_us=endpoint_us)]
+    res = run_flows(scenario, sim_ov, flows, duration_s, duration_s / 6, seed)
+    sim_p50 = float(summarize(res)["flows"]["probe"]["rtt_us"]["p50"])
+    pred = sim_p50 + endpoint_us
     update: dict[str, Any] = {
         "simulated_network_p50_us": sim_p50,
         "analytic_network_us": analytic,
         "predicted_p50_us": pred,
     }
     if entry.p50_us:
-        update.update(
-            ratio=pred / entry.p50_us, within=abs(pred / entry.p50_us - 1.0) <= RTT_TOLERANCE
-        )
+        ratio = pred / entry.p50_us
+        update.update(ratio=ratio, within=abs(ratio - 1.0) <= RTT_TOLERANCE)
     else:
         update["note"] = entry.error or "not measured"
     return row.model_copy(update=update)
@@ -163,8 +186,9 @@ def compare(
     cost_ov, cal = read_params(params)
     endpoint, fitted = float(cal["endpoint_us"]), set(cal.get("fit_on", []))
     ip_bytes, sim_ov = doc.timing.ip_bytes, {**overrides, **cost_ov}
+    cal = build_cluster(load_scenario(scenario, sim_ov), scenario)
     rtt = {
-        case: _case_row(cl, scenario, sim_ov, case, e, case in fitted, ip_bytes, endpoint, seed)
+        case: _case_row(cal, scenario, sim_ov, e, case in fitted, ip_bytes, endpoint, seed)
         for case, e in doc.rtt.items()
     }
     seen: set[tuple[str, str]] = set()

@@ -36,24 +36,23 @@ import numpy as np
 
 from sim.analysis.summary import summarize
 from sim.control.cluster import Cluster, build_cluster
-from sim.engine.run import simulate
 from sim.spec.load import load_scenario
 from sim.testbed.render import ELEMENTS
 from sim.validate.calibrate import design_row, fitted_costs
+from sim.validate.compare import flow, probe_flow, row, run_flows
+from sim.validate.models import IP_UDP_HEADER_BYTES
 
 __all__ = [
-    "UDP_IP_HEADER_BYTES",
     "LoadedFit",
     "compare_loaded",
     "compare_overload",
     "drop_location",
+    "elements_one_way",
+    "fit_element_us",
     "fit_loaded",
     "predict_loaded_p50",
     "predict_saturation",
 ]
-
-UDP_IP_HEADER_BYTES = 28
-"""IPv4 (20 B) + UDP (8 B) headers: a payload of P bytes is an IP packet of P + 28."""
 
 SMALL, LARGE = 64, 1400
 """The two payload sizes measured, bytes."""
@@ -85,26 +84,34 @@ class LoadedFit:
         """Scenario overrides that make ``cl``'s scenario the calibrated replica model."""
         elements = dict.fromkeys(ELEMENTS, self.element_us)
         elements["nat"] = 0.0
-        costs = fitted_costs(cl.scenario.costs, elements)
-        out = {"costs": costs.model_dump(), "flows": []}
-        out.update(
-            {
-                "datapath.model": "cpu",
-                "datapath.topology": "replica",
-                "datapath.cpus": self.cpus,
-                "datapath.send_per_packet_us": self.send_us,
-                "datapath.recv_per_packet_us": self.recv_us,
-                "datapath.send_per_byte_ns": self.per_byte_ns,
-                "datapath.recv_per_byte_ns": self.per_byte_ns,
-            }
-        )
-        return out
+        return {
+            "costs": fitted_costs(cl.scenario.costs, elements).model_dump(),
+            "flows": [],
+            "datapath.model": "cpu",
+            "datapath.topology": "replica",
+            "datapath.cpus": self.cpus,
+            "datapath.send_per_packet_us": self.send_us,
+            "datapath.recv_per_packet_us": self.recv_us,
+            "datapath.send_per_byte_ns": self.per_byte_ns,
+            "datapath.recv_per_byte_ns": self.per_byte_ns,
+        }
 
 
-def _elements_one_way(cl: Cluster, src: str, dst: str) -> float:
+def elements_one_way(cl: Cluster, src: str, dst: str) -> float:
     """Elements crossed one way ``src -> dst`` (half the round trip's, NAT excluded)."""
-    row = design_row(cl, src, dst)
-    return float(row.sum() - row[ELEMENTS.index("nat")]) / 2
+    counts = design_row(cl, src, dst)
+    return float(counts.sum() - counts[ELEMENTS.index("nat")]) / 2
+
+
+def fit_element_us(cl: Cluster, same: tuple, cross: tuple, rtt_us: tuple[float, float]) -> float:
+    """Fit each element's cost (us, >= 0) to the idle same- and cross-node round trips.
+
+    Their difference, ``rtt_us[1] - rtt_us[0]``, is the elements the cross-node
+    pair ``cross`` crosses beyond the same-node pair ``same``, both ways.
+    """
+    rtt_same_us, rtt_cross_us = rtt_us
+    extra = elements_one_way(cl, *cross) - elements_one_way(cl, *same)
+    return max(0.0, (rtt_cross_us - rtt_same_us) / 2 / extra)
 
 
 def fit_loaded(
@@ -131,30 +138,16 @@ def fit_loaded(
     cpus : int
         The host's cores.
     """
-    n_same = _elements_one_way(cl, *same)
-    n_cross = _elements_one_way(cl, *cross)
-    rtt_s, rtt_c = idle_p50_us[("same", SMALL)], idle_p50_us[("cross", SMALL)]
-    element = max(0.0, (rtt_c - rtt_s) / 2 / (n_cross - n_same))
+    rtt_s = idle_p50_us[("same", SMALL)]
+    element = fit_element_us(cl, same, cross, (rtt_s, idle_p50_us[("cross", SMALL)]))
+    n_same = elements_one_way(cl, *same)
     growth = [idle_p50_us[(p, LARGE)] - idle_p50_us[(p, SMALL)] for p in ("same", "cross")]
     per_byte_ns = max(0.0, sum(growth) / len(growth) / 2 / (LARGE - SMALL) / 2 * 1e3)
-    small_ip = SMALL + UDP_IP_HEADER_BYTES
+    small_ip = SMALL + IP_UDP_HEADER_BYTES
     sender_us = 1e6 / saturation_pps
     send = max(0.0, sender_us - n_same * element - per_byte_ns * 1e-3 * small_ip)
     recv = max(0.0, rtt_s / 2 - sender_us - per_byte_ns * 1e-3 * small_ip)
     return LoadedFit(element, send, recv, per_byte_ns, cpus)
-
-
-def _run(scenario: str | Path, overrides: dict, flows: list[dict], duration_s: float) -> dict:
-    ov = {**overrides, "flows": flows}
-    ov.update(
-        {
-            "simulation.duration_s": duration_s,
-            "simulation.warmup_s": duration_s / 5,
-            "simulation.seed": 1,
-        }
-    )
-    scn = load_scenario(scenario, ov)
-    return summarize(simulate(scn, file=str(scenario)))
 
 
 def predict_saturation(
@@ -175,13 +168,11 @@ def predict_saturation(
     Returns ``delivered_pps``, ``drops`` (``{reason: count}``) and
     ``drop_fraction`` (of the packets delivered or lost after the warm-up).
     """
-    ip = payload_bytes + UDP_IP_HEADER_BYTES
-    flow = {"name": "flood", "kind": "constant", "src": src, "dst": dst}
-    flow.update({"rate_pps": 1e6, "size_bytes": ip})
-    ov = {**overrides, "flows": [flow], "datapath.pin": {src: cpus[0], dst: cpus[1]}}
+    ip = payload_bytes + IP_UDP_HEADER_BYTES
+    flood = flow("flood", "constant", src, dst, rate_pps=1e6, size_bytes=ip)
+    ov = {**overrides, "datapath.pin": {src: cpus[0], dst: cpus[1]}}
     ov["datapath.realtime"] = {src: realtime, dst: realtime}
-    ov["simulation.seed"] = 1
-    res = simulate(load_scenario(scenario, ov), duration_s=0.05, warmup_s=0.01)
+    res = run_flows(scenario, ov, [flood], 0.05, 0.01)
     # Counted by when packets were delivered or lost: a flood offered far beyond its
     # sender's rate leaves what it generates after the warm-up in the sender's queue.
     p = res.packets
@@ -267,33 +258,15 @@ def predict_loaded_p50(
     runs them by default); the background's two ends on ``bg_cpu`` at normal
     priority (``sockperf --mps`` paces at even intervals: a ``constant`` flow).
     """
-    ip = payload_bytes + UDP_IP_HEADER_BYTES
-    flows = [
-        {
-            "name": "probe",
-            "kind": "request-response",
-            "src": probe[0],
-            "dst": probe[1],
-            "outstanding": 1,
-            "size_bytes": ip,
-            "reply_bytes": ip,
-        }
-    ]
+    ip = payload_bytes + IP_UDP_HEADER_BYTES
+    flows = [probe_flow(*probe, ip)]
     if bg_pps > 0:
-        flows.append(
-            {
-                "name": "bg",
-                "kind": "constant",
-                "src": background[0],
-                "dst": background[1],
-                "rate_pps": bg_pps,
-                "size_bytes": ip,
-            }
-        )
+        flows.append(flow("bg", "constant", *background, rate_pps=bg_pps, size_bytes=ip))
     pin = {probe[0]: probe_cpu, probe[1]: probe_cpu}
     pin.update({background[0]: bg_cpu, background[1]: bg_cpu})
     rt = {probe[0]: realtime, probe[1]: realtime}
-    res = _run(scenario, {**overrides, "datapath.pin": pin, "datapath.realtime": rt}, flows, 0.2)
+    ov = {**overrides, "datapath.pin": pin, "datapath.realtime": rt}
+    res = summarize(run_flows(scenario, ov, flows, 0.2, 0.2 / 5))
     return float(res["flows"]["probe"]["rtt_us"]["p50"])
 
 
@@ -341,15 +314,9 @@ def compare_loaded(
         for n, r in by.items():
             pred = predict_saturation(scenario, ov, *pairs[p], n)["delivered_pps"]
             stations = predict_saturation(scenario, st, *pairs[p], n)["delivered_pps"]
-            rows.append(
-                _row(
-                    f"saturation {p} {n} B",
-                    r["delivered_pps"],
-                    pred,
-                    stations,
-                    (p, n) != ("same", SMALL),
-                )
-            )
+            held_out = (p, n) != ("same", SMALL)
+            case = f"saturation {p} {n} B"
+            rows.append(row(case, r["delivered_pps"], pred, held_out, stations=stations))
     bg, base = pairs["background"], idle[("same", SMALL)]
     st_idle = predict_loaded_p50(scenario, st, pairs["same"], bg, 0, 0, 0)
     for place, r in measured["loaded"].items():
@@ -358,16 +325,6 @@ def compare_loaded(
         rt = r["runs"][0].get("realtime", True)  # the probe's priority as measured
         pred = predict_loaded_p50(scenario, ov, pairs["same"], bg, bg_pps, 0, cpu, realtime=rt)
         st_p = base + predict_loaded_p50(scenario, st, pairs["same"], bg, bg_pps, 0, cpu) - st_idle
-        rows.append(_row(f"probe p50, background {place} core", r["p50_us"], pred, st_p, True))
+        case = f"probe p50, background {place} core"
+        rows.append(row(case, r["p50_us"], pred, True, stations=st_p))
     return fit, rows
-
-
-def _row(case: str, measured: float, predicted: float, stations: float, held_out: bool) -> dict:
-    return {
-        "case": case,
-        "measured": measured,
-        "predicted": predicted,
-        "stations": stations,
-        "ratio": predicted / measured,
-        "held_out": held_out,
-    }

@@ -1,24 +1,28 @@
 """Typed records of the replica's measurements, fits and comparisons.
 
 One :data:`SCHEMA_VERSION` for every file the validation writes: the
-measurements (JSON), the parameter file's ``[calibration]`` table (TOML) and
-``compare --json``. Reading a file of another version is one clear error.
+measurements and TCP sets (JSON, read back by :func:`read_record`), the parameter
+file's ``[calibration]`` table (TOML) and ``compare --json``. Reading a file of
+another kind or version is one clear error.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sim.analysis.io import atomic_write_text
 from sim.errors import UserError
 
 SCHEMA_VERSION = 2
-"""Version of every validation record (measurements, params, comparison)."""
+"""Version of every validation record (measurements, TCP sets, params, comparison)."""
 
 MEASUREMENTS_KIND = "podnetsim-testbed-measurements"
+TCP_SET_KIND = "podnetsim-tcp-measurements"
 
 Case = Literal["localhost", "same_node", "cross_node", "ext_nomasq", "ext_masq"]
 Outcome = Literal["round trip", "reply lost", "request lost", "misdelivered", "unknown"]
@@ -26,6 +30,10 @@ Outcome = Literal["round trip", "reply lost", "request lost", "misdelivered", "u
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _Versioned(_Record):
+    schema_version: Literal[SCHEMA_VERSION] = SCHEMA_VERSION
 
 
 class RttCase(_Record):
@@ -101,10 +109,11 @@ class ScenarioRef(_Record):
     overrides: dict[str, Any] = {}
 
 
-class Measurements(_Record):
+class Measurements(_Versioned):
     """A ``testbed measure`` file."""
 
-    schema_version: Literal[SCHEMA_VERSION] = SCHEMA_VERSION
+    what: ClassVar[str] = "measurements"
+    written_by: ClassVar[str] = "`podnetsim testbed measure`"
     kind: Literal[MEASUREMENTS_KIND] = MEASUREMENTS_KIND
     created: str = ""
     scenario: ScenarioRef
@@ -160,10 +169,9 @@ class Verdict(_Record):
     agree: bool
 
 
-class Comparison(_Record):
+class Comparison(_Versioned):
     """``podnetsim compare``'s result."""
 
-    schema_version: Literal[SCHEMA_VERSION] = SCHEMA_VERSION
     scenario: str
     endpoint_us: float
     ip_bytes: int
@@ -173,39 +181,109 @@ class Comparison(_Record):
     mapping: list[str]
 
 
+class Goodput(_Record):
+    """One measured ``iperf3`` figure (``-P streams``), Gbit/s."""
+
+    placement: Literal["same", "cross"]
+    streams: int = Field(ge=1, le=128)
+    gbps: float = Field(gt=0, allow_inf_nan=False)
+
+
+class TcpSet(_Versioned):
+    """A ``testbed tcp -o`` file: what :func:`sim.testbed.iperf.measure_tcp_set` measured.
+
+    The idle 64 B round trips (us) and the goodputs per placement and stream count,
+    kept so the fit and predictions of :func:`sim.validate.tcp.compare_tcp` can be
+    redone without the kernel (``podnetsim compare``), e.g. after a model change.
+    ``seconds`` is the length of each ``iperf3`` test.
+    """
+
+    what: ClassVar[str] = "TCP set"
+    written_by: ClassVar[str] = "`podnetsim testbed tcp -o FILE`"
+    kind: Literal[TCP_SET_KIND] = TCP_SET_KIND
+    created: str = ""
+    scenario: str
+    pairs: dict[Literal["same", "cross"], tuple[str, str]]
+    idle_p50_us: dict[Literal["same", "cross"], float]
+    goodput: list[Goodput] = Field(min_length=1)
+    seconds: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> TcpSet:
+        for key in ("same", "cross"):
+            if key not in self.pairs or key not in self.idle_p50_us:
+                raise ValueError(f"pairs and idle_p50_us need both 'same' and 'cross' ({key})")
+        if not any(g.placement == "same" and g.streams == 1 for g in self.goodput):
+            raise ValueError("no same-node one-stream goodput: the fit needs it")
+        return self
+
+    def measured_gbps(self) -> dict[tuple[str, int], float]:
+        """``{(placement, streams): goodput}``, Gbit/s."""
+        return {(g.placement, g.streams): g.gbps for g in self.goodput}
+
+
 def write_json(record: BaseModel, path: str | Path) -> None:
     """Write a record as indented JSON."""
     Path(path).write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
-def read_measurements(path: str | Path) -> Measurements:
-    """Read and validate a measurements file.
+def write_tcp_set(
+    path: str | Path,
+    scenario: str,
+    pairs: dict[str, tuple[str, str]],
+    idle_p50_us: dict[str, float],
+    gbps: dict[tuple[str, int], float],
+    seconds: float,
+) -> None:
+    """Write a measured :class:`TcpSet` atomically (goodputs in Gbit/s)."""
+    doc = TcpSet(
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        scenario=str(scenario),
+        pairs=pairs,
+        idle_p50_us=idle_p50_us,
+        goodput=[Goodput(placement=p, streams=n, gbps=g) for (p, n), g in gbps.items()],
+        seconds=seconds,
+    )
+    atomic_write_text(Path(path), doc.model_dump_json(indent=2) + "\n")
+
+
+R = TypeVar("R", Measurements, TcpSet)
+
+
+def read_record(path: str | Path, *models: type[R]) -> R:
+    """Read and validate a measurements file or a TCP set: whichever of ``models`` it is.
 
     Raises
     ------
     UserError
-        Missing file, not JSON, another kind or schema version, or a bad field
-        (one line naming it).
+        Missing file, not JSON, none of the kinds, another schema version, or a
+        bad field (one line naming it).
     """
-    fix = "give a file written by `podnetsim testbed measure`"
+    what = " or ".join(m.what for m in models)
+    fix = "give a file written by " + " or ".join(m.written_by for m in models)
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError("file not found", file=str(path), fix="check the path") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read measurements ({err})", file=str(path), fix=fix) from None
-    if not isinstance(raw, dict) or raw.get("kind") != MEASUREMENTS_KIND:
-        raise UserError("not a measurements file", file=str(path), fix=fix)
+    except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError too
+        raise UserError(f"cannot read {what} ({err})", file=str(path), fix=fix) from None
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    model = next((m for m in models if m.model_fields["kind"].default == kind), None)
+    if model is None:
+        raise UserError(f"not a {what} file", file=str(path), fix=fix)
+    fix = f"give a file written by {model.written_by}"  # the kind is known now
     if raw.get("schema_version") != SCHEMA_VERSION:
         raise UserError(
-            f"measurements schema version {raw.get('schema_version')} is not supported "
+            f"{model.what} version {raw.get('schema_version')} is not supported "
             f"(expected {SCHEMA_VERSION})",
             file=str(path),
+            field="schema_version",
             fix="measure again with this version of podnetsim",
         )
     try:
-        return Measurements.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
-        field = ".".join(str(x) for x in first["loc"])
-        raise UserError(first["msg"], file=str(path), field=field, fix=fix) from None
+        field = ".".join(str(x) for x in first["loc"]) or None
+        msg = first["msg"].removeprefix("Value error, ")
+        raise UserError(msg, file=str(path), field=field, fix=fix) from None

@@ -15,7 +15,7 @@ wire) cross the reverse path, one per one or two super-segments.
 The fit (:func:`fit_tcp`):
 
 * ``element_us`` (each element, per packet or super-segment) from the idle
-  round trips, cross-node minus same-node, as :mod:`sim.validate.loaded` does;
+  round trips, cross-node minus same-node (:func:`sim.validate.loaded.fit_element_us`);
 * ``send_us`` = ``recv_us``: what the idle same-node round trip leaves of its
   half after the elements, split evenly between the two syscalls;
 * ``per_byte_ns``, the copy cost per byte on each syscall (the same on both),
@@ -23,19 +23,22 @@ The fit (:func:`fit_tcp`):
   ``S / (A + B * per_byte)`` for a CPU-bound path, so two simulations give ``A``
   and ``B`` and the measured goodput gives ``per_byte_ns``.
 
-The other placements and stream counts are predicted (:func:`compare_tcp`).
+The other placements and stream counts are predicted (:func:`compare_tcp`), and
+:func:`misses` names the held-out ones outside the issue's targets.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-from sim.control.cluster import build_cluster
+from sim.analysis.summary import summarize
+from sim.control.cluster import Cluster, build_cluster
 from sim.spec.load import load_scenario
-from sim.validate.loaded import LoadedFit, _elements_one_way, _run
+from sim.validate.compare import flow, row, run_flows
+from sim.validate.loaded import LoadedFit, elements_one_way, fit_element_us
 
-__all__ = ["RCV_BUF_BYTES", "compare_tcp", "fit_tcp", "predict_tcp_gbps"]
+__all__ = ["RCV_BUF_BYTES", "compare_tcp", "fit_tcp", "misses", "predict_tcp_gbps"]
 
 RCV_BUF_BYTES = 6291456
 """Receive buffer of the simulated connections: Linux's autotuning limit
@@ -45,33 +48,10 @@ which the kernel's connections on the replica grow to."""
 DURATION_S = 0.03
 """Simulated length of one prediction, seconds (a fifth of it warm-up)."""
 
-
-@dataclass(frozen=True)
-class TcpFit:
-    """The replica's CPU costs for TCP.
-
-    Attributes
-    ----------
-    loaded : LoadedFit
-        Per-element and per-syscall costs (us) and the per-byte copy cost (ns/B).
-    fit_gbps : float
-        The measured goodput the per-byte cost was fitted to, Gbit/s.
-    """
-
-    loaded: LoadedFit
-    fit_gbps: float
-
-
-def _flow(src: str, dst: str, streams: int) -> dict:
-    return {
-        "name": "tcp",
-        "kind": "tcp",
-        "src": src,
-        "dst": dst,
-        "streams": streams,
-        "tso": True,
-        "rcv_buf_bytes": RCV_BUF_BYTES,
-    }
+ABS_TOLERANCE = 0.25
+"""Accepted relative error of a held-out goodput (the issue's target) ..."""
+RATIO_TOLERANCE = 0.15
+"""... and of a predicted cross-node / same-node ratio."""
 
 
 def predict_tcp_gbps(
@@ -93,17 +73,17 @@ def predict_tcp_gbps(
         Pod -> core (``iperf3`` is not pinned; the sender and receiver usually
         run on different cores of the two).
     """
+    tcp = flow("tcp", "tcp", src, dst, streams=streams, tso=True, rcv_buf_bytes=RCV_BUF_BYTES)
     ov = {**overrides, "datapath.pin": pin}
-    res = _run(scenario, ov, [_flow(src, dst, streams)], DURATION_S)
+    res = summarize(run_flows(scenario, ov, [tcp], DURATION_S, DURATION_S / 5))
     return float(res["flows"]["tcp"]["throughput_gbps"])
 
 
-def _base_fit(cl, same, cross, idle_p50_us: dict, cpus: int) -> LoadedFit:
-    n_same = _elements_one_way(cl, *same)
-    n_cross = _elements_one_way(cl, *cross)
-    rtt_s, rtt_c = idle_p50_us["same"], idle_p50_us["cross"]
-    element = max(0.0, (rtt_c - rtt_s) / 2 / (n_cross - n_same))
-    syscall = max(0.0, (rtt_s / 2 - n_same * element) / 2)
+def _base_fit(cl: Cluster, same: tuple, cross: tuple, idle_p50_us: dict, cpus: int) -> LoadedFit:
+    """Fit the elements and syscalls (us) to the idle round trips; no per-byte cost yet."""
+    rtt_s = idle_p50_us["same"]
+    element = fit_element_us(cl, same, cross, (rtt_s, idle_p50_us["cross"]))
+    syscall = max(0.0, (rtt_s / 2 - elements_one_way(cl, *same) * element) / 2)
     return LoadedFit(element, syscall, syscall, 0.0, cpus)
 
 
@@ -116,7 +96,7 @@ def fit_tcp(
     same_gbps: float,
     cpus: int,
     pin: dict,
-) -> TcpFit:
+) -> LoadedFit:
     """Fit the TCP costs to the idle round trips and one same-node ``iperf3`` goodput.
 
     Parameters
@@ -135,6 +115,11 @@ def fit_tcp(
         The host's cores.
     pin : dict of str to int
         Pod -> core in the simulation.
+
+    Returns
+    -------
+    LoadedFit
+        Per-element and per-syscall costs (us) and the per-byte copy cost (ns/B).
     """
     cl = build_cluster(load_scenario(scenario, overrides), str(scenario))
     base = _base_fit(cl, same, cross, idle_p50_us, cpus)
@@ -145,7 +130,7 @@ def fit_tcp(
         return 1.0 / predict_tcp_gbps(scenario, ov, *same, 1, pin)
 
     per_byte = _solve(inverse, 1.0 / same_gbps)
-    return TcpFit(replace(base, per_byte_ns=per_byte), same_gbps)
+    return replace(base, per_byte_ns=per_byte)
 
 
 def _solve(inverse, target: float, rtol: float = 1e-3, steps: int = 6) -> float:
@@ -177,7 +162,7 @@ def compare_tcp(
     idle_p50_us: dict[str, float],
     measured_gbps: dict[tuple[str, int], float],
     cpus: int = 2,
-) -> tuple[TcpFit, list[dict]]:
+) -> tuple[LoadedFit, list[dict]]:
     """Fit on same-node one stream; predict every measured (placement, streams).
 
     Parameters
@@ -195,46 +180,39 @@ def compare_tcp(
 
     Returns
     -------
-    (TcpFit, list of dict)
+    (LoadedFit, list of dict)
         The fit and one row per measured figure: ``case``, ``measured``,
         ``predicted`` (Gbit/s), ``ratio`` (predicted / measured), ``held_out``;
         then, per stream count, the cross/same ratio rows (``case`` ``"ratio N
         streams"``).
     """
-    pin = {pairs["same"][0]: 0, pairs["cross"][0]: 0, pairs["same"][1]: 1}
+    same, cross = pairs["same"], pairs["cross"]
+    pin = {same[0]: 0, cross[0]: 0, same[1]: 1}
     fit = fit_tcp(
-        scenario,
-        overrides,
-        pairs["same"],
-        pairs["cross"],
-        idle_p50_us,
-        measured_gbps[("same", 1)],
-        cpus,
-        pin,
+        scenario, overrides, same, cross, idle_p50_us, measured_gbps[("same", 1)], cpus, pin
     )
     cl = build_cluster(load_scenario(scenario, overrides), str(scenario))
-    ov = {**overrides, **fit.loaded.overrides(cl)}
+    ov = {**overrides, **fit.overrides(cl)}
     pred = {
         key: predict_tcp_gbps(scenario, ov, *pairs[key[0]], key[1], pin) for key in measured_gbps
     }
     rows = [
-        _row(f"{p} {n} stream(s)", m, pred[(p, n)], (p, n) != ("same", 1))
+        row(f"{p} {n} stream(s)", m, pred[(p, n)], (p, n) != ("same", 1))
         for (p, n), m in measured_gbps.items()
     ]
     for n in sorted({n for _, n in measured_gbps}):
         if ("same", n) in measured_gbps and ("cross", n) in measured_gbps:
             m = measured_gbps[("cross", n)] / measured_gbps[("same", n)]
-            rows.append(
-                _row(f"ratio {n} stream(s)", m, pred[("cross", n)] / pred[("same", n)], True)
-            )
+            p = pred[("cross", n)] / pred[("same", n)]
+            rows.append(row(f"ratio {n} stream(s)", m, p, True))
     return fit, rows
 
 
-def _row(case: str, measured: float, predicted: float, held_out: bool) -> dict:
-    return {
-        "case": case,
-        "measured": measured,
-        "predicted": predicted,
-        "ratio": predicted / measured,
-        "held_out": held_out,
-    }
+def misses(rows: list[dict]) -> list[str]:
+    """Cases whose held-out prediction misses its tolerance (the issue's 25 % / 15 %)."""
+    out = []
+    for r in rows:
+        tol = RATIO_TOLERANCE if r["case"].startswith("ratio") else ABS_TOLERANCE
+        if r["held_out"] and abs(r["ratio"] - 1.0) > tol:
+            out.append(r["case"])
+    return out

@@ -67,4 +67,4 @@ def test_tcp_goodput_cross_over_same_within_bounds(replica):
             break
     assert not misses, misses
     # The fitted copy cost is a copy's: positive, and below 10 ns/B (100 MB/s).
-    assert 0 < fit.loaded.per_byte_ns < 10
+    assert 0 < fit.per_byte_ns < 10

@@ -22,7 +22,7 @@ from sim.testbed.render import ELEMENTS
 from sim.validate.calibrate import calibrate, fitted_costs, model_rtt_us
 from sim.validate.cases import CASE_TITLES, endpoint_pairs, model_outcome, rtt_cases
 from sim.validate.compare import compare
-from sim.validate.models import Measurements, read_measurements, write_json
+from sim.validate.models import Measurements, read_record, write_json
 from sim.validate.params import params_overrides, read_params, write_params
 
 IP_BYTES = 60
@@ -225,4 +225,4 @@ def test_cli_bad_measurement_files_give_one_line(tmp_path, content, match):
     assert match in res.output
     assert "Traceback" not in res.output and res.output.count("\n") == 1
     with pytest.raises(UserError):
-        read_measurements(m)
+        read_record(m, Measurements)

@@ -15,7 +15,6 @@ import pytest
 from sim.control.cluster import build_cluster
 from sim.spec.load import load_scenario
 from sim.validate.loaded import (
-    UDP_IP_HEADER_BYTES,
     LoadedFit,
     compare_overload,
     drop_location,
@@ -23,6 +22,7 @@ from sim.validate.loaded import (
     predict_loaded_p50,
     predict_saturation,
 )
+from sim.validate.models import IP_UDP_HEADER_BYTES
 
 ARTICLE = Path(__file__).resolve().parents[2] / "experiments" / "scenarios" / "article.toml"
 PODS = [
@@ -43,7 +43,7 @@ def model():
 
 
 def _sender_us(pair, payload: int) -> float:
-    ip = payload + UDP_IP_HEADER_BYTES
+    ip = payload + IP_UDP_HEADER_BYTES
     return KNOWN.send_us + N_ELEMENTS[pair] * KNOWN.element_us + KNOWN.per_byte_ns * 1e-3 * ip
 
 
@@ -93,7 +93,7 @@ def test_overload_on_one_core_drops_at_the_socket_buffer(model) -> None:
     cl, ov = model
     dp = load_scenario(ARTICLE, ov).datapath
     w_us = _sender_us(SAME, 64)
-    r_us = KNOWN.recv_us + KNOWN.per_byte_ns * 1e-3 * (64 + UDP_IP_HEADER_BYTES)
+    r_us = KNOWN.recv_us + KNOWN.per_byte_ns * 1e-3 * (64 + IP_UDP_HEADER_BYTES)
     truesize = int(dp.skb_truesize_base_bytes + dp.skb_truesize_per_byte * 92)
     cap = dp.rmem_default_bytes // truesize
     slice_us = dp.sched_slice_us

@@ -27,14 +27,14 @@ def test_fit_recovers_the_per_byte_cost_of_a_simulated_point():
     gbps = predict_tcp_gbps(ARTICLE, {**OV, **truth.overrides(cl)}, *SAME, 1, PIN)
     fit = fit_tcp(ARTICLE, OV, SAME, CROSS, IDLE, gbps, 2, PIN)
     # The fit reproduces the calibration point: its goodput is the target's.
-    refit = predict_tcp_gbps(ARTICLE, {**OV, **fit.loaded.overrides(cl)}, *SAME, 1, PIN)
+    refit = predict_tcp_gbps(ARTICLE, {**OV, **fit.overrides(cl)}, *SAME, 1, PIN)
     assert refit == pytest.approx(gbps, rel=0.01)
     # 1/goodput is nearly linear in the per-byte cost, but not exactly: a receiver
     # sharing a core waits out the sender's scheduler slice, and goodput moves by
     # about 0.5 % between 0.60 and 0.68 ns/B (it is not monotone there), so the cost
     # itself is identified to about 15 %.
-    assert fit.loaded.per_byte_ns == pytest.approx(0.6, rel=0.15)
-    assert fit.loaded.element_us == pytest.approx(truth.element_us)
+    assert fit.per_byte_ns == pytest.approx(0.6, rel=0.15)
+    assert fit.element_us == pytest.approx(truth.element_us)
 
 
 def test_more_elements_cost_more_per_super_segment():
