@@ -96,7 +96,7 @@ def _case_row(
     seed: int,
 ) -> CaseComparison:
     """Measured vs predicted p50 of one case; ``cal`` is the calibrated cluster (``sim_ov``)."""
-    row = CaseComparison(
+    base = CaseComparison(
         src=entry.src,
         dst=entry.dst,
         title=entry.title,
@@ -106,7 +106,7 @@ def _case_row(
     )
     mo = model_outcome(cal, entry.src, entry.dst)
     if mo.outcome != "round trip":
-        return row.model_copy(update={"note": mo.outcome})
+        return base.model_copy(update={"note": mo.outcome})
     analytic = model_rtt_us(cal, entry.src, entry.dst, cal.scenario.costs, ip_bytes)
     duration_s = max(2e-3, 1.2 * _MIN_RTTS * (analytic + endpoint_us) * 1e-6)
     flows = [probe_flow(entry.src, entry.dst, ip_bytes, think_us=endpoint_us)]
@@ -123,7 +123,7 @@ def _case_row(
         update.update(ratio=ratio, within=abs(ratio - 1.0) <= RTT_TOLERANCE)
     else:
         update["note"] = entry.error or "not measured"
-    return row.model_copy(update=update)
+    return base.model_copy(update=update)
 
 
 def _ratio(rtt: dict[str, CaseComparison]) -> RatioCheck | None:
