@@ -17,27 +17,41 @@ from pathlib import Path
 
 from sim.errors import UserError
 
+BATCH_FIX = (
+    "make the results directory writable or free some space, then run again "
+    "with --resume (finished runs are kept)"
+)
+"""What to do when a batch's results cannot be written."""
 
-def write_error(path: Path, exc: OSError) -> UserError:
-    """One line for a failed write: the path and the system's reason."""
+OUTPUT_FIX = "write to an existing, writable folder with free space"
+"""What to do when a command's single output file cannot be written."""
+
+
+def write_error(
+    path: Path, exc: OSError, field: str = "--out", fix: str = BATCH_FIX
+) -> UserError:
+    """One line for a failed write: the path, the system's reason, the option and the fix."""
     reason = exc.strerror or str(exc) or type(exc).__name__
-    return UserError(
-        f"cannot write {str(path)!r}: {reason}",
-        field="--out",
-        fix="make the results directory writable or free some space, then run again "
-        "with --resume (finished runs are kept)",
-    )
+    return UserError(f"cannot write {str(path)!r}: {reason}", field=field, fix=fix)
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(
+    path: Path, write: Callable[[Path], None], field: str = "--out", fix: str = BATCH_FIX
+) -> None:
     """Write ``path`` through ``write(tmp)`` and a rename; nothing partial is left.
 
     Raises
     ------
     UserError
-        The write failed (one line naming ``path`` and the reason).
+        The write failed (one line naming ``path``, the reason, ``field`` and ``fix``).
     """
     path = Path(path)
+    if path.exists() and not path.is_file():  # a device or pipe (/dev/stdout): never replace it
+        try:
+            write(path)
+        except OSError as exc:
+            raise write_error(path, exc, field, fix) from None
+        return
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
@@ -51,10 +65,12 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         if isinstance(exc, OSError):
-            raise write_error(path, exc) from None
+            raise write_error(path, exc, field, fix) from None
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(
+    path: Path, text: str, field: str = "--out", fix: str = BATCH_FIX
+) -> None:
     """:func:`atomic_write` of UTF-8 text."""
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), field, fix)

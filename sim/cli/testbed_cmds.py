@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from sim.analysis.io import OUTPUT_FIX, atomic_write_text
 from sim.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, SET_OPTION, parse_sets
 from sim.cli.progress import shows_activity
 from sim.errors import UserError
@@ -527,10 +528,8 @@ def _report_load(scenario, overrides, pairs, measured, cpus, output, as_json) ->
     where = compare_overload(scenario, ov, pairs["same"], measured["overload"])
     doc = {"fit": vars(fit), "rows": rows, "overload": where, "measured": measured}
     if output:
-        try:
-            Path(output).write_text(json.dumps(doc, default=str, indent=1), encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"cannot write: {exc.strerror}", file=output) from None
+        text = json.dumps(doc, default=str, indent=1)
+        atomic_write_text(Path(output), text, "--output", OUTPUT_FIX)
     if as_json:
         click.echo(json.dumps(doc, default=str))
         return

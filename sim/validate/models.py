@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sim.analysis.io import atomic_write_text
+from sim.analysis.io import OUTPUT_FIX, atomic_write_text
 from sim.errors import UserError
 
 SCHEMA_VERSION = 2
@@ -223,8 +223,8 @@ class TcpSet(_Versioned):
 
 
 def write_json(record: BaseModel, path: str | Path) -> None:
-    """Write a record as indented JSON."""
-    Path(path).write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    """Write a record as indented JSON, atomically (a failed write is one ``--output`` line)."""
+    atomic_write_text(Path(path), record.model_dump_json(indent=2) + "\n", "--output", OUTPUT_FIX)
 
 
 def write_tcp_set(
@@ -244,7 +244,7 @@ def write_tcp_set(
         goodput=[Goodput(placement=p, streams=n, gbps=g) for (p, n), g in gbps.items()],
         seconds=seconds,
     )
-    atomic_write_text(Path(path), doc.model_dump_json(indent=2) + "\n")
+    write_json(doc, path)
 
 
 R = TypeVar("R", Measurements, TcpSet)

@@ -16,6 +16,7 @@ from typing import Any
 
 import tomli_w
 
+from sim.analysis.io import OUTPUT_FIX, atomic_write_text
 from sim.errors import UserError
 from sim.spec.load import read_toml
 from sim.testbed.render import COMPOSITION
@@ -81,7 +82,7 @@ def write_params(fit: Fit, path: str | Path, *, source: dict[str, str] | None = 
         },
     }
     text = tomli_w.dumps({"costs": costs, "calibration": cal})
-    Path(path).write_text(_HEADER + "\n" + text, encoding="utf-8")
+    atomic_write_text(Path(path), _HEADER + "\n" + text, "--output", OUTPUT_FIX)
 
 
 def read_params(path: str | Path) -> tuple[dict[str, Any], dict]:

@@ -226,3 +226,22 @@ def test_cli_bad_measurement_files_give_one_line(tmp_path, content, match):
     assert "Traceback" not in res.output and res.output.count("\n") == 1
     with pytest.raises(UserError):
         read_record(m, Measurements)
+
+
+@pytest.mark.parametrize("where", ["missing/p.toml", "."])
+def test_cli_calibrate_output_that_cannot_be_written_is_one_line(article_path, tmp_path, where):
+    m = tmp_path / "m.json"
+    write_json(_synthetic(article_path, PRIOR, 8.0), m)
+    res = CliRunner().invoke(calibrate_cmd, [str(m), "-o", str(tmp_path / where)])
+    assert res.exit_code == 2, res.output
+    assert "--output: cannot write" in res.output and "Traceback" not in res.output
+    assert res.output.count("\n") == 1
+    assert [p.name for p in tmp_path.rglob("*")] == ["m.json"]  # no temporary file left
+
+
+def test_write_json_to_a_device_writes_it_and_leaves_the_device(article_path, tmp_path):
+    out = tmp_path / "out"  # like -o /dev/stdout: a link to a device, not a file to replace
+    out.symlink_to("/dev/null")
+    write_json(_synthetic(article_path, PRIOR, 8.0), out)
+    assert out.is_symlink() and out.is_char_device()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
