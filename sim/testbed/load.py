@@ -4,6 +4,17 @@
   limit: as fast as its ``sendto`` returns) and one ``sockperf server``, each
   pinned to its own CPU with ``taskset``, for ``duration_s``. The sent rate is the
   client's; the delivered rate is the receiving namespace's ``UdpInDatagrams``.
+  A receiver with a CPU of its own busy-polls (``--nonblocked``, normal
+  priority): a receiver that sleeps on an empty socket must be woken for each
+  datagram that finds it asleep, and the waker is the sender's softirq, which
+  pays for ``try_to_wake_up`` and the inter-processor interrupt (the ``CAL``
+  row of ``/proc/interrupts`` on the receiver's CPU). That cost is not in the
+  model (:mod:`sim.engine.cpu` charges a wake-up to no core); it is also
+  unstable, since how often the receiver sleeps depends on how far it is ahead
+  of the sender. Measured here (2 s floods): a blocking receiver took 24-30 k
+  such interrupts same-node and 37-50 k cross-node, and the cross-node rate
+  varied 57-79 k/s; a spinning one took 8-13 either way, and cross-node
+  72-88 k/s.
 * :func:`loaded_rtt`: a ``sockperf ping-pong`` probe (blocking sockets, both ends
   on ``probe_cpu``) while a background ``sockperf tp --mps`` flow offers a fixed
   rate, its two ends on ``bg_cpu``: the same core as the probe, or another.
@@ -13,7 +24,8 @@
   and the receiving namespace's ``UdpRcvbufErrors`` (socket receive buffer full,
   ``nstat(8)``; UDP MIB counters are per network namespace).
 
-Scheduling: the pods' threads run at real-time priority (``chrt --fifo``), so the
+Scheduling: the pods' threads (but a spinning receiver, which would starve its
+CPU's kernel threads) run at real-time priority (``chrt --fifo``), so the
 shared machine's other (normal-priority) work does not interleave with them and
 what is measured is the kernel's data path; the background flow's ends run at
 normal priority, so a probe on its core waits only for the kernel work in
@@ -46,7 +58,7 @@ from sim.testbed.timing import (
     wait_bounded,
 )
 
-__all__ = ["counters", "loaded_rtt", "measure_loaded", "saturation", "softnet"]
+__all__ = ["call_ipis", "counters", "loaded_rtt", "measure_loaded", "saturation", "softnet"]
 
 PROBE_PORT = SOCKPERF_PORT
 """UDP port of the probe's sockperf server."""
@@ -55,6 +67,9 @@ LOAD_PORT = 11112
 """UDP port of the background (or saturating) flow's sockperf server."""
 
 _RATE = "Message Rate is"
+
+SPIN = ("--nonblocked",)
+"""sockperf server options of a busy-polling receiver (non-blocking socket, never sleeps)."""
 
 _MIB = {"delivered": "UdpInDatagrams", "rcvbuf_drops": "UdpRcvbufErrors"}
 """Counts read as deltas of the receiving namespace's UDP MIB."""
@@ -73,16 +88,38 @@ def counters(ns: str) -> dict[str, int]:
     return {k: int(v) for k, v in data.get("kernel", data).items()}
 
 
-def _drops(ns: str, before: tuple) -> dict:
-    """Deltas since ``before``: delivered datagrams, socket-buffer and backlog drops, squeezes.
+def call_ipis() -> list[int]:
+    """Per CPU: function-call interrupts received, the ``CAL`` row of ``/proc/interrupts``.
 
+    Waking a task that sleeps on another CPU queues the wake-up to that CPU with
+    one of them (``ttwu_queue_wakelist``, kernel ``kernel/sched/core.c``).
+    """
+    with open("/proc/interrupts", encoding="ascii") as fh:
+        ncpu = len(fh.readline().split())
+        for line in fh:
+            parts = line.split()
+            if parts and parts[0] == "CAL:":
+                return [int(v) for v in parts[1 : 1 + ncpu]]
+    return [0] * ncpu
+
+
+def _snapshot(ns: str) -> tuple:
+    """Read the counters that :func:`_drops` takes its deltas of."""
+    return counters(ns), softnet(), call_ipis()
+
+
+def _drops(ns: str, cpu: int, before: tuple) -> dict:
+    """Deltas since ``before``: datagrams delivered and dropped, squeezes, wake-ups.
+
+    The wake-ups are the function-call interrupts of the receiver's ``cpu``.
     Read 0.2 s after the flow's end, so the receiver has drained its socket.
     """
     time.sleep(0.2)
-    (ns0, sn0), ns1, sn1 = before, counters(ns), softnet()
+    (ns0, sn0, ipi0), (ns1, sn1, ipi1) = before, _snapshot(ns)
     out = {key: ns1.get(mib, 0) - ns0.get(mib, 0) for key, mib in _MIB.items()}
     for key, col in (("backlog_drops", 1), ("time_squeeze", 2)):
         out[key] = sum(a[col] - b[col] for a, b in zip(sn1, sn0, strict=True))
+    out["wakeup_ipis"] = ipi1[cpu] - ipi0[cpu]
     return out
 
 
@@ -108,23 +145,26 @@ def _flow(
     duration_s: float,
     realtime: bool,
     *extra: str,
+    spin: bool = False,
 ) -> Iterator[Callable[[], dict]]:
     """Run a ``sockperf tp`` flow between ``pods`` (sender, receiver) for a ``with`` block.
 
     The sender on ``cpus[0]``, the server on ``cpus[1]``, both at real-time
-    priority if ``realtime``. Yields the function that waits for the sender's
+    priority if ``realtime``; a server that spins busy-polls at normal
+    priority (:data:`SPIN`). Yields the function that waits for the sender's
     end and returns ``sent_pps``, ``delivered_pps`` (over ``duration_s``) and
     the receiver's counter deltas (:func:`_drops`).
     """
     addr, ns = str(replica.address(pods[1])), replica.namespace(pods[1])
     args = ["tp", "-i", addr, "-p", str(LOAD_PORT), "-t", f"{duration_s:g}", "-m", str(size_bytes)]
-    with sockperf_server(ns, cpus[1], addr, LOAD_PORT, realtime):
-        before = counters(ns), softnet()
+    server = (False, SPIN) if spin else (realtime, ())
+    with sockperf_server(ns, cpus[1], addr, LOAD_PORT, *server):
+        before = _snapshot(ns)
         sender = spawn(replica.namespace(pods[0]), sockperf(cpus[0], [*args, *extra], realtime))
 
         def finish() -> dict:
             sent = _sent_pps(wait_bounded(sender, duration_s + SLACK_S)[0])
-            out = _drops(ns, before)
+            out = _drops(ns, cpus[1], before)
             return {"sent_pps": sent, "delivered_pps": out["delivered"] / duration_s, **out}
 
         try:
@@ -142,6 +182,7 @@ def saturation(
     cpus: tuple[int, int] = (0, 1),
     duration_s: float = 2.0,
     realtime: bool = True,
+    spin: bool | None = None,
 ) -> dict:
     """Measure the saturation rate of one UDP flow ``src -> dst`` with ``size_bytes`` payloads.
 
@@ -160,16 +201,23 @@ def saturation(
     realtime : bool, default True
         Both ends at real-time priority; False: normal priority, so two ends on
         one CPU share it by the scheduler's time slices.
+    spin : bool or None, default None
+        The receiver busy-polls at normal priority instead of sleeping on its
+        socket (see the module's notes); None: where it has a CPU of its own
+        (``cpus[0] != cpus[1]``).
 
     Returns
     -------
     dict
         ``sent_pps``, ``delivered_pps`` (packets/s), ``delivered``,
-        ``rcvbuf_drops``, ``backlog_drops``, ``time_squeeze`` (counts over the run)
-        and ``loadavg_1min``.
+        ``rcvbuf_drops``, ``backlog_drops``, ``time_squeeze``, ``wakeup_ipis``
+        (function-call interrupts of the receiver's CPU: :func:`call_ipis`)
+        (counts over the run), ``receiver_spins`` and ``loadavg_1min``.
     """
-    with _flow(replica, (src, dst), size_bytes, cpus, duration_s, realtime) as finish:
-        return {**finish(), "loadavg_1min": _loadavg()}
+    spin = cpus[0] != cpus[1] if spin is None else spin
+    flow = _flow(replica, (src, dst), size_bytes, cpus, duration_s, realtime, spin=spin)
+    with flow as finish:
+        return {**finish(), "receiver_spins": spin, "loadavg_1min": _loadavg()}
 
 
 def loaded_rtt(
@@ -230,7 +278,7 @@ def loaded_rtt(
 
 
 _MEDIAN = ("p50_us", "p99_us", "sent_pps", "delivered_pps", "bg_delivered_pps")
-_SUM = ("delivered", "rcvbuf_drops", "backlog_drops", "time_squeeze", "samples")
+_SUM = ("delivered", "rcvbuf_drops", "backlog_drops", "time_squeeze", "wakeup_ipis", "samples")
 
 
 def _combine(runs: list[dict]) -> dict:
