@@ -92,7 +92,8 @@ def call_ipis() -> list[int]:
     """Per CPU: function-call interrupts received, the ``CAL`` row of ``/proc/interrupts``.
 
     Waking a task that sleeps on another CPU queues the wake-up to that CPU with
-    one of them (``ttwu_queue_wakelist``, kernel ``kernel/sched/core.c``).
+    one of them (``ttwu_queue_wakelist``, kernel ``kernel/sched/core.c``). Zeros
+    where the row is absent (it is x86's name).
     """
     with open("/proc/interrupts", encoding="ascii") as fh:
         ncpu = len(fh.readline().split())

@@ -164,7 +164,10 @@ def predict_saturation(
     The flow offers 1 Mpacket/s (more than any path of the replica carries); its
     sender's thread sends as fast as its core allows (:class:`sim.engine.cpu.Thread`).
     With ``realtime`` both ends run at real-time priority, as
-    :func:`sim.testbed.load.saturation` runs them by default.
+    :func:`sim.testbed.load.saturation` runs the sender by default (its
+    receiver, alone on its core, busy-polls at normal priority: alone, a
+    reader's priority changes nothing in the model, which charges the sender
+    no wake-up for it).
     Returns ``delivered_pps``, ``drops`` (``{reason: count}``) and
     ``drop_fraction`` (of the packets delivered or lost after the warm-up).
     """
