@@ -56,6 +56,12 @@ def assert_identical(a, b):
     assert a.warnings == b.warnings
     assert a.bytes_per_packet == b.bytes_per_packet
     assert [s.rate_pps for s in a.flows] == [s.rate_pps for s in b.flows]
+    # each flow's own counters per hop of each route (packets, sojourn sums)
+    assert [len(h) for h in a.hop_packets] == [len(r) for r in a.route_stations]
+    for mine, theirs in ((a.hop_packets, b.hop_packets), (a.hop_sojourn_s, b.hop_sojourn_s)):
+        assert len(mine) == len(theirs)
+        for x, y in zip(mine, theirs, strict=True):
+            assert x.dtype == y.dtype and np.array_equal(x, y)
 
 
 def both(scn, **kw):

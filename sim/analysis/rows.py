@@ -1,11 +1,14 @@
-"""A run as tidy rows: one per flow, one per station (the batch's tables are made of these).
+"""A run as tidy rows: per flow, per station, per flow and station of its path.
+
+The batch's tables are made of these.
 
 Flow rows hold the statistics :func:`sim.analysis.summary.summarize` computes
 (same warm-up rule, same percentiles), flattened to scalar columns with units in
 their names; a metric that does not apply to a flow (round trips of a one-way
 flow, the offered rate of a closed loop) is NaN. Drops are counted by reason
 under ``drops.<reason>`` (the reason text of the engine). Station rows hold the
-engine's own station record (its kind) and the per-station summary.
+engine's own station record (its kind) and the per-station summary; flow-station
+rows a flow's own mean time at each hop of its path.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ DROPS_PREFIX = "drops."
 #: Latency quantiles kept per flow (percent), for CDF plots without packet files.
 CDF_PERCENTS = tuple(float(p) for p in range(0, 101)) + (99.9,)
 CDF_PREFIX = "cdf."
+#: Columns of a flow-station row, in order (one row per hop of a flow's path).
+FLOW_STATION_COLUMNS = ("flow", "hop", "station", "station_kind", "packets", "sojourn_mean_us")
 #: Columns of a station row, in order (after ``station``).
 STATION_COLUMNS = (
     "station_kind",
@@ -147,4 +152,30 @@ def station_rows(res: RunResult, sm: dict) -> list[dict[str, Any]]:
                 "drops": st["drops"],
             }
         )
+    return rows
+
+
+def flow_station_rows(res: RunResult, sm: dict) -> list[dict[str, Any]]:
+    """One row per flow and hop of its path: the flow's own time at each station.
+
+    ``hop`` counts from 0 along ``path``; ``packets`` are the flow's packets the
+    station took at that hop after the warm-up and ``sojourn_mean_us`` their
+    mean time there (queueing and service, NaN for none). A station's own row
+    (:func:`station_rows`) averages over every flow that crosses it.
+    """
+    kinds = {s.name: s.kind for s in res.stations}
+    rows = []
+    for st in res.flows:
+        f = sm["flows"][st.flow.name]
+        for hop, station in enumerate(f["path"]):
+            rows.append(
+                {
+                    "flow": st.flow.name,
+                    "hop": hop,
+                    "station": station,
+                    "station_kind": kinds[station],
+                    "packets": f["path_packets"][hop],
+                    "sojourn_mean_us": f["path_sojourn_us"][hop],
+                }
+            )
     return rows

@@ -16,6 +16,9 @@ after each sample taken in the window (``srtt_mean_us``, ``srtt_p50_us``).
 Station figures count packets that *arrived* at the station in the window:
 utilization = busy time / (servers x window); time-averaged number in system
 = total sojourn time / window (the area under the number-in-system curve).
+A flow's ``path_sojourn_us`` is its own packets' mean sojourn at each hop of its
+``path`` (counted by the same rule, over the flow's forward routes on that
+path): where flows share a station, the station's mean mixes them, this does not.
 """
 
 from __future__ import annotations
@@ -118,6 +121,25 @@ def flow_latencies_s(res: RunResult) -> dict[str, np.ndarray]:
     }
 
 
+def path_hops(res: RunResult, fi: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Flow ``fi``'s path and, per hop, its packets and their sojourn sum (s).
+
+    The path is the flow's first forward route's stations; the counts add up
+    every forward route of the flow on that same path (packets arriving at the
+    hop at or after the warm-up).
+    """
+    st = res.flows[fi]
+    if not st.routes:
+        return [], np.zeros(0, dtype=np.int64), np.zeros(0)
+    path = res.route_stations[st.routes[0]]
+    n, soj = np.zeros(len(path), dtype=np.int64), np.zeros(len(path))
+    for r in st.routes:
+        if res.route_stations[r] == path and r < len(res.hop_packets):
+            n += res.hop_packets[r]
+            soj += res.hop_sojourn_s[r]
+    return list(path), n, soj
+
+
 def _flow_entry(res: RunResult, fi: int, pkt_flow, pkt_reply) -> dict:
     """One flow's summary (see :func:`summarize`)."""
     p = res.packets
@@ -133,11 +155,16 @@ def _flow_entry(res: RunResult, fi: int, pkt_flow, pkt_reply) -> dict:
     lat = done[dmask] - send[dmask]
     got_in_window = (pkt_flow == fi) & ~pkt_reply & (reason == 0) & (done >= t0) & (done < t1)
     bits = float(size[got_in_window].sum()) * 8.0
+    path, hop_n, hop_s = path_hops(res, fi)
     entry = {
         "kind": f.kind,
         "src": f.src,
         "dst": f.dst,
-        "path": list(res.route_stations[st.routes[0]]) if st.routes else [],
+        "path": path,
+        "path_packets": hop_n.tolist(),
+        "path_sojourn_us": [
+            s / n * 1e6 if n else math.nan for s, n in zip(hop_s, hop_n, strict=True)
+        ],
         "offered_pps": None if math.isnan(st.rate_pps) else st.rate_pps,
         **c,
         "latency_us": _latency_stats_us(lat),

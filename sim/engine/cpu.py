@@ -241,7 +241,10 @@ class Core:
             self.n_arrivals += 1
             self.wait_sum += start - now
             self.busy_sum += dep - start
-            self.sojourn_sum += dep - now
+            stay = dep - now
+            self.sojourn_sum += stay
+            self.net.hop_packets[r][h] += 1
+            self.net.hop_sojourn[r][h] += stay
             if n >= self.max_in_system:
                 self.max_in_system = n + 1
         if self.has_rt and not rt:  # real-time work arriving meanwhile pushes it back
@@ -275,6 +278,7 @@ class Core:
             if counted:
                 self.wait_sum += extra
                 self.sojourn_sum += extra
+                self.net.hop_sojourn[self.p_route[pkt]][self.p_hop[pkt]] += extra
             self.push(ev, ev.at + extra, self._settle)
             return
         del self.preempted[pkt]

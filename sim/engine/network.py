@@ -80,6 +80,9 @@ class Network:
         self.route_end: list[Callable[[int, float], None]] = []
         self.route_drop: list[Callable[[int, float], None] | None] = []
         self.route_stations: list[tuple[int, ...]] = []
+        # per route and hop, after the warm-up: packets taken and their sojourn sum (s)
+        self.hop_packets: list[list[int]] = []
+        self.hop_sojourn: list[list[float]] = []
         self.plane = None  # the CPU data path's compiler when model = "cpu"
 
     # -- building -------------------------------------------------------------------
@@ -139,6 +142,8 @@ class Network:
         self.route_arrive.append(arrive)
         self.route_extra.append(extra)
         self.route_stations.append(tuple(s.index for s in sts))
+        self.hop_packets.append([0] * len(sts))
+        self.hop_sojourn.append([0.0] * len(sts))
         if path.verdict == "delivered":
             self.route_end.append(self.deliver)
         else:

@@ -76,6 +76,13 @@ class RunResult:
         Memory of the per-packet columns divided by packets.
     engine : str
         The engine that ran: ``simpy`` or ``compiled`` (identical results).
+    hop_packets : list of ndarray
+        Per route, the packets each hop (``route_stations``) took after the
+        warm-up (those arriving at or after it; int64).
+    hop_sojourn_s : list of ndarray
+        Per route, their summed sojourn (queueing + service) at each hop, s: a
+        flow's own mean time at a station, where a station's counters mix every
+        flow that crosses it.
     """
 
     scenario: Scenario
@@ -96,6 +103,8 @@ class RunResult:
     bytes_per_packet: float = 0.0
     events: int = 0
     engine: str = "simpy"
+    hop_packets: list[np.ndarray] = field(default_factory=list)
+    hop_sojourn_s: list[np.ndarray] = field(default_factory=list)
 
 
 def simulate(
@@ -192,7 +201,15 @@ def _simulate_simpy(
         in_flight_at_end=net.in_flight_events(end_s) + int(late.sum()),
         warnings=warnings,
         bytes_per_packet=net.rec.nbytes() / n_pkts if n_pkts else 0.0,
+        hop_packets=[np.array(h, dtype=np.int64) for h in net.hop_packets],
+        hop_sojourn_s=[np.array(h, dtype=np.float64) for h in net.hop_sojourn],
     )
+
+
+def split_hops(flat: np.ndarray, net: Network) -> list[np.ndarray]:
+    """Split a per-hop column over every route's hops (route order) into one array per route."""
+    ends = np.cumsum([len(h) for h in net.route_stations])
+    return np.split(flat, ends[:-1]) if len(ends) else []
 
 
 def _run_window(

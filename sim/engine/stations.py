@@ -18,7 +18,10 @@ packet-hop, no process, no Resource. The number in the system at time ``t`` is
 the number of departure times still ahead of ``t``.
 
 Counters (arrivals, drops, waiting/busy/sojourn sums, max number in system) are
-accumulated for packets arriving at or after the warm-up.
+accumulated for packets arriving at or after the warm-up; so are, per route and
+hop, the packets taken and their sojourn sum (``Network.hop_packets``,
+``hop_sojourn``), from which a flow's own time at each station of its path is
+read (a station's sums mix every flow that crosses it).
 """
 
 from __future__ import annotations
@@ -93,6 +96,8 @@ class Station:
         "r_extra",
         "r_arrive",
         "r_end",
+        "r_hop_n",
+        "r_hop_s",
         "hops_on",
         "loss",
         "loss_rng",
@@ -162,6 +167,8 @@ class Station:
         self.r_extra = net.route_extra
         self.r_arrive = net.route_arrive
         self.r_end = net.route_end
+        self.r_hop_n = net.hop_packets
+        self.r_hop_s = net.hop_sojourn
         self.hops_on = net.hops_on
         if self.servers > 1:
             self.deps = []  # heap of departure times
@@ -215,7 +222,10 @@ class Station:
             self.n_arrivals += 1
             self.wait_sum += start - now
             self.busy_sum += service
-            self.sojourn_sum += dep - now
+            stay = dep - now
+            self.sojourn_sum += stay
+            self.r_hop_n[r][h] += 1
+            self.r_hop_s[r][h] += stay
             if n >= self.max_in_system:
                 self.max_in_system = n + 1
         if self.hops_on:
@@ -282,7 +292,10 @@ class Station:
             self.n_arrivals += 1
             self.wait_sum += start - now
             self.busy_sum += service
-            self.sojourn_sum += dep - now
+            stay = dep - now
+            self.sojourn_sum += stay
+            self.r_hop_n[r][h] += 1
+            self.r_hop_s[r][h] += stay
             if n >= self.max_in_system:
                 self.max_in_system = n + 1
         if net.hops_on:

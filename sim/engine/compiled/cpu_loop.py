@@ -265,7 +265,7 @@ def _read_gate(rd, pid, now, size, rd_i, rd_f, rs, rp, core_threads, ts, tf, q_i
 def _drain(rd, now, warm_s, n_rows, tab, rs, rp, tf, st, queues, packets, rows):
     """``Reader._drain``: read every waiting datagram at ``now``; returns the row count."""
     rd_i, rt_start, rt_end, hop_a, hop_b, st_i = tab
-    ss, sf, free, dt = st
+    ss, sf, free, dt, hf = st
     q_i, qs, qt, _ = queues
     pk, _, p_done = packets
     h_pkt, h_st, h_t = rows
@@ -283,7 +283,7 @@ def _drain(rd, now, warm_s, n_rows, tab, rs, rp, tf, st, queues, packets, rows):
         free[s] = dep
         _in_system(s, now, dep, st_i, ss, dt)
         if now >= warm_s:
-            _account(s, n, now, start, dep, dep - start, ss, sf)
+            _account(s, i, n, now, start, dep, dep - start, ss, sf, hf)
         if h_pkt.size:
             _record(n_rows, pid, s, now, start, dep, h_pkt, h_st, h_t)
             n_rows += 1
@@ -322,14 +322,14 @@ def _step(i, s, now, size, st_f, st_i, hop_queue, hop_a, hop_b, ss, free, dt, q_
 
 
 @njit(cache=True, inline="always")
-def _onward(pid, r, h, s, n, now, start, dep, busy, t_next, warm_s, n_rows, n_heap, eid,
-            rt_len, rt_end, ss, sf, pk, p_done, h_pkt, h_st, h_t, ht, he, hp):  # fmt: skip
+def _onward(pid, r, h, i, s, n, now, start, dep, busy, t_next, warm_s, n_rows, n_heap, eid,
+            rt_len, rt_end, ss, sf, hf, pk, p_done, h_pkt, h_st, h_t, ht, he, hp):  # fmt: skip
     """Count an accepted packet and send it on: ``(rows, heap, eid)`` counts after.
 
     Its per-hop row (if kept), then its next hop at ``t_next`` or its route's end.
     """
     if now >= warm_s:
-        _account(s, n, now, start, dep, busy, ss, sf)
+        _account(s, i, n, now, start, dep, busy, ss, sf, hf)
     if h_pkt.size:
         _record(n_rows, pid, s, now, start, dep, h_pkt, h_st, h_t)
         n_rows += 1
@@ -378,7 +378,8 @@ def _on_wake(rd, now, warm_s, n_rows, rt, tab, readers, gates, st, queues, packe
     t_wake = _wake(rd, now, rd_f, rs, ts, tf)
     if t_wake < 0.0:
         t6 = (rd_i, rt_start, rt_end, hop_a, hop_b, st_i)
-        n_rows = _drain(rd, now, warm_s, n_rows, t6, rs, rp, tf, st[:4], queues, packets, rows)
+        st5 = (st[0], st[1], st[2], st[3], st[7])
+        n_rows = _drain(rd, now, warm_s, n_rows, t6, rs, rp, tf, st5, queues, packets, rows)
     return t_wake, n_rows
 
 
@@ -406,7 +407,7 @@ def _loop(end_s, warm_s, arrivals, tab, rt, gates, readers, st, packets, rows, h
     st_f, st_i, q_i, hop_queue, hop_a, hop_b = tab
     hop_gate, hop_reader, th_i, ts, tw, tf = gates
     rd_i, rd_f, rs, rp, core_threads = readers
-    ss, sf, free, dt, qs, qt, qb = st
+    ss, sf, free, dt, qs, qt, qb, hf = st
     pk, p_send, p_done = packets
     h_pkt, h_st, h_t = rows
     ht, he, hp = heap
@@ -454,8 +455,8 @@ def _loop(end_s, warm_s, arrivals, tab, rt, gates, readers, st, packets, rows, h
             )  # fmt: skip
             if act < 0:  # accepted
                 n_rows, n_heap, eid = _onward(
-                    pid, r, h, s, n, now, start, dep, busy, t_next, warm_s, n_rows, n_heap, eid,
-                    rt_len, rt_end, ss, sf, pk, p_done, h_pkt, h_st, h_t, ht, he, hp,
+                    pid, r, h, i, s, n, now, start, dep, busy, t_next, warm_s, n_rows, n_heap,
+                    eid, rt_len, rt_end, ss, sf, hf, pk, p_done, h_pkt, h_st, h_t, ht, he, hp,
                 )  # fmt: skip
             sock = rd_i[rd, R_SOCK] if rd >= 0 else -1
             t_push, c_push = _ran(
@@ -483,6 +484,7 @@ def _state(tab) -> tuple[tuple, tuple, tuple]:
     st = (
         np.zeros((n_st, 7), np.int64), np.zeros((n_st, 3)), np.zeros(n_st), np.zeros(tab.n_dep),
         np.zeros((n_q, 3), np.int64), np.zeros(tab.n_held), np.zeros(tab.n_held, np.int64),
+        np.zeros((tab.hop_station.size, 2)),
     )  # fmt: skip
     ts, tw, tf = np.zeros((n_th, 3), np.int64), np.zeros(tab.n_wait, np.int64), np.zeros((n_th, 2))
     rs = np.zeros((n_rd, 3), np.int64)
@@ -510,8 +512,8 @@ def run_cpu_kernel(end_s, warm_s, arrivals, tab, hops):
     -------
     tuple
         ``(pk, p_send, p_done)`` as :func:`.kernel.run_kernel`, station state ``(ss,
-        sf, free, dt)``, per-hop rows and counters (``ctr[N_HEAP]``: packets between
-        hops or waiting for a thread at the end).
+        sf, free, dt, hf)`` (``hf`` as there), per-hop rows and counters
+        (``ctr[N_HEAP]``: packets between hops or waiting for a thread at the end).
     """
     n_pkt = arrivals.send_s.size
     packets = (np.zeros((n_pkt, 5), np.int32), np.empty(n_pkt), np.empty(n_pkt))
@@ -526,7 +528,7 @@ def run_cpu_kernel(end_s, warm_s, arrivals, tab, hops):
     flat = (tab.st_f, tab.st_i, tab.q_i, tab.hop_queue, tab.hop_a_s, tab.hop_b_s)
     rt = (tab.rt_len, tab.rt_end_reason, tab.rt_start, tab.hop_station)
     _loop(end_s, warm_s, arr, flat, rt, gates, readers, st, packets, rows, heap, ctr)
-    return packets, st[:4], rows, ctr
+    return packets, (*st[:4], st[7]), rows, ctr
 
 
 @njit(cache=True)

@@ -158,12 +158,17 @@ def _store(dt, db, base, cap, head, n, multi, dep, size):
 
 
 @njit(cache=True)
-def _account(s, n, now, start, dep, service, ss, sf):
-    """Counters of an accepted packet (``n`` in the system before it), after warm-up."""
+def _account(s, i, n, now, start, dep, service, ss, sf, hf):
+    """Counters of an accepted packet (``n`` in the system before it), after warm-up.
+
+    Station ``s``'s, and flat hop ``i``'s: ``hf[i]`` = (packets, sojourn sum in s).
+    """
     ss[s, N_ARR] += 1
     sf[s, WAIT] += start - now
     sf[s, BUSY] += service
     sf[s, SOJOURN] += dep - now
+    hf[i, 0] += 1.0
+    hf[i, 1] += dep - now
     if n >= ss[s, MAX_N]:
         ss[s, MAX_N] = n + 1
 
@@ -190,7 +195,7 @@ def _loop(end_s, warm_s, arrivals, stations, routes, state, packets, rows, heap,
     a_send, a_size, a_route, a_start, nxt = arrivals
     st_f, st_i, draws = stations
     rt_start, rt_len, rt_station, rt_extra, rt_end = routes
-    ss, sf, free, dt, db = state
+    ss, sf, free, dt, db, hf = state
     pk, p_send, p_done = packets
     h_pkt, h_st, h_t = rows
     ht, he, hp = heap
@@ -232,7 +237,7 @@ def _loop(end_s, warm_s, arrivals, stations, routes, state, packets, rows, heap,
             _store(dt, db, base, cap, ss[s, HEAD], n, multi, dep, size)
             ss[s, COUNT], ss[s, BYTES] = n + 1, ss[s, BYTES] + size
             if now >= warm_s:
-                _account(s, n, now, start, dep, service, ss, sf)
+                _account(s, i, n, now, start, dep, service, ss, sf, hf)
             if h_pkt.size:
                 _record(n_rows, pid, s, now, start, dep, h_pkt, h_st, h_t)
                 n_rows += 1
@@ -279,7 +284,8 @@ def run_kernel(end_s, warm_s, arrivals, stations, routes, n_free, n_dep, n_hop_r
     -------
     tuple
         ``packets`` (``pk``: packets x [route, size, hop, source, reason],
-        ``p_send``, ``p_done`` in s), station state ``(ss, sf, free, dt, db)``,
+        ``p_send``, ``p_done`` in s), station state ``(ss, sf, free, dt, db, hf)``
+        (``hf``: per flat hop, packets and sojourn sum after the warm-up, s),
         per-hop rows ``(packet, station, [arrive, start, depart])`` and the
         counters ``ctr`` (``ctr[N_HEAP]``: packets still between hops at the end).
     """
@@ -287,7 +293,7 @@ def run_kernel(end_s, warm_s, arrivals, stations, routes, n_free, n_dep, n_hop_r
     packets = (np.zeros((n_pkt, 5), np.int32), np.empty(n_pkt), np.empty(n_pkt))
     state = (
         np.zeros((n_st, 7), np.int64), np.zeros((n_st, 3)), np.zeros(n_free),
-        np.zeros(n_dep), np.zeros(n_dep, np.int64),
+        np.zeros(n_dep), np.zeros(n_dep, np.int64), np.zeros((routes[2].size, 2)),
     )  # fmt: skip
     rows = (
         np.zeros(n_hop_rows, np.int64),

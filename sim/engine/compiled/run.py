@@ -16,6 +16,7 @@ from sim.engine.run import (
     route_flows,
     route_names,
     route_station_names,
+    split_hops,
 )
 from sim.engine.workloads import install_flows
 from sim.spec.scenario import Scenario
@@ -74,22 +75,22 @@ def _stations(net: Network, ss, sf, pending) -> list[StationStats]:
 
 
 def _execute_cpu(net: Network, arr: Arrivals, end_s: float, warm_s: float, hops: bool):
-    """Run the CPU data path's loop; returns packets, (ss, sf), pending, rows, counters."""
+    """Run the CPU data path's loop; returns packets, (ss, sf, hf), pending, rows, counters."""
     from sim.engine.compiled.cpu import build_cpu_tables
     from sim.engine.compiled.cpu_loop import pending_at, run_cpu_kernel
 
     tab = build_cpu_tables(net, arr)
-    packets, (ss, sf, _, dt), rows, ctr = run_cpu_kernel(end_s, warm_s, arr, tab, hops)
-    return packets, (ss, sf), pending_at(end_s, tab.st_i, ss, dt), rows, ctr
+    packets, (ss, sf, _, dt, hf), rows, ctr = run_cpu_kernel(end_s, warm_s, arr, tab, hops)
+    return packets, (ss, sf, hf), pending_at(end_s, tab.st_i, ss, dt), rows, ctr
 
 
 def _execute_stations(net: Network, arr: Arrivals, end_s: float, warm_s: float, hops: bool):
-    """Run the stations' loop; returns packets, (ss, sf), pending, rows, counters."""
+    """Run the stations' loop; returns packets, (ss, sf, hf), pending, rows, counters."""
     from sim.engine.compiled.kernel import in_system_at
 
     tab = build_tables(net, arr)
-    packets, (ss, sf, _, dt, _), rows, ctr = execute(arr, tab, end_s, warm_s, hops)
-    return packets, (ss, sf), in_system_at(end_s, tab.st_i, ss, dt), rows, ctr
+    packets, (ss, sf, _, dt, _, hf), rows, ctr = execute(arr, tab, end_s, warm_s, hops)
+    return packets, (ss, sf, hf), in_system_at(end_s, tab.st_i, ss, dt), rows, ctr
 
 
 def simulate_compiled(
@@ -117,7 +118,7 @@ def simulate_compiled(
     states = install_flows(net, cl, end_s, warnings)
     arr = generate(net)
     run = _execute_cpu if cpu else _execute_stations
-    (pk, p_send, p_done), (ss, sf), pending, rows, ctr = run(net, arr, end_s, warm_s, hops)
+    (pk, p_send, p_done), (ss, sf, hf), pending, rows, ctr = run(net, arr, end_s, warm_s, hops)
     packets = _packets(pk, p_send, p_done)
     late = (p_done > end_s) & (p_send <= end_s)
     # the recorder holds each source's first packet: its bytes per packet are the
@@ -139,6 +140,8 @@ def simulate_compiled(
         flows=states,
         stations=_stations(net, ss, sf, pending),
         in_flight_at_end=int(ctr[N_HEAP]) + int(late.sum()),
+        hop_packets=split_hops(hf[:, 0].astype(np.int64), net),
+        hop_sojourn_s=split_hops(hf[:, 1].copy(), net),
         warnings=warnings,
         bytes_per_packet=net.rec.nbytes() / n_first if n_first else 0.0,
         engine="compiled",

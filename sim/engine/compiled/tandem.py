@@ -94,7 +94,7 @@ def _station(s, i, last, end_s, warm_s, stations, rt_extra, end_reason, state, p
     call): the station's state lives in locals, written back at the end.
     """
     st_f, st_i, draws = stations
-    ss, sf, free, dt, db = state
+    ss, sf, free, dt, db, hf = state
     pk, p_send, p_done = packets
     a, b, prop, extra = st_f[s, A_S], st_f[s, B_S], st_f[s, PROP_S], rt_extra[i]
     limit, limit_bytes, reason = st_i[s, LIMIT], st_i[s, LIMIT_BYTES], st_i[s, REASON]
@@ -102,6 +102,7 @@ def _station(s, i, last, end_s, warm_s, stations, rt_extra, end_reason, state, p
     head, n, nbytes, drawn = ss[s, HEAD], ss[s, COUNT], ss[s, BYTES], ss[s, DRAWN]
     n_arr, n_drop, max_n = ss[s, N_ARR], ss[s, N_DROP], ss[s, MAX_N]
     wait, busy, sojourn = sf[s, WAIT], sf[s, BUSY], sf[s, SOJOURN]
+    hop_n, hop_s = hf[i, 0], hf[i, 1]
     free_s = free[st_i[s, FREE0]]
     gone = 0
     for p in range(at.size):
@@ -134,6 +135,8 @@ def _station(s, i, last, end_s, warm_s, stations, rt_extra, end_reason, state, p
             wait += start - now
             busy += service
             sojourn += dep - now
+            hop_n += 1.0
+            hop_s += dep - now
             if n >= max_n:
                 max_n = n + 1
         n, nbytes = n + 1, nbytes + size
@@ -146,6 +149,7 @@ def _station(s, i, last, end_s, warm_s, stations, rt_extra, end_reason, state, p
     ss[s, HEAD], ss[s, COUNT], ss[s, BYTES], ss[s, DRAWN] = head, n, nbytes, drawn
     ss[s, N_ARR], ss[s, N_DROP], ss[s, MAX_N] = n_arr, n_drop, max_n
     sf[s, WAIT], sf[s, BUSY], sf[s, SOJOURN] = wait, busy, sojourn
+    hf[i, 0], hf[i, 1] = hop_n, hop_s
     free[st_i[s, FREE0]] = free_s
     return gone
 
