@@ -92,9 +92,11 @@ def simulate(
     dict of str to DataFrame
         ``flows``: one row per flow, the columns of a batch's ``runs`` table from
         ``flow`` on (latencies in us, throughput in Gbit/s); ``stations``: one row
-        per station; ``packets``: one row per packet.
+        per station; ``flow_stations``: one row per flow and hop of its path (the
+        flow's own packets and mean sojourn there, us: a station's row mixes every
+        flow that crosses it); ``packets``: one row per packet.
     """
-    from sim.analysis.rows import CDF_PREFIX, flow_rows, station_rows
+    from sim.analysis.rows import CDF_PREFIX, flow_rows, flow_station_rows, station_rows
     from sim.analysis.summary import summarize
     from sim.analysis.tables import packet_table
     from sim.engine.run import simulate as run
@@ -112,6 +114,7 @@ def simulate(
     return {
         "flows": flows,
         "stations": pd.DataFrame(station_rows(res, sm)),
+        "flow_stations": pd.DataFrame(flow_station_rows(res, sm)),
         "packets": packet_table(res),
     }
 

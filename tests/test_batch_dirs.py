@@ -289,6 +289,12 @@ DAMAGES = {
     "string-quantile": _row_edit(**{"cdf.q050.0": "x"}),
     "string-station": _row_edit("stations", utilization="x"),
     "station-kind-missing": lambda p: _without_in("stations", "station_kind")(p),
+    "older-without-flow-stations": _without("flow_stations"),
+    "string-flow-station": _row_edit("flow_stations", sojourn_mean_us="slow"),
+    "flow-station-hop-missing": lambda p: _without_in("flow_stations", "hop")(p),
+    "wrong-flow-station-seed": lambda p: _row_edit(
+        "flow_stations", seed=_good(p)["flows"][0]["seed"] + 1
+    )(p),
     "wrong-seed": lambda p: _row_edit(seed=_good(p)["flows"][0]["seed"] + 1)(p),
     "wrong-station-seed": lambda p: _row_edit("stations", seed=_good(p)["flows"][0]["seed"] + 1)(
         p
@@ -330,6 +336,10 @@ def test_damaged_run_is_moved_aside_and_recomputed(finished, reference, case: st
         assert (finished / "runs" / name).read_bytes() == data
     assert (finished / "runs.csv").read_bytes() == (reference / "runs.csv").read_bytes()
     assert (finished / "summary.csv").read_bytes() == (reference / "summary.csv").read_bytes()
+    for name in ("flow_stations.csv", "flow_stations_summary.csv"):
+        assert (finished / name).read_bytes() == (reference / name).read_bytes()
+    if case == "older-without-flow-stations":
+        assert "older podnetsim (no flow_stations" in warnings[0]
 
 
 def test_damaged_twice_keeps_both_copies(finished) -> None:

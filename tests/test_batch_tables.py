@@ -33,7 +33,9 @@ def by_jobs(tmp_path_factory) -> dict[int, Path]:
     return outs
 
 
-@pytest.mark.parametrize("name", ["runs.csv", "summary.csv"])
+@pytest.mark.parametrize(
+    "name", ["runs.csv", "summary.csv", "flow_stations.csv", "flow_stations_summary.csv"]
+)
 def test_jobs_1_and_2_byte_identical(by_jobs, name: str) -> None:
     assert (by_jobs[1] / name).read_bytes() == (by_jobs[2] / name).read_bytes()
 
@@ -97,6 +99,7 @@ def test_summary_one_row_per_configuration(by_jobs) -> None:
 #: the flow metric columns, in order (rtt_*, timeouts, srtt: NaN where they do not apply)
 CONTRACT_METRICS = list(FLOW_METRICS)
 PARAMS = ["placement", "flows.probe.rate_gbps"]
+X = "flows.probe.rate_gbps"
 
 
 def test_runs_columns_follow_the_contract(by_jobs) -> None:
@@ -162,6 +165,72 @@ def test_stations_summary_is_per_configuration_and_station(by_jobs) -> None:
     assert one["utilization.mean"] == pytest.approx(v.mean(), rel=1e-8)
     want = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
     assert one["utilization.ci95"] == pytest.approx(want, rel=1e-6)
+
+
+def test_flow_stations_are_each_flows_own_time_per_hop(by_jobs) -> None:
+    """One row per (run, flow, hop of its path); with one flow, its own mean at a
+    station is the station's mean; the summary is per (configuration, flow, hop)."""
+    fs = pd.read_parquet(by_jobs[1] / "flow_stations.parquet")
+    assert list(fs.columns) == [
+        "run_id", "config", "replication", "seed", *PARAMS,
+        "flow", "hop", "station", "station_kind", "packets", "sojourn_mean_us",
+    ]  # fmt: skip
+    runs = pd.read_parquet(by_jobs[1] / "runs.parquet")
+    for _, run in runs.iterrows():
+        mine = fs[(fs["run_id"] == run["run_id"]) & (fs["flow"] == run["flow"])]
+        assert list(mine["hop"]) == list(range(len(mine)))
+        assert " > ".join(mine["station"]) == run["path"]
+    st = pd.read_parquet(by_jobs[1] / "stations.parquet")
+    both = fs.merge(st, on=["run_id", "station"], suffixes=("", "_station"))
+    assert len(both) == len(fs) and (both["packets"] > 0).all()
+    np.testing.assert_allclose(both["sojourn_mean_us"], both["sojourn_mean_us_station"], rtol=1e-12)
+    assert (both["station_kind"] == both["station_kind_station"]).all()
+    sm = pd.read_csv(by_jobs[1] / "flow_stations_summary.csv")
+    keys = ["config", *PARAMS, "flow", "hop", "station", "station_kind", "n"]
+    assert list(sm.columns[:8]) == keys
+    assert len(sm) == len(fs[["config", "flow", "hop"]].drop_duplicates())
+    one = sm[(sm["config"] == 3) & (sm["hop"] == 0)].iloc[0]
+    v = fs[(fs["config"] == 3) & (fs["hop"] == 0)]["sojourn_mean_us"].to_numpy()
+    assert one["sojourn_mean_us.mean"] == pytest.approx(v.mean(), rel=1e-8)
+
+
+def test_breakdown_draws_each_flows_own_means(by_jobs) -> None:
+    """The breakdown's segments are ``flow_stations_summary.csv``'s means, in hop order."""
+    from sim.plots.breakdown import bars, per_flow
+    from sim.plots.results import read_results
+
+    res = read_results(by_jobs[1])
+    assert per_flow(res)
+    at, drawn = bars(res)
+    sm = pd.read_csv(by_jobs[1] / "flow_stations_summary.csv")
+    assert drawn
+    for bar, config in zip(drawn, sm[sm[X] == at]["config"].unique(), strict=True):
+        rows = sm[(sm["config"] == config) & (sm["flow"] == "probe")].sort_values("hop")
+        assert [s[0] for s in bar.segments] == list(rows["station"])
+        assert [s[2] for s in bar.segments] == list(rows["sojourn_mean_us.mean"])
+
+
+def test_report_shows_each_flows_own_time_per_hop(by_jobs) -> None:
+    """The report's per-flow table is ``flow_stations_summary.csv`` at the breakdown's x."""
+    from test_report_html import _Page
+
+    from sim.report.build import render_report
+    from sim.report.tables import interval
+
+    page = _Page()
+    page.feed(render_report(by_jobs[1]))
+    rows = page.tables["flow_stations"]
+    header = [t for _, t in rows[0]]
+    assert header == ["config", *PARAMS, "flow", "hop", "station", "station_kind",
+                      "sojourn_mean_us", "packets"]  # fmt: skip
+    sm = pd.read_csv(by_jobs[1] / "flow_stations_summary.csv")
+    want = sm[sm[X] == 4.0]  # the breakdown's x: the highest load without drops
+    assert len(rows) - 1 == len(want)
+    for cells, (_, w) in zip(rows[1:], want.iterrows(), strict=True):
+        got = dict(zip(header, (t for _, t in cells), strict=True))
+        assert (int(got["config"]), got["station"]) == (w["config"], w["station"])
+        m = "sojourn_mean_us"
+        assert got[m] == interval(w[f"{m}.mean"], w[f"{m}.ci95"])
 
 
 def test_manifest_records_sweep_units_and_question(by_jobs) -> None:

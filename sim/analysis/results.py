@@ -7,10 +7,12 @@ Tables (tidy: one observation per row):
   ``drops.<reason>`` (every reason seen in the batch, 0 where none), ``path,
   warnings``.
 * stations: one row per (run, station).
+* flow stations: one row per (run, flow, hop of the flow's path): the flow's own
+  packets and mean sojourn at that station (a station's row mixes every flow).
 * latency quantiles: one row per (run, flow), ``cdf.q000.0 ... cdf.q099.9`` (us).
-* summaries: per (configuration, flow) and (configuration, station), mean,
-  95 % Student-t half-width and count of every numeric metric
-  (:func:`sim.analysis.stats.summarize_groups`).
+* summaries: per (configuration, flow), (configuration, station) and
+  (configuration, flow, hop), mean, 95 % Student-t half-width and count of every
+  numeric metric (:func:`sim.analysis.stats.summarize_groups`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.analysis.rows import CDF_PREFIX, DROPS_PREFIX, FLOW_METRICS, STATION_COLUMNS
+from sim.analysis.rows import (
+    CDF_PREFIX,
+    DROPS_PREFIX,
+    FLOW_METRICS,
+    FLOW_STATION_COLUMNS,
+    STATION_COLUMNS,
+)
 from sim.analysis.stats import numeric_columns, summarize_groups
 
 RUN_ID_COLUMNS = ("run_id", "config", "replication", "seed")
@@ -96,14 +104,37 @@ def stations_summary_table(stations: pd.DataFrame, params: Sequence[str]) -> pd.
     return summarize_groups(stations, ("config", "station"), carry, metrics)
 
 
+def flow_stations_table(records: Sequence[dict], params: Sequence[str]) -> pd.DataFrame:
+    """One row per (run, flow, hop), in record order (empty if no run has any)."""
+    rows = [r for rec in records for r in rec.get("flow_stations") or ()]
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame.from_records(rows)[[*RUN_ID_COLUMNS, *params, *FLOW_STATION_COLUMNS]]
+
+
+def flow_stations_summary_table(hops: pd.DataFrame, params: Sequence[str]) -> pd.DataFrame:
+    """Summarize flow stations per (configuration, flow, hop).
+
+    Columns: ``config, <params>, flow, hop, station, station_kind, n``, then
+    ``packets`` and ``sojourn_mean_us`` as ``M.mean, M.ci95, M.n``.
+    """
+    if hops.empty:
+        return hops
+    carry = ("config", *params, "flow", "hop", "station", "station_kind")
+    metrics = ("packets", "sojourn_mean_us")
+    return summarize_groups(hops, ("config", "flow", "hop"), carry, metrics)
+
+
 #: Files of a results directory read by :func:`load_results`, by table name.
 RESULT_FILES = {
     "runs": "runs.parquet",
     "stations": "stations.parquet",
+    "flow_stations": "flow_stations.parquet",
     "latency_quantiles": "latency_quantiles.parquet",
     "tcp_series": "tcp_series.parquet",
     "summary": "summary.csv",
     "stations_summary": "stations_summary.csv",
+    "flow_stations_summary": "flow_stations_summary.csv",
 }
 
 
@@ -118,8 +149,9 @@ def load_results(results_dir: str | Path) -> dict[str, pd.DataFrame]:
     Returns
     -------
     dict of str to DataFrame
-        ``runs``, ``stations``, ``latency_quantiles``, ``tcp_series``, ``summary``,
-        ``stations_summary`` (those present).
+        ``runs``, ``stations``, ``flow_stations``, ``latency_quantiles``,
+        ``tcp_series``, ``summary``, ``stations_summary``,
+        ``flow_stations_summary`` (those present).
 
     Raises
     ------

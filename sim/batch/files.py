@@ -38,10 +38,13 @@ TOP_FILES = (
     "runs.csv",
     "stations.parquet",
     "stations.csv",
+    "flow_stations.parquet",
+    "flow_stations.csv",
     "latency_quantiles.parquet",
     "tcp_series.parquet",
     "summary.csv",
     "stations_summary.csv",
+    "flow_stations_summary.csv",
     "manifest.json",
     "report.html",
 )

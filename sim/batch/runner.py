@@ -1,8 +1,10 @@
 """Execute one run spec: build the scenario, simulate, reduce to tidy rows.
 
-A run's record is ``{"flows": [...], "stations": [...]}``: one row per flow of
-the run (measured and background, :func:`sim.analysis.rows.flow_rows`) and one
-per station (:func:`sim.analysis.rows.station_rows`), each prefixed with the
+A run's record is ``{"flows": [...], "stations": [...], "flow_stations": [...]}``:
+one row per flow of the run (measured and background,
+:func:`sim.analysis.rows.flow_rows`), one per station
+(:func:`sim.analysis.rows.station_rows`) and one per flow and hop of its path
+(:func:`sim.analysis.rows.flow_station_rows`), each prefixed with the
 run's identity (``run_id, config, replication, seed``) and its swept parameter
 values; plus ``"tcp_series"`` when a tcp flow records its window
 (:func:`sim.analysis.tcp_series.series_rows`).
@@ -13,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sim.analysis.rows import flow_rows, station_rows
+from sim.analysis.rows import flow_rows, flow_station_rows, station_rows
 from sim.analysis.summary import summarize
 from sim.analysis.tcp_series import series_rows
 from sim.engine.run import RunResult, simulate
@@ -40,13 +42,14 @@ def simulate_spec(spec: RunSpec) -> RunResult:
 
 
 def execute(spec: RunSpec) -> dict[str, list[dict[str, Any]]]:
-    """Run ``spec`` and return its record: flow rows and station rows.
+    """Run ``spec`` and return its record: flow, station and flow-station rows.
 
     Metrics count each flow's packets sent in the window (warm-up removed):
     counts, drop rate, one-way latency (us), delivered and offered throughput
     (Gbit/s), round trips (request-response), drops by reason, latency
     quantiles; stations give utilization, mean wait and sojourn (us), mean and
-    maximum number in the station, drops.
+    maximum number in the station, drops; a flow-station row the flow's own
+    packets' mean sojourn (us) at one hop of its path.
     """
     res = simulate_spec(spec)
     sm = summarize(res)
@@ -54,6 +57,7 @@ def execute(spec: RunSpec) -> dict[str, list[dict[str, Any]]]:
     record = {
         "flows": [{**ids, **r} for r in flow_rows(res, sm, spec.measured_flows)],
         "stations": [{**ids, **r} for r in station_rows(res, sm)],
+        "flow_stations": [{**ids, **r} for r in flow_station_rows(res, sm)],
     }
     series = series_rows(res)
     if series:

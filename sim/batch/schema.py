@@ -1,14 +1,15 @@
 """The schema of a stored run (``runs/<run_id>.json``), checked before a resume uses it.
 
-A stored run is ``{"run_id", "fingerprint", "flows": [...], "stations": [...]}``:
+A stored run is ``{"run_id", "fingerprint", "flows", "stations", "flow_stations"}``:
 the record :func:`sim.batch.runner.execute` returns. Every row starts with the
 run's identity columns and swept parameter values; a flow row then has its name,
 role and kind, counts, metrics (numbers; NaN where undefined), ``drops.*``
 counts, latency quantiles (``cdf.*``), the path and warnings (text); a station
-row its name, kind, node and figures; ``tcp_series`` (only when a tcp flow asked
+row its name, kind, node and figures; a flow-station row its flow, hop, station,
+kind, packets and mean sojourn; ``tcp_series`` (only when a tcp flow asked
 for it) rows of its cwnd/goodput series. A file that does not fit (a list, ``null``,
-no flow rows, a metric that is a string) is damaged: the resume moves it aside
-and runs it again.
+no flow rows, a metric that is a string, no flow-station rows as podnetsim
+before them wrote) is damaged: the resume moves it aside and runs it again.
 """
 
 from __future__ import annotations
@@ -39,8 +40,11 @@ NUMERIC_PREFIXES = (CDF_PREFIX, DROPS_PREFIX)
 STATION_TEXT = ("station", "station_kind", "node")
 STATION_INTS = ("queue_max_pkts", "drops")
 STATION_FLOATS = ("utilization", "wait_mean_us", "sojourn_mean_us", "queue_mean_pkts")
+HOP_TEXT = ("flow", "station", "station_kind")
 #: Why a run file of podnetsim before the tidy tables (one flat ``row``) is refused.
 OLD_FORMAT = "written by an older podnetsim (one row per run, before the tidy tables)"
+#: Why a run file of podnetsim before per-flow station means is refused.
+NO_FLOW_STATIONS = "written by an older podnetsim (no flow_stations: each flow's own station means)"
 
 
 def _python_name(column: str) -> str:
@@ -77,6 +81,11 @@ FlowRow = create_model(
 StationRow = create_model(
     "StationRow", __base__=_RowBase, **_fields(STATION_TEXT, STATION_INTS, STATION_FLOATS)
 )
+FlowStationRow = create_model(
+    "FlowStationRow",
+    __base__=_RowBase,
+    **_fields(HOP_TEXT, ("hop", "packets"), ("sojourn_mean_us",)),
+)
 SeriesRow = create_model(
     "SeriesRow",
     __base__=_RowBase,
@@ -93,6 +102,7 @@ class StoredRun(BaseModel):
     fingerprint: str
     flows: list[FlowRow] = Field(min_length=1)  # type: ignore[valid-type]
     stations: list[StationRow]  # type: ignore[valid-type]
+    flow_stations: list[FlowStationRow]  # type: ignore[valid-type]
     tcp_series: list[SeriesRow] | None = None  # type: ignore[valid-type]
 
 
@@ -120,6 +130,8 @@ def read_stored_run(path: Path) -> tuple[dict | None, str | None]:
         return None, f"not JSON ({exc})"
     if isinstance(obj, dict) and "row" in obj and "flows" not in obj:
         return None, OLD_FORMAT
+    if isinstance(obj, dict) and "stations" in obj and "flow_stations" not in obj:
+        return None, NO_FLOW_STATIONS
     try:
         StoredRun.model_validate(obj)
     except ValidationError as exc:
@@ -144,7 +156,7 @@ def row_mismatch(rec: dict, spec: RunSpec, name: str) -> str | None:
         "seed": spec.seed,
         **spec.params,
     }
-    for table in ("flows", "stations"):
+    for table in ("flows", "stations", "flow_stations"):
         for i, row in enumerate(rec[table]):
             for key, value in want.items():
                 if key not in row or row[key] != value or type(row[key]) is not type(value):

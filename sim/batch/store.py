@@ -10,11 +10,15 @@ Layout of DIR::
     runs.csv             the same, as CSV (byte-identical whatever the worker count)
     stations.parquet     one row per (run, station): kind, node, utilization, queue ...
     stations.csv         the same, as CSV
+    flow_stations.parquet  one row per (run, flow, hop of its path): station, kind,
+                         the flow's own packets and mean sojourn there
+    flow_stations.csv    the same, as CSV
     latency_quantiles.parquet  per (run, flow): latency quantiles 0..100 % and 99.9 %
     tcp_series.parquet   per (run, flow, connection, interval): cwnd and goodput, for
                          the tcp flows with record_cwnd (only when one has it)
     summary.csv          per (configuration, flow): mean, 95% CI half-width (t), n
     stations_summary.csv per (configuration, station): the same
+    flow_stations_summary.csv  per (configuration, flow, hop): the same
     manifest.json        schema and software versions, git commit, file hash, times,
                          swept values and units, params file, engine, question, plots
     plots/               figures (PNG + SVG)
@@ -44,6 +48,8 @@ import pandas as pd
 import sim
 from sim.analysis.results import (
     RESULT_FILES,
+    flow_stations_summary_table,
+    flow_stations_table,
     run_tables,
     stations_summary_table,
     summary_table,
@@ -70,7 +76,7 @@ from .schema import OLD_FORMAT, read_stored_run, row_mismatch
 #: 2: tidy tables (one row per run and flow, per run and station).
 SCHEMA_VERSION = 2
 #: Tables a run's record may hold (``tcp_series`` only when a flow records one).
-RECORD_TABLES = ("flows", "stations", "tcp_series")
+RECORD_TABLES = ("flows", "stations", "flow_stations", "tcp_series")
 #: The series table's file (written only when a run has series rows).
 TCP_SERIES_FILE = RESULT_FILES["tcp_series"]
 
@@ -235,7 +241,7 @@ class ResultStore:
 
     # -- tables ----------------------------------------------------------------------
     def write_tables(self, batch: Batch, records: dict[str, dict]) -> int:
-        """Write the runs, stations and quantile tables and both summaries.
+        """Write the runs, stations, flow-station and quantile tables and their summaries.
 
         Runs are in (configuration, replication) order whatever order they
         finished in, so the files are byte-identical for any worker count.
@@ -250,13 +256,16 @@ class ResultStore:
             return 0
         params = batch.param_names
         runs, stations, quantiles = run_tables(order, params)
+        hops = flow_stations_table(order, params)
         tables = {
             "runs": runs,
             "stations": stations,
+            "flow_stations": hops,
             "summary": summary_table(runs, params),
             "stations_summary": stations_summary_table(stations, params),
+            "flow_stations_summary": flow_stations_summary_table(hops, params),
         }
-        for name in ("runs", "stations"):
+        for name in ("runs", "stations", "flow_stations"):
             self._parquet(f"{name}.parquet", tables[name])
         self._parquet("latency_quantiles.parquet", quantiles)
         series = [row for rec in order for row in rec.get("tcp_series") or ()]
