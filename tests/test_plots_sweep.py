@@ -372,7 +372,8 @@ def test_coinciding_lines_stay_visible(linear) -> None:
 
 
 def test_breakdown_says_station_means_are_over_every_flow(linear) -> None:
-    """Stations keep no per-flow means: with several flows the figure says whose time it is."""
+    """Results without per-flow means (no ``flow_stations_summary.csv``, as podnetsim
+    wrote before it kept them): with several flows the figure says whose time it is."""
     from sim.plots.figures import SHARED_NOTE, figures
 
     res = read_results(linear)

@@ -1,12 +1,13 @@
-"""Where a packet spends its time: per-station bars from ``stations_summary.csv``.
+"""Where a packet spends its time: per-station bars from ``flow_stations_summary.csv``.
 
-A flow's bar is the stations of its path in order (``path`` in runs), each
-segment the station's mean sojourn (queueing + service) and coloured by the
+A flow's bar is the stations of its path in order, each segment the flow's own
+packets' mean sojourn (queueing + service) at that hop, coloured by the
 ``station_kind`` the engine recorded, never by parsing the station's name. What
 the stations do not account for of the flow's mean one-way latency (link
-propagation) is a last segment of its own. A station's sojourn is its mean over
-every flow's packets: where flows share a station (a neighbour, a real-time
-probe) it is not one flow's own time, and the figure says so.
+propagation) is a last segment of its own. Results written before podnetsim
+kept per-flow means have only ``stations_summary.csv``: a segment is then the
+station's mean over every flow's packets (not one flow's own time where flows
+share a station), and the figure says so.
 """
 
 from __future__ import annotations
@@ -79,7 +80,18 @@ def bars(res: Results) -> tuple[object, list[Bar]]:
     return at, [b for b in out if b.segments]
 
 
+def per_flow(res: Results) -> bool:
+    """Whether the segments are each flow's own means (False: the stations', all flows mixed)."""
+    return res.flow_stations is not None
+
+
 def _segments(res: Results, config, flow: str) -> list[tuple[str, str, float]]:
+    if per_flow(res):
+        fs = res.flow_stations
+        hit = fs[(fs["config"] == config) & (fs["flow"] == flow)].sort_values("hop")
+        cols = ["station", "station_kind", "sojourn_mean_us.mean"]
+        rows = hit[cols].itertuples(index=False)
+        return [(str(n), str(k), float(v)) for n, k, v in rows if math.isfinite(float(v))]
     p = res.paths
     hit = p[(p["config"] == config) & (p["flow"] == flow)]["path"]
     if hit.empty or not isinstance(hit.iloc[0], str):

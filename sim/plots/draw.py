@@ -196,8 +196,8 @@ def breakdown_figure(bars: list[Bar], title: str, shared: bool = False) -> plt.F
 
     Segments are coloured by station kind (one legend entry per kind); the part
     of the mean latency the stations do not account for is grey and hatched.
-    With ``shared`` (the run has several flows) the axis says the means are over
-    every flow's packets at the station.
+    With ``shared`` (several flows, results without per-flow means) the axis
+    says the means are over every flow's packets at the station.
     """
     fig, ax = plt.subplots(figsize=(10, 1.8 + 0.7 * max(1, len(bars))))
     kinds: dict[str, str] = {}

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from sim.plots import cdf, draw, series
 from sim.plots.axes import metric_label
-from sim.plots.breakdown import bars
+from sim.plots.breakdown import bars, per_flow
 from sim.plots.results import Results, read_results
 from sim.plots.views import default_views, default_x, lines, make_view
 from sim.spec.experiment import PLOT_KINDS
@@ -38,7 +38,7 @@ SHARED_NOTE = (
     " shared with another flow it is not this flow's own time (a real-time probe's"
     " own wait is in its round trip, not here)"
 )
-"""Said under a breakdown of a run with several flows (stations keep no per-flow means)."""
+"""Said under a breakdown of a run with several flows from results without per-flow means."""
 
 
 def figures(res: Results) -> Iterator[tuple[str, str, Figure]]:
@@ -71,8 +71,9 @@ def figures(res: Results) -> Iterator[tuple[str, str, Figure]]:
     if bs:
         where = f" at {default_x(res)} = {at}" if at is not None else ""
         title = f"{res.manifest['experiment']}: where a packet spends its time{where}"
-        shared = res.summary["flow"].nunique() > 1
-        caption = f"time per station along each path{where}" + (SHARED_NOTE if shared else "")
+        shared = res.summary["flow"].nunique() > 1 and not per_flow(res)
+        own = "" if shared else " (each flow's own packets)"
+        caption = f"time per station along each path{where}{own}" + (SHARED_NOTE if shared else "")
         yield BREAKDOWN_STEM, caption, draw.breakdown_figure(bs, title, shared)
 
 

@@ -2,10 +2,12 @@
 
 The batch writes ``runs.parquet`` (one row per run and flow), ``summary.csv``
 (per configuration and flow: ``M.mean``, ``M.ci95``, ``M.n``),
-``stations_summary.csv`` (per configuration and station, with ``station_kind``)
-and ``manifest.json`` (``swept``, ``units``, ``[plots]`` ...). Figures and the
-report draw from the summaries, so a number in a figure is the number in the
-table. A damaged or foreign directory is one line naming the file.
+``stations_summary.csv`` (per configuration and station, with ``station_kind``),
+``flow_stations_summary.csv`` (per configuration, flow and hop of its path: the
+flow's own mean sojourn at each station) and ``manifest.json`` (``swept``,
+``units``, ``[plots]`` ...). Figures and the report draw from the summaries,
+so a number in a figure is the number in the table. A damaged or foreign
+directory is one line naming the file.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from sim.errors import UserError
 SUMMARY_KEYS = ("config", "flow", "role", "kind", "n")
 #: Columns of ``stations_summary.csv`` the breakdown reads.
 STATIONS_KEYS = ("config", "station", "station_kind", "sojourn_mean_us.mean")
+#: Columns of ``flow_stations_summary.csv`` the breakdown reads.
+FLOW_STATIONS_KEYS = ("config", "flow", "hop", "station", "station_kind", "sojourn_mean_us.mean")
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,9 @@ class Results:
         ``" > "``-separated; first replication).
     stations : pandas.DataFrame or None
         ``stations_summary.csv`` if the batch wrote one.
+    flow_stations : pandas.DataFrame or None
+        ``flow_stations_summary.csv`` if the batch wrote one (podnetsim before
+        it did not: the breakdown then falls back on the stations' means).
     """
 
     root: Path
@@ -48,6 +55,7 @@ class Results:
     summary: pd.DataFrame
     paths: pd.DataFrame
     stations: pd.DataFrame | None
+    flow_stations: pd.DataFrame | None = None
 
     @property
     def params(self) -> list[str]:
@@ -90,7 +98,9 @@ def read_results(root: str | Path) -> Results:
     paths = runs.drop_duplicates(["config", "flow"])[["config", "flow", "path"]]
     st_p = root / "stations_summary.csv"
     stations = _read_table(st_p, (*STATIONS_KEYS, *params), numeric) if st_p.is_file() else None
-    return Results(root, manifest, summary, paths.reset_index(drop=True), stations)
+    fs_p = root / "flow_stations_summary.csv"
+    hops = _read_table(fs_p, (*FLOW_STATIONS_KEYS, *params), numeric) if fs_p.is_file() else None
+    return Results(root, manifest, summary, paths.reset_index(drop=True), stations, hops)
 
 
 def _read_runs(path: Path, needed: tuple[str, ...]) -> pd.DataFrame:

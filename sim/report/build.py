@@ -2,7 +2,8 @@
 
 The experiment's question and parameters, every default figure (PNG, base64 in
 ``data:`` URIs), the summary table with 95 % t-intervals, the per-station
-breakdown (figure and table, grouped by the recorded ``station_kind``) and the
+breakdown (figure and table, grouped by the recorded ``station_kind``), each
+measured flow's own time at every hop of its path and the
 manifest (versions, commit, seeds, params hash, engine). Rendered by Jinja2 with
 autoescaping on, so text from the experiment file is always shown as text.
 """
@@ -24,7 +25,7 @@ from sim.plots.draw import plt
 from sim.plots.figures import figures
 from sim.plots.results import Results, read_results
 from sim.plots.views import default_x
-from sim.report.tables import STATION_METRICS, SUMMARY_METRICS, table
+from sim.report.tables import FLOW_STATION_METRICS, STATION_METRICS, SUMMARY_METRICS, table
 
 #: Manifest fields listed in the report's facts (the whole manifest follows as JSON).
 FACTS = (
@@ -68,6 +69,21 @@ def _stations_table(res: Results) -> dict | None:
     return {"at": at, "x": x, **table(st, keys, STATION_METRICS)}
 
 
+def _flow_stations_table(res: Results) -> dict | None:
+    """Each measured flow's own rows per hop of its path, at the breakdown's value of x."""
+    fs = res.flow_stations
+    if fs is None:
+        return None
+    at, x = breakdown_at(res), default_x(res)
+    if at is not None:
+        fs = fs[np.isclose(fs[x].astype(float), float(at))]
+    s = res.summary
+    measured = set(s.loc[s["role"] == "measured", "flow"]) or set(s["flow"])
+    fs = fs[fs["flow"].isin(measured)]
+    keys = ["config", *res.params, "flow", "hop", "station", "station_kind"]
+    return {"at": at, "x": x, **table(fs, keys, FLOW_STATION_METRICS)}
+
+
 def render_report(results_dir: str | Path) -> str:
     """Return the report of ``results_dir`` as one HTML document.
 
@@ -94,6 +110,7 @@ def render_report(results_dir: str | Path) -> str:
             figures=figs,
             summary=table(res.summary, summary_keys, SUMMARY_METRICS),
             stations=_stations_table(res),
+            flow_stations=_flow_stations_table(res),
             facts=[(k, _fact(m[k])) for k in FACTS if k in m],
             manifest_json=json.dumps(m, indent=2, sort_keys=True),
         )

@@ -1,8 +1,8 @@
 """The report's tables: which columns, and the one rule that formats every number.
 
 Every number in the report is ``fmt(value)`` of a value read from
-``summary.csv`` or ``stations_summary.csv``; tests apply the same rule to the
-CSV files and compare cell by cell.
+``summary.csv``, ``stations_summary.csv`` or ``flow_stations_summary.csv``; tests
+apply the same rule to the CSV files and compare cell by cell.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ STATION_METRICS = (
     "utilization", "wait_mean_us", "sojourn_mean_us", "queue_mean_pkts", "queue_max_pkts",
     "drops",
 )  # fmt: skip
+#: Metrics the per-flow table shows (a flow's own packets and time at each hop).
+FLOW_STATION_METRICS = ("sojourn_mean_us", "packets")
 #: Significant digits of every number in the report.
 DIGITS = 4
 
