@@ -154,11 +154,12 @@ def read_at(res, route: int = 0) -> np.ndarray:
 
 @pytest.mark.parametrize(("kind", "slice_us"), [("poisson", 4000.0), ("constant", 300.0)])
 def test_flooding_sender_and_its_receiver_on_one_core(kind, slice_us):
-    """A sender flooding a receiver on its own core holds the core for its scheduler
-    slice: the receiver reads back to back when the slice ends (many reads start at
-    one instant, the wake-up's), and what its socket buffer cannot hold is dropped
-    there, charged skb truesize (a 20 kB buffer holds 24 datagrams of 801 B). At a
-    constant rate the wake-ups tie with the sender's releases."""
+    """A sender flooding a receiver on its own core: the receiver preempts it datagram
+    by datagram while it is owed time (its EEVDF lag), then waits out the sender's
+    slice and reads back to back when the slice ends (many reads start at one
+    instant, the wake-up's); what its socket buffer cannot hold meanwhile is
+    dropped there, charged skb truesize (a 20 kB buffer holds 24 datagrams of
+    801 B). At a constant rate the wake-ups tie with the sender's releases."""
     flood = [{**poisson("f", "client", "web", 5e5), "kind": kind}]
     dp = {"pin": {"client": 0, "web": 0}, "sched_slice_us": slice_us}
     if slice_us < 1000:
@@ -166,7 +167,9 @@ def test_flooding_sender_and_its_receiver_on_one_core(kind, slice_us):
     res = both(cpu_scenario(flood, **dp), duration_s=0.012, warmup_s=0.001)
     assert reasons_seen(res) == {"socket receive buffer full at web"}
     reads = read_at(res)
-    assert reads.size > 100 and np.unique(reads).size * 5 < reads.size  # drained together
+    _, together = np.unique(reads, return_counts=True)
+    assert reads.size > 100 and (together == 1).sum() > 0.5 * reads.size  # alternating
+    assert together.max() >= 24  # and a full buffer drained at once after a slice
 
 
 def test_light_flow_on_a_shared_core_waits_out_runs_of_sends():

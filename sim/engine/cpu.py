@@ -22,11 +22,12 @@ event per segment (departures no longer known on arrival). Tested in
 
 Threads sharing a core: the scheduler's slice
 ----------------------------------------------
-Between threads the order is not FIFO: a thread that keeps its core busy (a
-flooding sender, :class:`Thread`) holds it for a time slice, and the receive
-work of a :class:`Reader` on that core (``recvfrom``, process context) waits
-until the slice ends, while the sender's own softirq (run inline, at
-``local_bh_enable``) keeps delivering into the reader's socket buffer. Linux
+Between threads the order is not FIFO. A :class:`Reader` woken by a datagram
+while a thread keeps its core busy (a flooding sender, :class:`Thread`) runs at
+once if the scheduler owes it time (EEVDF's wake-up preemption; its lag, see
+:class:`Reader`); otherwise it waits until the sender's time slice ends, while
+the sender's own softirq (run inline, at ``local_bh_enable``) keeps delivering
+into the reader's socket buffer. Linux
 6.x's EEVDF scheduler gives a task ``sched_base_slice`` = 0.75 ms x (1 +
 log2(min(cpus, 8))) and, without the high-resolution tick (sched feature
 ``HRTICK`` off by default), takes the core back only at the scheduler tick
@@ -35,9 +36,11 @@ after the slice is used (``CONFIG_HZ`` = 250 here: 4 ms); kernel
 ``Documentation/scheduler/sched-eevdf.rst``. So the slice is a
 ``[datapath]`` parameter (``sched_slice_us``). When it ends, the reader drains
 what its socket holds (each datagram one ``recvfrom`` segment, FIFO) and the
-sender gets a new slice after it. A sender that sends more per slice than the
-socket buffer holds loses the rest at the socket buffer (``UdpRcvbufErrors``),
-never at the backlog: what the kernel does with both ends on one core.
+sender gets a new slice after it; the wait has earned the reader time, so it
+then reads datagram by datagram until that is spent. A sender that sends more
+per slice than the socket buffer holds loses the rest at the socket buffer
+(``UdpRcvbufErrors``), never at the backlog: what the kernel does with both ends
+on one core (``docs/testbed.md``, round 4, traces the kernel doing both).
 
 Real-time threads: preemptive priority
 --------------------------------------
@@ -373,10 +376,28 @@ class Reader:
 
     With no sending thread in a run of sends on its core, each datagram's
     ``recvfrom`` segment joins the core's FIFO on arrival (as any segment). While
-    such a thread holds the core, datagrams wait in the socket buffer (their
-    bytes charged at once) until the thread's slice ends or it stops sending
-    (one event per send segment meanwhile); then all of them are read back to
-    back and the thread's next slice starts after them.
+    such a thread holds the core, a datagram that wakes the reader is read at
+    once if the reader is owed time (wake-up preemption, see below); otherwise
+    datagrams wait in the socket buffer (their bytes charged at once) until the
+    thread's slice ends or it stops sending (one event per send segment
+    meanwhile); then all of them are read back to back and the thread's next
+    slice starts after them.
+
+    Wake-up preemption (normal priority only): Linux's EEVDF scheduler runs a
+    woken task at once when it is *eligible*, i.e. owed time (its lag, fair
+    share minus time received, is positive), and otherwise lets the running task
+    finish its slice (``check_preempt_wakeup_fair``, ``pick_eevdf`` in
+    ``kernel/sched/fair.c``; ``Documentation/scheduler/sched-eevdf.rst``). The
+    reader's lag, with the sender as the core's other task (equal weights, each
+    owed half of the time both are runnable): a datagram read by preemption
+    costs it half its ``recvfrom`` work (the sender waits meanwhile); waiting
+    out a slice earns it half the wait, and the read-back after it costs half
+    the work read. So a flood alternates datagram by datagram until the lag is
+    spent, then the reader waits out one slice, as the kernel's trace shows
+    (``docs/testbed.md``, round 4). Lag is kept within one slice either way
+    (EEVDF bounds it by its slice or tick). A real-time reader never waits for a
+    normal sender; between real-time threads (``SCHED_FIFO``) there is no
+    wake-up preemption.
 
     Parameters
     ----------
@@ -406,10 +427,18 @@ class Reader:
         self.pending: deque = deque()
         self.holder: Thread | None = None
         self.push = core.push
+        self.lag_s = 0.0  # time owed to the reader (EEVDF lag), s
+        self.read_at = -1.0  # when it last read by preempting the holder
+        self.wait_from = 0.0  # when its datagrams began waiting for the holder
 
     def service_s(self, route: int, hop: int, size_bytes: float) -> float:
         """Work of the ``recvfrom`` segment, seconds (see :meth:`Core.service_s`)."""
         return self.core.service_s(route, hop, size_bytes)
+
+    def _work_s(self, pkt: int) -> float:
+        """``recvfrom`` work of packet ``pkt`` at its current hop, seconds."""
+        core = self.core
+        return core.service_s(core.p_route[pkt], core.p_hop[pkt], core.p_size[pkt])
 
     def _charge(self, pkt: int) -> int:
         a, b = self.truesize
@@ -429,11 +458,18 @@ class Reader:
             self.sock.reserve(charge)
             return
         holder = next((t for t in core.threads if t.holds(now) and t.rt >= self.rt), None)
-        if holder is None:
+        preempt = holder is not None and not self.rt and self.lag_s > 0.0
+        if holder is None or preempt:
+            if preempt:  # owed time: EEVDF runs the woken reader at once
+                self.lag_s -= 0.5 * self._work_s(ev.pkt)
+                self.read_at = now
             core.arrive(ev, self.rt)
             self.sock.hold(core.last_dep, charge)
             return
+        if self.read_at >= holder.slice_start:  # it alternated with the reader until now:
+            holder.slice_start = now  # the slice the reader now waits out starts here
         self.holder = holder
+        self.wait_from = now
         self.pending.append(ev)
         self.sock.reserve(charge)
         self._arm(now)
@@ -455,11 +491,16 @@ class Reader:
     def _drain(self, wake) -> None:
         """Read every waiting datagram (the holder's slice is over), then let the holder resume."""
         now, core = wake.at, self.core
+        owed = 0.5 * (now - self.wait_from)  # runnable, not running, beside the holder
         while self.pending:
             ev = self.pending.popleft()
             ev.at = now
+            if not self.rt:
+                owed -= 0.5 * self._work_s(ev.pkt)
             core.arrive(ev, self.rt)
             self.sock.settle(core.last_dep)
+        if not self.rt:
+            self.lag_s = min(self.lag_s + owed, self.slice_s)
         if self.holder is not None:
             self.holder.slice_start = core.last_dep
             self.holder = None

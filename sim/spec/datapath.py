@@ -22,7 +22,8 @@ Sources of the defaults
   held 256 datagrams of 64 B payload (832 B each, IP size 92 B) and 92 of 1400 B
   (2315 B each, IP size 1428 B); the line through both.
 * ``sched_slice_us`` = 4000: how long a thread that keeps its core busy holds it
-  while another thread of that core waits. EEVDF's base slice is 0.75 ms x (1 +
+  while another thread of that core, owed no time (EEVDF lag, see
+  :class:`sim.engine.cpu.Reader`), waits. EEVDF's base slice is 0.75 ms x (1 +
   log2(min(cpus, 8))) (``sysctl_sched_base_slice``, ``kernel/sched/fair.c``), but
   without ``HRTICK`` (off by default) the running task is only switched at a
   scheduler tick: 4 ms at ``CONFIG_HZ`` = 250 (this machine's kernel).
@@ -89,7 +90,7 @@ class Datapath(BaseModel):
         ``base + per_byte * s`` (its skb truesize).
     sched_slice_us : float
         Time a thread in a run of sends holds its core while the core's receiving
-        thread waits (the scheduler's slice, to the tick), us.
+        thread, owed no time, waits (the scheduler's slice, to the tick), us.
     gateway : {"line-rate", "cpu"}
         The gateway forwards in hardware at line rate (only its links cost time),
         or as CPU work (``[costs.gateway]``) on its ``gateway_cpus`` cores.

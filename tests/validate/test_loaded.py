@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_engine_cpu import overload_cycle
 
 from sim.control.cluster import build_cluster
 from sim.spec.load import load_scenario
@@ -85,10 +86,12 @@ def test_background_on_another_core_leaves_the_probe_alone(model) -> None:
 
 
 def test_overload_on_one_core_drops_at_the_socket_buffer(model) -> None:
-    """Sender and receiver on one core: per scheduler slice L the sender sends L / W,
-    the socket buffer keeps C (``rmem_default`` over the skb truesize), the rest is
-    lost there; then the receiver reads the C (R each). The model's run (40 ms after
-    warm-up, ~9 cycles of L + C R) is off by at most one partial cycle: 1/9.
+    """Sender and receiver on one core: the receiver reads each datagram at once while
+    it is owed time, then waits out a scheduler slice L (the sender sends L / W, the
+    socket buffer keeps C, ``rmem_default`` over the skb truesize, the rest is lost
+    there) and reads the C (R each): :func:`test_engine_cpu.overload_cycle`. The
+    model's run (390 ms after warm-up, ~20 cycles) is off by at most one partial
+    cycle: 1/20.
     """
     cl, ov = model
     dp = load_scenario(ARTICLE, ov).datapath
@@ -100,8 +103,8 @@ def test_overload_on_one_core_drops_at_the_socket_buffer(model) -> None:
     kernel = {"rcvbuf_drops": 10, "backlog_drops": 0, "delivered": 90, "delivered_pps": 45.0}
     got = compare_overload(ARTICLE, ov, SAME, kernel)
     assert got["kernel"] == got["model"] == "socket buffer"
-    assert got["model_drop_fraction"] == pytest.approx(1 - cap * w_us / slice_us, rel=1 / 9)
-    expect_pps = 1e6 * cap / (slice_us + cap * r_us)
-    assert got["model_delivered_pps"] == pytest.approx(expect_pps, rel=1 / 9)
+    loss, pps = overload_cycle(w_us, r_us, cap, slice_us)
+    assert got["model_drop_fraction"] == pytest.approx(loss, rel=1 / 20)
+    assert got["model_delivered_pps"] == pytest.approx(pps, rel=1 / 20)
     assert predict_saturation(ARTICLE, ov, *SAME, 64)["drops"] == {}  # separate cores
     assert drop_location(0, 0) == "none" and drop_location(1, 2) == "backlog"

@@ -20,11 +20,13 @@ element's step is the reference's, operation for operation:
   sends (its slice) and runs on the core at once;
 * receiving thread (:meth:`sim.engine.cpu.Reader.arrive`): the socket buffer
   admits the datagram's truesize or drops it; while the reader has datagrams
-  waiting, or a sending thread of its core holds the core, the datagram waits
-  (its bytes reserved); else its ``recvfrom`` segment joins the core at once.
-  The wake-up re-arms while the holder still sends within its slice, else reads
-  every waiting datagram back to back and starts the holder's next slice after
-  them.
+  waiting, or a sending thread of its core holds the core and the reader is
+  owed no time (its lag), the datagram waits (its bytes reserved); else its
+  ``recvfrom`` segment joins the core at once (costing a reader that preempts
+  the holder half its work in lag). The wake-up re-arms while the holder still
+  sends within its slice, else reads every waiting datagram back to back,
+  credits the reader half its wait less half the work read, and starts the
+  holder's next slice after them.
 
 A source's next packet is created after its packet's first event, as in
 :mod:`.kernel`.
@@ -88,6 +90,7 @@ from sim.engine.stations import UNLIMITED
 QH_HEAD, QH_COUNT, QH_BYTES = range(3)
 TH_HEAD, TH_COUNT, TH_ARMED = range(3)
 RS_HEAD, RS_COUNT, RS_HOLDER = range(3)
+RL_LAG, RL_READ, RL_WAIT = range(3)  # a reader's lag (s), last preemptive read, wait start
 # float state of a sending thread: busy until, start of its run of sends (s)
 TF_BUSY, TF_SLICE = range(2)
 # a gate's verdict on an event (a drop is the reason, >= 0)
@@ -231,12 +234,13 @@ def _wake_at(rd, t, now, rd_f, tf):
 
 
 @njit(cache=True)
-def _read_gate(rd, pid, now, size, rd_i, rd_f, rs, rp, core_threads, ts, tf, q_i, qs, qt, qb):
+def _read_gate(rd, pid, now, size, work, rd_i, rd_f, rs, rl, rp, core_threads, ts, tf,
+               q_i, qs, qt, qb):  # fmt: skip
     """Pass a datagram by its reader (``Reader.arrive``): ``(verdict, charge, wake time)``.
 
-    The verdict is the socket buffer's drop reason, RUN (its ``recvfrom`` joins
-    the core now; ``charge`` bytes to hold) or WAIT; a wake time >= 0 arms the
-    reader's wake-up.
+    The verdict is the socket buffer's drop reason, RUN (its ``recvfrom``, of
+    ``work`` seconds, joins the core now; ``charge`` bytes to hold) or WAIT; a
+    wake time >= 0 arms the reader's wake-up.
     """
     charge = np.int64(rd_f[rd, R_TS_A] + rd_f[rd, R_TS_B] * size)
     q = rd_i[rd, R_SOCK]
@@ -251,7 +255,14 @@ def _read_gate(rd, pid, now, size, rd_i, rd_f, rs, rp, core_threads, ts, tf, q_i
                 break
         if holder < 0:
             return RUN, charge, -1.0
+        if rl[rd, RL_LAG] > 0.0:  # owed time: wake-up preemption
+            rl[rd, RL_LAG] -= 0.5 * work
+            rl[rd, RL_READ] = now
+            return RUN, charge, -1.0
+        if rl[rd, RL_READ] >= tf[holder, TF_SLICE]:
+            tf[holder, TF_SLICE] = now
         rs[rd, RS_HOLDER] = holder
+        rl[rd, RL_WAIT] = now
         wake = _wake_at(rd, holder, now, rd_f, tf)
     base, cap = rd_i[rd, R0], rd_i[rd, RCAP]
     j = rs[rd, RS_HEAD] + rs[rd, RS_COUNT]
@@ -262,7 +273,7 @@ def _read_gate(rd, pid, now, size, rd_i, rd_f, rs, rp, core_threads, ts, tf, q_i
 
 
 @njit(cache=True)
-def _drain(rd, now, warm_s, n_rows, tab, rs, rp, tf, st, queues, packets, rows):
+def _drain(rd, now, warm_s, n_rows, tab, rs, rl, slice_s, rp, tf, st, queues, packets, rows):
     """``Reader._drain``: read every waiting datagram at ``now``; returns the row count."""
     rd_i, rt_start, rt_end, hop_a, hop_b, st_i = tab
     ss, sf, free, dt, hf = st
@@ -270,6 +281,7 @@ def _drain(rd, now, warm_s, n_rows, tab, rs, rp, tf, st, queues, packets, rows):
     pk, _, p_done = packets
     h_pkt, h_st, h_t = rows
     s, q, base, cap = rd_i[rd, R_CORE], rd_i[rd, R_SOCK], rd_i[rd, R0], rd_i[rd, RCAP]
+    owed = 0.5 * (now - rl[rd, RL_WAIT])
     while rs[rd, RS_COUNT] > 0:
         head = rs[rd, RS_HEAD]
         pid = rp[base + head]
@@ -279,6 +291,7 @@ def _drain(rd, now, warm_s, n_rows, tab, rs, rp, tf, st, queues, packets, rows):
         i = rt_start[r] + pk[pid, P_HOP]
         n = _in_system(s, now, -1.0, st_i, ss, dt)
         start = now if now > free[s] else free[s]
+        owed -= 0.5 * (hop_a[i] + hop_b[i] * size)
         dep = start + hop_a[i] + hop_b[i] * size
         free[s] = dep
         _in_system(s, now, dep, st_i, ss, dt)
@@ -289,6 +302,7 @@ def _drain(rd, now, warm_s, n_rows, tab, rs, rp, tf, st, queues, packets, rows):
             n_rows += 1
         p_done[pid], pk[pid, P_REASON] = dep, rt_end[r]  # the route's last segment
         _settle(q, free[s], q_i, qs, qt)
+    rl[rd, RL_LAG] = min(rl[rd, RL_LAG] + owed, slice_s)
     tf[rs[rd, RS_HOLDER], TF_SLICE] = free[s]  # the holder's next slice starts after them
     rs[rd, RS_HOLDER] = -1
     return n_rows
@@ -373,13 +387,16 @@ def _on_wake(rd, now, warm_s, n_rows, rt, tab, readers, gates, st, queues, packe
     """Wake reader ``rd`` up: ``(time to wake again or -1, rows)``; -1 read what waits."""
     rt_len, rt_end, rt_start, _ = rt
     _, st_i, _, _, hop_a, hop_b = tab
-    rd_i, rd_f, rs, rp, _ = readers
+    rd_i, rd_f, rs, rp, _, rl = readers
     ts, tf = gates[3], gates[5]
     t_wake = _wake(rd, now, rd_f, rs, ts, tf)
     if t_wake < 0.0:
         t6 = (rd_i, rt_start, rt_end, hop_a, hop_b, st_i)
         st5 = (st[0], st[1], st[2], st[3], st[7])
-        n_rows = _drain(rd, now, warm_s, n_rows, t6, rs, rp, tf, st5, queues, packets, rows)
+        slice_s = rd_f[rd, R_SLICE_S]
+        n_rows = _drain(
+            rd, now, warm_s, n_rows, t6, rs, rl, slice_s, rp, tf, st5, queues, packets, rows
+        )
     return t_wake, n_rows
 
 
@@ -406,7 +423,7 @@ def _loop(end_s, warm_s, arrivals, tab, rt, gates, readers, st, packets, rows, h
     rt_len, rt_end, rt_start, hop_station = rt
     st_f, st_i, q_i, hop_queue, hop_a, hop_b = tab
     hop_gate, hop_reader, th_i, ts, tw, tf = gates
-    rd_i, rd_f, rs, rp, core_threads = readers
+    rd_i, rd_f, rs, rp, core_threads, rl = readers
     ss, sf, free, dt, qs, qt, qb, hf = st
     pk, p_send, p_done = packets
     h_pkt, h_st, h_t = rows
@@ -436,9 +453,8 @@ def _loop(end_s, warm_s, arrivals, tab, rt, gates, readers, st, packets, rows, h
             s = hop_station[i] if rt_len[r] else -1
             rd = hop_reader[i] if s >= 0 else -1
         if rd >= 0:  # Reader.arrive
-            act, charge, t_push = _read_gate(
-                rd, pid, now, size, rd_i, rd_f, rs, rp, core_threads, ts, tf, q_i, qs, qt, qb
-            )
+            act, charge, t_push = _read_gate(rd, pid, now, size, hop_a[i] + hop_b[i] * size,
+                rd_i, rd_f, rs, rl, rp, core_threads, ts, tf, q_i, qs, qt, qb)  # fmt: skip
             c_push = -(wake0 + rd)
         elif pid >= 0:  # Thread.arrive or _release (no thread: run)
             g = hop_gate[i] if s >= 0 else -1
@@ -489,8 +505,10 @@ def _state(tab) -> tuple[tuple, tuple, tuple]:
     ts, tw, tf = np.zeros((n_th, 3), np.int64), np.zeros(tab.n_wait, np.int64), np.zeros((n_th, 2))
     rs = np.zeros((n_rd, 3), np.int64)
     rs[:, RS_HOLDER] = -1
+    rl = np.zeros((n_rd, 3))
+    rl[:, RL_READ] = -1.0
     gates = (tab.hop_gate, tab.hop_reader, tab.th_i, ts, tw, tf)
-    readers = (tab.rd_i, tab.rd_f, rs, np.zeros(tab.n_pend, np.int64), tab.core_threads)
+    readers = (tab.rd_i, tab.rd_f, rs, np.zeros(tab.n_pend, np.int64), tab.core_threads, rl)
     return st, gates, readers
 
 
