@@ -9,8 +9,9 @@ machine does not fail them, and a failed attempt is measured again up to
 :data:`ATTEMPTS` times. Drops: under a flood on separate cores, neither the
 kernel nor the model drops at the per-CPU backlog (the replica's path runs inline
 in the sender); in the overload (sender and receiver on one core, normal
-priority) both lose most at the same place: the socket buffer (the sender's
-scheduler slice fills it faster than the waiting receiver drains it).
+priority) both lose at the same place, the socket buffer (the sender's scheduler
+slice fills it while the receiver, owed no time, waits), and within a factor
+:data:`OVERLOAD_FACTOR` of each other's amount.
 """
 
 import os
@@ -35,6 +36,7 @@ OVERRIDES = {"pods": PODS, "flows": []}
 ATTEMPTS = 2
 SAT_TOL = 0.35
 P50_TOL = 0.40
+OVERLOAD_FACTOR = 2.0
 
 pytestmark = [
     requires_kernel,
@@ -81,7 +83,11 @@ def test_held_out_saturation_and_loaded_p50_within_bounds(replica, measured):
 
 
 def test_drop_location_matches_the_kernel(replica, measured):
-    """Floods on separate cores: never the backlog; the overload: the same place."""
+    """Floods on separate cores: never the backlog; the overload: the same place, and
+    about as much: within a factor :data:`OVERLOAD_FACTOR` of the kernel's loss and
+    delivered rate (the model's reader preempts its sender while owed time, then
+    waits out a slice, as the kernel's trace shows: ``docs/testbed.md``, round 4; a
+    reader always waiting out the slice lost 3.5 times the kernel's share)."""
     fit, _ = compare_loaded(ARTICLE, OVERRIDES, PAIRS, measured, cpus=2)
     floods = [r for by in measured["saturation"].values() for r in by.values()]
     assert all(r["backlog_drops"] == 0 for r in [*floods, measured["overload"]])
@@ -93,3 +99,7 @@ def test_drop_location_matches_the_kernel(replica, measured):
     # The overload (both ends on CPU 0): the same place dominates in kernel and model.
     where = compare_overload(ARTICLE, ov, PAIRS["same"], measured["overload"])
     assert where["kernel"] == where["model"] == "socket buffer", where
+    loss = where["model_drop_fraction"] / where["kernel_drop_fraction"]
+    pps = where["model_delivered_pps"] / where["kernel_delivered_pps"]
+    low, high = 1 / OVERLOAD_FACTOR, OVERLOAD_FACTOR
+    assert low < loss < high and low < pps < high, (loss, pps, where)
