@@ -225,6 +225,14 @@ DAMAGE = {
     ),
     "runs-garbage": (lambda r: (r / "runs.parquet").write_bytes(b"PAR1 nope"), "runs.parquet"),
     "stations-empty": (lambda r: (r / "stations_summary.csv").write_text(""), "stations_summary"),
+    "flow-stations-empty": (
+        lambda r: (r / "flow_stations_summary.csv").write_text(""),
+        "flow_stations_summary",
+    ),
+    "flow-stations-no-hop": (
+        lambda r: (r / "flow_stations_summary.csv").write_text("config,flow,station\n0,probe,x\n"),
+        "flow_stations_summary",
+    ),
 }
 
 
