@@ -55,14 +55,17 @@ def _png_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _at_breakdown(res: Results, df):
+    """``(at, x, rows)``: ``df``'s rows at the breakdown's x (all if x is not numeric)."""
+    at, x = breakdown_at(res), default_x(res)
+    return at, x, df if at is None else df[np.isclose(df[x].astype(float), float(at))]
+
+
 def _stations_table(res: Results) -> dict | None:
     """Per-station rows at the breakdown's value of x (stations a packet crossed)."""
-    st = res.stations
-    if st is None:
+    if res.stations is None:
         return None
-    at, x = breakdown_at(res), default_x(res)
-    if at is not None:
-        st = st[np.isclose(st[x].astype(float), float(at))]
+    at, x, st = _at_breakdown(res, res.stations)
     st = st[st["sojourn_mean_us.mean"].notna()]
     keys = ["config", *res.params, "station", "station_kind"]
     keys += ["node"] if "node" in st else []
@@ -71,12 +74,9 @@ def _stations_table(res: Results) -> dict | None:
 
 def _flow_stations_table(res: Results) -> dict | None:
     """Each measured flow's own rows per hop of its path, at the breakdown's value of x."""
-    fs = res.flow_stations
-    if fs is None:
+    if res.flow_stations is None:
         return None
-    at, x = breakdown_at(res), default_x(res)
-    if at is not None:
-        fs = fs[np.isclose(fs[x].astype(float), float(at))]
+    at, x, fs = _at_breakdown(res, res.flow_stations)
     s = res.summary
     measured = set(s.loc[s["role"] == "measured", "flow"]) or set(s["flow"])
     fs = fs[fs["flow"].isin(measured)]
