@@ -92,7 +92,8 @@ def simulate(
     dict of str to DataFrame
         ``flows``: one row per flow, the columns of a batch's ``runs`` table from
         ``flow`` on (latencies in us, throughput in Gbit/s); ``stations``: one row
-        per station; ``flow_stations``: one row per flow and hop of its path (the
+        per station; ``flow_stations``: one row per flow, direction (``forward``,
+        or ``reply`` for its replies or acknowledgements) and hop of its path (the
         flow's own packets and mean sojourn there, us: a station's row mixes every
         flow that crosses it); ``packets``: one row per packet.
     """

@@ -173,8 +173,9 @@ def test_flow_stations_are_each_flows_own_time_per_hop(by_jobs) -> None:
     fs = pd.read_parquet(by_jobs[1] / "flow_stations.parquet")
     assert list(fs.columns) == [
         "run_id", "config", "replication", "seed", *PARAMS,
-        "flow", "hop", "station", "station_kind", "packets", "sojourn_mean_us",
+        "flow", "direction", "hop", "station", "station_kind", "packets", "sojourn_mean_us",
     ]  # fmt: skip
+    assert set(fs["direction"]) == {"forward"}  # a poisson flow: no replies
     runs = pd.read_parquet(by_jobs[1] / "runs.parquet")
     for _, run in runs.iterrows():
         mine = fs[(fs["run_id"] == run["run_id"]) & (fs["flow"] == run["flow"])]
@@ -186,8 +187,8 @@ def test_flow_stations_are_each_flows_own_time_per_hop(by_jobs) -> None:
     np.testing.assert_allclose(both["sojourn_mean_us"], both["sojourn_mean_us_station"], rtol=1e-12)
     assert (both["station_kind"] == both["station_kind_station"]).all()
     sm = pd.read_csv(by_jobs[1] / "flow_stations_summary.csv")
-    keys = ["config", *PARAMS, "flow", "hop", "station", "station_kind", "n"]
-    assert list(sm.columns[:8]) == keys
+    keys = ["config", *PARAMS, "flow", "direction", "hop", "station", "station_kind", "n"]
+    assert list(sm.columns[:9]) == keys
     assert len(sm) == len(fs[["config", "flow", "hop"]].drop_duplicates())
     one = sm[(sm["config"] == 3) & (sm["hop"] == 0)].iloc[0]
     v = fs[(fs["config"] == 3) & (fs["hop"] == 0)]["sojourn_mean_us"].to_numpy()
@@ -221,7 +222,7 @@ def test_report_shows_each_flows_own_time_per_hop(by_jobs) -> None:
     page.feed(render_report(by_jobs[1]))
     rows = page.tables["flow_stations"]
     header = [t for _, t in rows[0]]
-    assert header == ["config", *PARAMS, "flow", "hop", "station", "station_kind",
+    assert header == ["config", *PARAMS, "flow", "direction", "hop", "station", "station_kind",
                       "sojourn_mean_us", "packets"]  # fmt: skip
     sm = pd.read_csv(by_jobs[1] / "flow_stations_summary.csv")
     want = sm[sm[X] == 4.0]  # the breakdown's x: the highest load without drops
@@ -275,3 +276,28 @@ def test_figures_never_import_the_batch_package() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_breakdown_of_a_round_trip_flow_crosses_both_paths(tmp_path) -> None:
+    """A request/response flow's bar is its requests' path, then its replies': the
+    stations its round trip crosses, each with the flow's own mean there."""
+    from sim.plots.breakdown import bars
+    from sim.plots.results import read_results
+
+    exp = Path(__file__).resolve().parents[1] / "experiments" / "cpu-noisy-neighbour.toml"
+    out = tmp_path / "res"
+    res = CliRunner().invoke(cli, ["run", str(exp), "--quick", "--out", str(out), "--no-plots"])
+    assert res.exit_code == 0, res.output
+    results = read_results(out)
+    at, drawn = bars(results)
+    sm = pd.read_csv(out / "flow_stations_summary.csv")
+    probe = [b for b in drawn if b.label.startswith("probe")]
+    assert probe and all(math.isnan(b.latency_us) for b in probe)  # round trips
+    for bar, config in zip(probe, sm[sm["flows.neighbour.rate_pps"] == at]["config"].unique(),
+                           strict=True):  # fmt: skip
+        rows = sm[(sm["config"] == config) & (sm["flow"] == "probe")]
+        fwd = rows[rows["direction"] == "forward"].sort_values("hop")
+        back = rows[rows["direction"] == "reply"].sort_values("hop")
+        assert len(fwd) and len(back)
+        want = [*fwd["sojourn_mean_us.mean"], *back["sojourn_mean_us.mean"]]
+        assert [s[2] for s in bar.segments] == want

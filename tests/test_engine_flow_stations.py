@@ -51,13 +51,14 @@ def _run(over: dict, record_hops: bool = True):
     return simulate(scn, duration_s=0.05, warmup_s=WARM_S, record_hops=record_hops)
 
 
-def _from_hop_rows(res, fi: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per hop of flow ``fi``'s path: packets and sojourn sum (s), from the per-hop rows.
-
-    A packet's k-th row is its k-th hop (a core may be visited at several hops).
-    """
-    path, _, _ = path_hops(res, fi)
-    routes = [r for r in res.flows[fi].routes if res.route_stations[r] == tuple(path)]
+def _from_hop_rows(res, fi: int, reply: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per hop of flow ``fi``'s path (or its replies'): packets and sojourn sum (s), from
+    the per-hop rows. A packet's k-th row is its k-th hop (a core may be visited at
+    several hops)."""
+    path, _, _ = path_hops(res, fi, reply)
+    st = res.flows[fi]
+    mine = st.reply_routes if reply else st.routes
+    routes = [r for r in mine if res.route_stations[r] == tuple(path)]
     n, soj = np.zeros(len(path), dtype=np.int64), np.zeros(len(path))
     h = res.hops
     mine = np.isin(res.packets["route"][h["packet"]], routes)
@@ -83,9 +84,13 @@ def test_flow_means_are_the_per_hop_records(case: str) -> None:
     res = _run(CASES[case])
     assert res.engine == "simpy"
     preempting = bool(CASES[case].get("datapath.realtime"))
-    for fi, st in enumerate(res.flows):
-        path, n, soj = path_hops(res, fi)
-        want_n, want_soj = _from_hop_rows(res, fi)
+    ways = [(fi, False) for fi in range(len(res.flows))]
+    ways += [(fi, True) for fi, st in enumerate(res.flows) if st.reply_routes]
+    assert len(ways) == len(FLOWS) + 1  # rr's replies
+    for fi, reply in ways:
+        st = res.flows[fi]
+        path, n, soj = path_hops(res, fi, reply)
+        want_n, want_soj = _from_hop_rows(res, fi, reply)
         assert path and n.sum() > 100, st.flow.name
         late = n - want_n
         assert late.min() >= 0 and late.max() <= int(preempting), (st.flow.name, n, want_n)
@@ -110,6 +115,7 @@ def test_flows_shares_add_up_to_each_station(case: str) -> None:
         assert soj[s.name] == pytest.approx(s.sojourn_sum_s, rel=1e-9, abs=1e-15), s.name
     rows = flow_station_rows(res, summarize(res))
     assert {r["flow"] for r in rows} == {f["name"] for f in FLOWS}
+    assert {r["flow"] for r in rows if r["direction"] == "reply"} == {"rr"}
     kinds = {s.name: s.kind for s in res.stations}
     assert all(r["station_kind"] == kinds[r["station"]] for r in rows)
 

@@ -7,11 +7,12 @@ Tables (tidy: one observation per row):
   ``drops.<reason>`` (every reason seen in the batch, 0 where none), ``path,
   warnings``.
 * stations: one row per (run, station).
-* flow stations: one row per (run, flow, hop of the flow's path): the flow's own
-  packets and mean sojourn at that station (a station's row mixes every flow).
+* flow stations: one row per (run, flow, direction, hop of the flow's path): the
+  flow's own packets (forward) or its replies (reply) and their mean sojourn at
+  that station (a station's row mixes every flow).
 * latency quantiles: one row per (run, flow), ``cdf.q000.0 ... cdf.q099.9`` (us).
 * summaries: per (configuration, flow), (configuration, station) and
-  (configuration, flow, hop), mean, 95 % Student-t half-width and count of every
+  (configuration, flow, direction, hop), mean, 95 % Student-t half-width and count of every
   numeric metric (:func:`sim.analysis.stats.summarize_groups`).
 """
 
@@ -113,16 +114,16 @@ def flow_stations_table(records: Sequence[dict], params: Sequence[str]) -> pd.Da
 
 
 def flow_stations_summary_table(hops: pd.DataFrame, params: Sequence[str]) -> pd.DataFrame:
-    """Summarize flow stations per (configuration, flow, hop).
+    """Summarize flow stations per (configuration, flow, direction, hop).
 
-    Columns: ``config, <params>, flow, hop, station, station_kind, n``, then
-    ``packets`` and ``sojourn_mean_us`` as ``M.mean, M.ci95, M.n``.
+    Columns: ``config, <params>, flow, direction, hop, station, station_kind, n``,
+    then ``packets`` and ``sojourn_mean_us`` as ``M.mean, M.ci95, M.n``.
     """
     if hops.empty:
         return hops
-    carry = ("config", *params, "flow", "hop", "station", "station_kind")
+    carry = ("config", *params, "flow", "direction", "hop", "station", "station_kind")
     metrics = ("packets", "sojourn_mean_us")
-    return summarize_groups(hops, ("config", "flow", "hop"), carry, metrics)
+    return summarize_groups(hops, ("config", "flow", "direction", "hop"), carry, metrics)
 
 
 #: Files of a results directory read by :func:`load_results`, by table name.

@@ -47,7 +47,9 @@ DROPS_PREFIX = "drops."
 CDF_PERCENTS = tuple(float(p) for p in range(0, 101)) + (99.9,)
 CDF_PREFIX = "cdf."
 #: Columns of a flow-station row, in order (one row per hop of a flow's path).
-FLOW_STATION_COLUMNS = ("flow", "hop", "station", "station_kind", "packets", "sojourn_mean_us")
+FLOW_STATION_COLUMNS = (
+    "flow", "direction", "hop", "station", "station_kind", "packets", "sojourn_mean_us",
+)  # fmt: skip
 #: Columns of a station row, in order (after ``station``).
 STATION_COLUMNS = (
     "station_kind",
@@ -156,26 +158,30 @@ def station_rows(res: RunResult, sm: dict) -> list[dict[str, Any]]:
 
 
 def flow_station_rows(res: RunResult, sm: dict) -> list[dict[str, Any]]:
-    """One row per flow and hop of its path: the flow's own time at each station.
+    """One row per flow, direction and hop of its path: the flow's own time at each station.
 
-    ``hop`` counts from 0 along ``path``; ``packets`` are the flow's packets the
-    station took at that hop after the warm-up and ``sojourn_mean_us`` their
-    mean time there (queueing and service, NaN for none). A station's own row
-    (:func:`station_rows`) averages over every flow that crosses it.
+    ``direction`` is ``forward`` (the flow's packets, along ``path``) or ``reply``
+    (its replies or acknowledgements, along ``reply_path``); ``hop`` counts from 0
+    along that path; ``packets`` are the flow's packets the station took at that
+    hop after the warm-up and ``sojourn_mean_us`` their mean time there (queueing
+    and service, NaN for none). A station's own row (:func:`station_rows`)
+    averages over every flow that crosses it.
     """
     kinds = {s.name: s.kind for s in res.stations}
     rows = []
     for st in res.flows:
         f = sm["flows"][st.flow.name]
-        for hop, station in enumerate(f["path"]):
-            rows.append(
-                {
-                    "flow": st.flow.name,
-                    "hop": hop,
-                    "station": station,
-                    "station_kind": kinds[station],
-                    "packets": f["path_packets"][hop],
-                    "sojourn_mean_us": f["path_sojourn_us"][hop],
-                }
-            )
+        for direction, key in (("forward", "path"), ("reply", "reply_path")):
+            for hop, station in enumerate(f.get(key, ())):
+                rows.append(
+                    {
+                        "flow": st.flow.name,
+                        "direction": direction,
+                        "hop": hop,
+                        "station": station,
+                        "station_kind": kinds[station],
+                        "packets": f[f"{key}_packets"][hop],
+                        "sojourn_mean_us": f[f"{key}_sojourn_us"][hop],
+                    }
+                )
     return rows

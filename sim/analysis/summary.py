@@ -19,6 +19,8 @@ utilization = busy time / (servers x window); time-averaged number in system
 A flow's ``path_sojourn_us`` is its own packets' mean sojourn at each hop of its
 ``path`` (counted by the same rule, over the flow's forward routes on that
 path): where flows share a station, the station's mean mixes them, this does not.
+A flow with replies or acknowledgements has the same for their path
+(``reply_path``, ``reply_path_packets``, ``reply_path_sojourn_us``).
 """
 
 from __future__ import annotations
@@ -121,23 +123,39 @@ def flow_latencies_s(res: RunResult) -> dict[str, np.ndarray]:
     }
 
 
-def path_hops(res: RunResult, fi: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+def path_hops(
+    res: RunResult, fi: int, reply: bool = False
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Flow ``fi``'s path and, per hop, its packets and their sojourn sum (s).
 
-    The path is the flow's first forward route's stations; the counts add up
-    every forward route of the flow on that same path (packets arriving at the
-    hop at or after the warm-up).
+    The path is the flow's first forward route's stations (with ``reply``: its
+    first reply or acknowledgement route's); the counts add up every such route
+    of the flow on that same path (packets arriving at the hop at or after the
+    warm-up).
     """
     st = res.flows[fi]
-    if not st.routes:
+    routes = st.reply_routes if reply else st.routes
+    if not routes:
         return [], np.zeros(0, dtype=np.int64), np.zeros(0)
-    path = res.route_stations[st.routes[0]]
+    path = res.route_stations[routes[0]]
     n, soj = np.zeros(len(path), dtype=np.int64), np.zeros(len(path))
-    for r in st.routes:
+    for r in routes:
         if res.route_stations[r] == path and r < len(res.hop_packets):
             n += res.hop_packets[r]
             soj += res.hop_sojourn_s[r]
     return list(path), n, soj
+
+
+def _path_entry(res: RunResult, fi: int, name: str) -> dict:
+    """``name``, ``name_packets``, ``name_sojourn_us`` (us) of flow ``fi``'s path or reply path."""
+    path, hop_n, hop_s = path_hops(res, fi, reply=name == "reply_path")
+    return {
+        name: path,
+        f"{name}_packets": hop_n.tolist(),
+        f"{name}_sojourn_us": [
+            s / n * 1e6 if n else math.nan for s, n in zip(hop_s, hop_n, strict=True)
+        ],
+    }
 
 
 def _flow_entry(res: RunResult, fi: int, pkt_flow, pkt_reply) -> dict:
@@ -155,22 +173,18 @@ def _flow_entry(res: RunResult, fi: int, pkt_flow, pkt_reply) -> dict:
     lat = done[dmask] - send[dmask]
     got_in_window = (pkt_flow == fi) & ~pkt_reply & (reason == 0) & (done >= t0) & (done < t1)
     bits = float(size[got_in_window].sum()) * 8.0
-    path, hop_n, hop_s = path_hops(res, fi)
     entry = {
         "kind": f.kind,
         "src": f.src,
         "dst": f.dst,
-        "path": path,
-        "path_packets": hop_n.tolist(),
-        "path_sojourn_us": [
-            s / n * 1e6 if n else math.nan for s, n in zip(hop_s, hop_n, strict=True)
-        ],
+        **_path_entry(res, fi, "path"),
         "offered_pps": None if math.isnan(st.rate_pps) else st.rate_pps,
         **c,
         "latency_us": _latency_stats_us(lat),
         "throughput_gbps": bits / window / 1e9,
     }
     if st.reply_routes:
+        entry.update(_path_entry(res, fi, "reply_path"))
         rc = _counts(in_window & (pkt_flow == fi) & pkt_reply, done, reason, t1, res.reasons)
         rc.pop("delivered_mask")
         for why, n in rc["drops_by_reason"].items():

@@ -3,7 +3,7 @@
 A run's record is ``{"flows": [...], "stations": [...], "flow_stations": [...]}``:
 one row per flow of the run (measured and background,
 :func:`sim.analysis.rows.flow_rows`), one per station
-(:func:`sim.analysis.rows.station_rows`) and one per flow and hop of its path
+(:func:`sim.analysis.rows.station_rows`) and one per flow, direction and hop of its path
 (:func:`sim.analysis.rows.flow_station_rows`), each prefixed with the
 run's identity (``run_id, config, replication, seed``) and its swept parameter
 values; plus ``"tcp_series"`` when a tcp flow records its window

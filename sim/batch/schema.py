@@ -5,8 +5,8 @@ the record :func:`sim.batch.runner.execute` returns. Every row starts with the
 run's identity columns and swept parameter values; a flow row then has its name,
 role and kind, counts, metrics (numbers; NaN where undefined), ``drops.*``
 counts, latency quantiles (``cdf.*``), the path and warnings (text); a station
-row its name, kind, node and figures; a flow-station row its flow, hop, station,
-kind, packets and mean sojourn; ``tcp_series`` (only when a tcp flow asked
+row its name, kind, node and figures; a flow-station row its flow, direction,
+hop, station, kind, packets and mean sojourn; ``tcp_series`` (only when a tcp flow asked
 for it) rows of its cwnd/goodput series. A file that does not fit (a list, ``null``,
 no flow rows, a metric that is a string, no flow-station rows as podnetsim
 before them wrote) is damaged: the resume moves it aside and runs it again.
@@ -40,7 +40,7 @@ NUMERIC_PREFIXES = (CDF_PREFIX, DROPS_PREFIX)
 STATION_TEXT = ("station", "station_kind", "node")
 STATION_INTS = ("queue_max_pkts", "drops")
 STATION_FLOATS = ("utilization", "wait_mean_us", "sojourn_mean_us", "queue_mean_pkts")
-HOP_TEXT = ("flow", "station", "station_kind")
+HOP_TEXT = ("flow", "direction", "station", "station_kind")
 #: Why a run file of podnetsim before the tidy tables (one flat ``row``) is refused.
 OLD_FORMAT = "written by an older podnetsim (one row per run, before the tidy tables)"
 #: Why a run file of podnetsim before per-flow station means is refused.

@@ -1,6 +1,7 @@
 """Where a packet spends its time: per-station bars from ``flow_stations_summary.csv``.
 
-A flow's bar is the stations of its path in order, each segment the flow's own
+A flow's bar is the stations of its path in order (a request/response flow's,
+then those of its replies' path: its round trip), each segment the flow's own
 packets' mean sojourn (queueing + service) at that hop, coloured by the
 ``station_kind`` the engine recorded, never by parsing the station's name. What
 the stations do not account for of the flow's mean one-way latency (link
@@ -75,8 +76,9 @@ def bars(res: Results) -> tuple[object, list[Bar]]:
     out = []
     for _, row in measured.iterrows():
         label = ", ".join([str(row["flow"]), *(_value(p, row[p]) for p in res.params if p != x)])
-        lat = math.nan if row["kind"] in RTT_KINDS else float(row["latency_mean_us.mean"])
-        out.append(Bar(label, _segments(res, row["config"], row["flow"]), lat))
+        rtt = row["kind"] in RTT_KINDS
+        lat = math.nan if rtt else float(row["latency_mean_us.mean"])
+        out.append(Bar(label, _segments(res, row["config"], row["flow"], rtt), lat))
     return at, [b for b in out if b.segments]
 
 
@@ -85,10 +87,14 @@ def per_flow(res: Results) -> bool:
     return res.flow_stations is not None
 
 
-def _segments(res: Results, config, flow: str) -> list[tuple[str, str, float]]:
+def _segments(res: Results, config, flow: str, rtt: bool) -> list[tuple[str, str, float]]:
     if per_flow(res):
         fs = res.flow_stations
-        hit = fs[(fs["config"] == config) & (fs["flow"] == flow)].sort_values("hop")
+        hit = fs[(fs["config"] == config) & (fs["flow"] == flow)]
+        ways = ["forward", "reply"] if rtt else ["forward"]
+        hit = hit[hit["direction"].isin(ways)]
+        order = hit["direction"].map({w: i for i, w in enumerate(ways)})
+        hit = hit.assign(_way=order).sort_values(["_way", "hop"])
         cols = ["station", "station_kind", "sojourn_mean_us.mean"]
         rows = hit[cols].itertuples(index=False)
         return [(str(n), str(k), float(v)) for n, k, v in rows if math.isfinite(float(v))]

@@ -3,8 +3,8 @@
 The batch writes ``runs.parquet`` (one row per run and flow), ``summary.csv``
 (per configuration and flow: ``M.mean``, ``M.ci95``, ``M.n``),
 ``stations_summary.csv`` (per configuration and station, with ``station_kind``),
-``flow_stations_summary.csv`` (per configuration, flow and hop of its path: the
-flow's own mean sojourn at each station) and ``manifest.json`` (``swept``,
+``flow_stations_summary.csv`` (per configuration, flow, direction and hop of its
+path: the flow's own mean sojourn at each station) and ``manifest.json`` (``swept``,
 ``units``, ``[plots]`` ...). Figures and the report draw from the summaries,
 so a number in a figure is the number in the table. A damaged or foreign
 directory is one line naming the file.
@@ -25,7 +25,9 @@ SUMMARY_KEYS = ("config", "flow", "role", "kind", "n")
 #: Columns of ``stations_summary.csv`` the breakdown reads.
 STATIONS_KEYS = ("config", "station", "station_kind", "sojourn_mean_us.mean")
 #: Columns of ``flow_stations_summary.csv`` the breakdown reads.
-FLOW_STATIONS_KEYS = ("config", "flow", "hop", "station", "station_kind", "sojourn_mean_us.mean")
+FLOW_STATIONS_KEYS = (
+    "config", "flow", "direction", "hop", "station", "station_kind", "sojourn_mean_us.mean",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

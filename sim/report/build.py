@@ -80,7 +80,7 @@ def _flow_stations_table(res: Results) -> dict | None:
     s = res.summary
     measured = set(s.loc[s["role"] == "measured", "flow"]) or set(s["flow"])
     fs = fs[fs["flow"].isin(measured)]
-    keys = ["config", *res.params, "flow", "hop", "station", "station_kind"]
+    keys = ["config", *res.params, "flow", "direction", "hop", "station", "station_kind"]
     return {"at": at, "x": x, **table(fs, keys, FLOW_STATION_METRICS)}
 
 
