@@ -394,8 +394,9 @@ class Reader:
     out a slice earns it half the wait, and the read-back after it costs half
     the work read. So a flood alternates datagram by datagram until the lag is
     spent, then the reader waits out one slice, as the kernel's trace shows
-    (``docs/testbed.md``, round 4). Lag is kept within one slice either way
-    (EEVDF bounds it by its slice or tick). A real-time reader never waits for a
+    (``docs/testbed.md``, round 4). The time owed is capped at one slice (EEVDF
+    bounds lag by its slice or tick); a debt (a read-back longer than the wait
+    before it) is not bounded, and later waits pay it back. A real-time reader never waits for a
     normal sender; between real-time threads (``SCHED_FIFO``) there is no
     wake-up preemption.
 
