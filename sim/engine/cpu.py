@@ -321,11 +321,14 @@ class Thread:
         The core the thread runs on (``pin``/``placement``).
     rt : bool, default False
         The thread runs at real-time priority (``[datapath] realtime``).
+    pod : str, default ""
+        The endpoint (pod, node, host) whose sends it makes.
     """
 
-    def __init__(self, core: Core, rt: bool = False) -> None:
+    def __init__(self, core: Core, rt: bool = False, pod: str = "") -> None:
         self.core = core
         self.rt = rt
+        self.pod = pod
         core.has_rt = core.has_rt or rt
         self.index = core.index  # routes list the core, whose work this is
         self.busy_until = 0.0
@@ -396,7 +399,11 @@ class Reader:
     spent, then the reader waits out one slice, as the kernel's trace shows
     (``docs/testbed.md``, round 4). The time owed is capped at one slice (EEVDF
     bounds lag by its slice or tick); a debt (a read-back longer than the wait
-    before it) is not bounded, and later waits pay it back. A real-time reader never waits for a
+    before it) is not bounded, and later waits pay it back. Only another
+    endpoint's thread is such a rival: the model's sending thread of the reader's
+    own endpoint stands for sends a real receiver makes from its own context
+    (TCP's acknowledgements, a server's replies), so there the reader waits as
+    for any holder and keeps no lag. A real-time reader never waits for a
     normal sender; between real-time threads (``SCHED_FIFO``) there is no
     wake-up preemption.
 
@@ -413,13 +420,22 @@ class Reader:
     rt : bool, default False
         The thread runs at real-time priority: it preempts normal-priority senders
         instead of waiting for their slice.
+    pod : str, default ""
+        The endpoint (pod, node, host) whose socket it reads.
     """
 
     def __init__(
-        self, core: Core, sock: Queue, slice_s: float, truesize: tuple, rt: bool = False
+        self,
+        core: Core,
+        sock: Queue,
+        slice_s: float,
+        truesize: tuple,
+        rt: bool = False,
+        pod: str = "",
     ) -> None:
         self.core = core
         self.rt = rt
+        self.pod = pod
         core.has_rt = core.has_rt or rt
         self.index = core.index
         self.sock = sock
@@ -459,7 +475,8 @@ class Reader:
             self.sock.reserve(charge)
             return
         holder = next((t for t in core.threads if t.holds(now) and t.rt >= self.rt), None)
-        preempt = holder is not None and not self.rt and self.lag_s > 0.0
+        rival = holder is not None and not self.rt and holder.pod != self.pod
+        preempt = rival and self.lag_s > 0.0
         if holder is None or preempt:
             if preempt:  # owed time: EEVDF runs the woken reader at once
                 self.lag_s -= 0.5 * self._work_s(ev.pkt)
@@ -467,7 +484,7 @@ class Reader:
             core.arrive(ev, self.rt)
             self.sock.hold(core.last_dep, charge)
             return
-        if self.read_at >= holder.slice_start:  # it alternated with the reader until now:
+        if rival and self.read_at >= holder.slice_start:  # it alternated with the reader:
             holder.slice_start = now  # the slice the reader now waits out starts here
         self.holder = holder
         self.wait_from = now
@@ -492,15 +509,17 @@ class Reader:
     def _drain(self, wake) -> None:
         """Read every waiting datagram (the holder's slice is over), then let the holder resume."""
         now, core = wake.at, self.core
+        h = self.holder
+        rival = h is not None and not self.rt and h.pod != self.pod
         owed = 0.5 * (now - self.wait_from)  # runnable, not running, beside the holder
         while self.pending:
             ev = self.pending.popleft()
             ev.at = now
-            if not self.rt:
+            if rival:
                 owed -= 0.5 * self._work_s(ev.pkt)
             core.arrive(ev, self.rt)
             self.sock.settle(core.last_dep)
-        if not self.rt:
+        if rival:
             self.lag_s = min(self.lag_s + owed, self.slice_s)
         if self.holder is not None:
             self.holder.slice_start = core.last_dep

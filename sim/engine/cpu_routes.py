@@ -128,7 +128,7 @@ class CpuPlane:
         """Return the sending thread of an endpoint (one per pod, container, node or host)."""
         th = self.threads.get(ep.name)
         if th is None:
-            th = self.threads[ep.name] = Thread(self.core(core), self._rt(ep))
+            th = self.threads[ep.name] = Thread(self.core(core), self._rt(ep), ep.name)
         return th
 
     def reader(self, ep: Endpoint, core: str) -> Reader:
@@ -138,7 +138,8 @@ class CpuPlane:
             dp = self.dp
             sock = self.queue(ep.name, None, dp.rmem_default_bytes, "socket receive buffer full")
             truesize = (dp.skb_truesize_base_bytes, dp.skb_truesize_per_byte)
-            rd = Reader(self.core(core), sock, dp.sched_slice_us * US, truesize, self._rt(ep))
+            rt = self._rt(ep)
+            rd = Reader(self.core(core), sock, dp.sched_slice_us * US, truesize, rt, ep.name)
             self.readers[ep.name] = rd
         return rd
 

@@ -178,7 +178,11 @@ def _readers(readers: _Index, queues: _Index, threads: _Index) -> tuple:
     rd_f = np.zeros((max(len(readers.objs), 1), 3))
     core_threads: list[int] = []
     for k, rd in enumerate(readers.objs):
-        ths = [threads.add(th, 0) for th in rd.core.threads]
+        # another endpoint's thread as its index, the reader's own as -(index + 1)
+        ths = [
+            threads.add(th, 0) if th.pod != rd.pod else -threads.add(th, 0) - 1
+            for th in rd.core.threads
+        ]
         rd_i[k, :R0] = (rd.index, queues.add(rd.sock, 0), len(core_threads), len(ths))
         core_threads += ths
         rd_f[k] = (rd.slice_s, *rd.truesize)

@@ -90,7 +90,8 @@ from sim.engine.stations import UNLIMITED
 QH_HEAD, QH_COUNT, QH_BYTES = range(3)
 TH_HEAD, TH_COUNT, TH_ARMED = range(3)
 RS_HEAD, RS_COUNT, RS_HOLDER = range(3)
-RL_LAG, RL_READ, RL_WAIT = range(3)  # a reader's lag (s), last preemptive read, wait start
+# a reader's lag (s), last preemptive read, wait start, waiting for a rival (1.0) or not
+RL_LAG, RL_READ, RL_WAIT, RL_RIVAL = range(4)
 # float state of a sending thread: busy until, start of its run of sends (s)
 TF_BUSY, TF_SLICE = range(2)
 # a gate's verdict on an event (a drop is the reason, >= 0)
@@ -248,21 +249,23 @@ def _read_gate(rd, pid, now, size, work, rd_i, rd_f, rs, rl, rp, core_threads, t
         return q_i[q, Q_REASON], charge, -1.0
     wake = -1.0
     if rs[rd, RS_COUNT] == 0:
-        holder = -1
+        holder, rival = -1, False
         for k in range(rd_i[rd, R_TH0], rd_i[rd, R_TH0] + rd_i[rd, R_THN]):
-            if _holds(core_threads[k], now, ts, tf):
-                holder = core_threads[k]
+            c = core_threads[k]  # another endpoint's thread, or -(own + 1)
+            if _holds(c if c >= 0 else -c - 1, now, ts, tf):
+                holder, rival = (c, True) if c >= 0 else (-c - 1, False)
                 break
         if holder < 0:
             return RUN, charge, -1.0
-        if rl[rd, RL_LAG] > 0.0:  # owed time: wake-up preemption
+        if rival and rl[rd, RL_LAG] > 0.0:  # owed time: wake-up preemption
             rl[rd, RL_LAG] -= 0.5 * work
             rl[rd, RL_READ] = now
             return RUN, charge, -1.0
-        if rl[rd, RL_READ] >= tf[holder, TF_SLICE]:
+        if rival and rl[rd, RL_READ] >= tf[holder, TF_SLICE]:
             tf[holder, TF_SLICE] = now
         rs[rd, RS_HOLDER] = holder
         rl[rd, RL_WAIT] = now
+        rl[rd, RL_RIVAL] = 1.0 if rival else 0.0
         wake = _wake_at(rd, holder, now, rd_f, tf)
     base, cap = rd_i[rd, R0], rd_i[rd, RCAP]
     j = rs[rd, RS_HEAD] + rs[rd, RS_COUNT]
@@ -281,6 +284,7 @@ def _drain(rd, now, warm_s, n_rows, tab, rs, rl, slice_s, rp, tf, st, queues, pa
     pk, _, p_done = packets
     h_pkt, h_st, h_t = rows
     s, q, base, cap = rd_i[rd, R_CORE], rd_i[rd, R_SOCK], rd_i[rd, R0], rd_i[rd, RCAP]
+    rival = rl[rd, RL_RIVAL] != 0.0
     owed = 0.5 * (now - rl[rd, RL_WAIT])
     while rs[rd, RS_COUNT] > 0:
         head = rs[rd, RS_HEAD]
@@ -291,7 +295,8 @@ def _drain(rd, now, warm_s, n_rows, tab, rs, rl, slice_s, rp, tf, st, queues, pa
         i = rt_start[r] + pk[pid, P_HOP]
         n = _in_system(s, now, -1.0, st_i, ss, dt)
         start = now if now > free[s] else free[s]
-        owed -= 0.5 * (hop_a[i] + hop_b[i] * size)
+        if rival:
+            owed -= 0.5 * (hop_a[i] + hop_b[i] * size)
         dep = start + hop_a[i] + hop_b[i] * size
         free[s] = dep
         _in_system(s, now, dep, st_i, ss, dt)
@@ -302,7 +307,8 @@ def _drain(rd, now, warm_s, n_rows, tab, rs, rl, slice_s, rp, tf, st, queues, pa
             n_rows += 1
         p_done[pid], pk[pid, P_REASON] = dep, rt_end[r]  # the route's last segment
         _settle(q, free[s], q_i, qs, qt)
-    rl[rd, RL_LAG] = min(rl[rd, RL_LAG] + owed, slice_s)
+    if rival:
+        rl[rd, RL_LAG] = min(rl[rd, RL_LAG] + owed, slice_s)
     tf[rs[rd, RS_HOLDER], TF_SLICE] = free[s]  # the holder's next slice starts after them
     rs[rd, RS_HOLDER] = -1
     return n_rows
@@ -505,7 +511,7 @@ def _state(tab) -> tuple[tuple, tuple, tuple]:
     ts, tw, tf = np.zeros((n_th, 3), np.int64), np.zeros(tab.n_wait, np.int64), np.zeros((n_th, 2))
     rs = np.zeros((n_rd, 3), np.int64)
     rs[:, RS_HOLDER] = -1
-    rl = np.zeros((n_rd, 3))
+    rl = np.zeros((n_rd, 4))
     rl[:, RL_READ] = -1.0
     gates = (tab.hop_gate, tab.hop_reader, tab.th_i, ts, tw, tf)
     readers = (tab.rd_i, tab.rd_f, rs, np.zeros(tab.n_pend, np.int64), tab.core_threads, rl)
