@@ -112,7 +112,7 @@ def test_overload_on_one_core_drops_at_the_socket_buffer(model) -> None:
 
 def test_a_tcp_receiver_is_not_held_back_by_its_own_acknowledgements() -> None:
     """The model's sending thread of a TCP receiver (its acknowledgements) is not a
-    rival it keeps scheduler lag against: with the costs a stop's CI fitted (idle p50
+    rival it keeps scheduler lag against: with the costs one real-kernel test run fitted (idle p50
     17.786 us same-node, 26.989 cross-node; no per-byte cost), the reader once fell
     behind its own acks, its socket buffer overflowed and the connection stalled for
     the 200 ms minimum RTO: 0 Gbit/s. It delivers without a drop."""
