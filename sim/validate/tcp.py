@@ -34,6 +34,7 @@ from pathlib import Path
 
 from sim.analysis.summary import summarize
 from sim.control.cluster import Cluster, build_cluster
+from sim.errors import UserError
 from sim.spec.load import load_scenario
 from sim.validate.compare import flow, row, run_flows
 from sim.validate.loaded import LoadedFit, elements_one_way, fit_element_us
@@ -127,7 +128,15 @@ def fit_tcp(
     def inverse(per_byte_ns: float) -> float:
         fit = replace(base, per_byte_ns=per_byte_ns)
         ov = {**overrides, **fit.overrides(cl)}
-        return 1.0 / predict_tcp_gbps(scenario, ov, *same, 1, pin)
+        gbps = predict_tcp_gbps(scenario, ov, *same, 1, pin)
+        if not gbps > 0:
+            raise UserError(
+                f"the CPU model delivers no TCP goodput with the costs fitted to the idle "
+                f"round trips ({fit}): its connection stalls",
+                field="idle",
+                fix="measure again on a quiet machine; if it persists, report the measurements",
+            )
+        return 1.0 / gbps
 
     per_byte = _solve(inverse, 1.0 / same_gbps)
     return replace(base, per_byte_ns=per_byte)

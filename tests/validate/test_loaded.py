@@ -128,3 +128,16 @@ def test_a_tcp_receiver_is_not_held_back_by_its_own_acknowledgements() -> None:
     ov = {**over, **replace(fit, per_byte_ns=0.0).overrides(cl)}
     pin = {"client": 0, "api": 0, "web": 1}
     assert predict_tcp_gbps(ARTICLE, ov, *SAME, 1, pin) > 10.0
+
+
+def test_a_tcp_fit_on_which_the_model_stalls_is_one_clear_error(monkeypatch) -> None:
+    """A fit whose model connection delivers nothing is a UserError naming it, not a
+    ZeroDivisionError from the per-byte solver."""
+    import sim.validate.tcp as tcp
+    from sim.errors import UserError
+
+    monkeypatch.setattr(tcp, "predict_tcp_gbps", lambda *a, **k: 0.0)
+    over = {"pods": [{"name": "web", "node": "node1"}, {"name": "client", "node": "node1"},
+                     {"name": "api", "node": "node2"}], "flows": []}  # fmt: skip
+    with pytest.raises(UserError, match="no TCP goodput"):
+        tcp.fit_tcp(ARTICLE, over, SAME, CROSS, {"same": 17.8, "cross": 27.0}, 5.0, 2, {})
