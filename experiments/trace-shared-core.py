@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -77,14 +78,29 @@ def report(payload: int, flood: dict, runs: dict) -> None:
         click.echo(f"    runs by length (us, from): {by_length}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Arguments whose errors are one line and exit 2."""
+
+    def error(self, message: str) -> None:
+        """Say what is wrong and how to call it, in one line; exit 2."""
+        click.echo(f"trace-shared-core: {message}. Fix: [--seconds 1-10]", err=True)
+        raise SystemExit(2)
+
+
+def _terminated(signum: int, frame) -> None:
+    """SIGTERM: leave through ``main``'s clean-up, exit 143."""
+    raise SystemExit(143)
+
+
 def main() -> int:
-    """Trace the shared-core flood for 64 B and 1400 B payloads; 0 on success."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Trace the shared-core flood for 64 B and 1400 B payloads; 0 on success, 130 on Ctrl-C."""
+    ap = _Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="length of each flood (1-10 s)")
     args = ap.parse_args()
     if os.geteuid() != 0 or not 1.0 <= args.seconds <= 10.0:
         click.echo("run as root, with --seconds from 1 to 10", err=True)
         return 2
+    signal.signal(signal.SIGTERM, _terminated)  # clean up as on Ctrl-C, then exit 143
     mounted = not (TRACING / "trace").exists()
     if mounted:
         subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACING)], check=True)
@@ -103,6 +119,9 @@ def main() -> int:
                                duration_s=args.seconds)  # fmt: skip
             _write("tracing_on", "0")
             report(payload, flood, runs_us((TRACING / "trace").read_text()))
+    except KeyboardInterrupt:
+        click.echo("trace-shared-core: interrupted; the replica and trace removed", err=True)
+        return 130
     finally:
         _write("tracing_on", "0")
         _write("set_event", "")
